@@ -1,0 +1,10 @@
+//! On-disk configuration: paths, node.yaml, atomic writes, durations.
+
+pub mod atomic;
+pub mod duration;
+pub mod init;
+pub mod node;
+pub mod paths;
+
+pub use node::NodeConfig;
+pub use paths::{Env, StatePaths};

@@ -1,0 +1,154 @@
+//! `node.yaml`: this node's own settings (SPEC §2). Never replicated.
+//!
+//! Invariant: a loaded `NodeConfig` has been validated (advertise is
+//! HOST:PORT, bind address is an IP, port in range).
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::atomic::{write_atomic, FileMode};
+use crate::crypto::Fingerprint;
+use qu_raft::NodeId;
+
+pub const DEFAULT_BIND_ADDR: &str = "0.0.0.0";
+pub const DEFAULT_PORT: u16 = 9001;
+
+/// The contents of node.yaml.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub node_id: NodeId,
+    pub bind_addr: IpAddr,
+    pub bind_port: u16,
+    /// HOST:PORT other nodes dial.
+    pub advertise: String,
+    /// When non-empty, the only fingerprints allowed to claim this node
+    /// while it is fresh (`qu init --join-from`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub join_from: Vec<Fingerprint>,
+}
+
+/// Errors reading, validating or writing node.yaml.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{path} is not valid node.yaml: {detail}")]
+    Parse { path: PathBuf, detail: String },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Checks an advertise address: `HOST:PORT` or `[V6]:PORT`, port 1–65535.
+pub fn validate_advertise(advertise: &str) -> Result<(), NodeConfigError> {
+    let bad = |why: &str| {
+        NodeConfigError::Invalid(format!(
+            "--advertise {advertise:?} {why}: give the HOST:PORT other nodes can reach, e.g. alpha.example.com:9001 or [2001:db8::1]:9001"
+        ))
+    };
+    let (host, port) = advertise
+        .rsplit_once(':')
+        .ok_or_else(|| bad("has no port"))?;
+    if host.is_empty() {
+        return Err(bad("has no host"));
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err(bad("is an IPv6 address without brackets"));
+    }
+    if host.contains(char::is_whitespace) || host.contains('/') {
+        return Err(bad("is not a host name"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(bad("has no valid port (1-65535)")),
+    }
+}
+
+impl NodeConfig {
+    /// The socket address to listen on.
+    pub fn bind_socket(&self) -> SocketAddr {
+        SocketAddr::new(self.bind_addr, self.bind_port)
+    }
+
+    pub fn validate(&self) -> Result<(), NodeConfigError> {
+        validate_advertise(&self.advertise)
+    }
+
+    pub fn load(path: &Path) -> Result<NodeConfig, NodeConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| NodeConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let cfg: NodeConfig =
+            serde_yaml_ng::from_str(&text).map_err(|e| NodeConfigError::Parse {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })?;
+        cfg.validate().map_err(|e| NodeConfigError::Parse {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        Ok(cfg)
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), NodeConfigError> {
+        let text = serde_yaml_ng::to_string(self).map_err(|e| NodeConfigError::Invalid(e.to_string()))?;
+        write_atomic(path, text.as_bytes(), FileMode::Public).map_err(|source| {
+            NodeConfigError::Write {
+                path: path.to_path_buf(),
+                source,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertise_validation() {
+        assert!(validate_advertise("alpha.example.com:9001").is_ok());
+        assert!(validate_advertise("127.0.0.1:1").is_ok());
+        assert!(validate_advertise("[::1]:9001").is_ok());
+        for bad in ["alpha", "alpha:", ":9001", "alpha:0", "alpha:70000", "::1:9001", "a b:1"] {
+            let err = validate_advertise(bad).unwrap_err().to_string();
+            assert!(err.contains("--advertise"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn round_trips_through_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.yaml");
+        let cfg = NodeConfig {
+            node_id: NodeId(0xa7f3),
+            bind_addr: "0.0.0.0".parse().unwrap(),
+            bind_port: 9001,
+            advertise: "alpha:9001".into(),
+            join_from: vec![],
+        };
+        cfg.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("node_id: 000000000000a7f3"), "{text}");
+        assert_eq!(NodeConfig::load(&path).unwrap(), cfg);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.yaml");
+        std::fs::write(
+            &path,
+            "node_id: 000000000000a7f3\nbind_addr: 0.0.0.0\nbind_port: 9001\nadvertise: a:1\nbogus: 1\n",
+        )
+        .unwrap();
+        let err = NodeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("bogus"), "{err}");
+    }
+}

@@ -1,0 +1,156 @@
+//! The control socket: how the CLI talks to its local daemon (SPEC §2).
+//!
+//! A unix socket, mode 0600 in a 0700 directory we create; no TLS (file
+//! permissions are the guard). One length-prefixed JSON request per
+//! connection, one response. Every exchange has a deadline on both sides.
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::transport::frame::{read_frame, write_frame};
+use crate::trust::TrustEntry;
+use qu_raft::NodeId;
+
+/// Largest control message.
+const MAX_CONTROL_FRAME: usize = 4 * 1024 * 1024;
+
+/// What the CLI asks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum ControlRequest {
+    Status,
+    TrustList,
+    TrustRemove { node: String },
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum ControlReply {
+    Status(StatusReport),
+    TrustList { entries: Vec<TrustEntry> },
+    TrustRemoved {
+        entry: TrustEntry,
+        /// Open connections from the peer that were closed.
+        closed_connections: usize,
+        /// The peer is still a member of the replicated cluster.
+        still_member: bool,
+    },
+}
+
+/// An error the daemon reports for a request.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ControlError {
+    pub message: String,
+}
+
+/// What `qu status` shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub node_id: NodeId,
+    pub fingerprint: String,
+    pub advertise: String,
+    pub listen: String,
+    pub version: String,
+    pub uptime_secs: u64,
+    /// `fresh` until the node forms or joins a cluster.
+    pub cluster: String,
+}
+
+/// Errors of the CLI side.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the qu daemon at {} (is 'qu serve' running?)", .path.display())]
+    Unreachable { path: PathBuf },
+    #[error("the qu daemon at {} did not answer within {}", .path.display(), crate::config::duration::format(*.after))]
+    Timeout { path: PathBuf, after: Duration },
+    #[error("talking to the qu daemon at {}: {detail}", .path.display())]
+    Protocol { path: PathBuf, detail: String },
+    #[error("{0}")]
+    Daemon(#[from] ControlError),
+}
+
+/// Sends one request to the daemon and waits for the reply.
+pub async fn request(socket: &Path, req: &ControlRequest, deadline: Duration) -> Result<ControlReply, ClientError> {
+    let path = socket.to_path_buf();
+    let exchange = async {
+        let mut stream = UnixStream::connect(socket)
+            .await
+            .map_err(|_| ClientError::Unreachable { path: path.clone() })?;
+        let proto = |detail: String| ClientError::Protocol {
+            path: path.clone(),
+            detail,
+        };
+        let bytes = serde_json::to_vec(req).map_err(|e| proto(e.to_string()))?;
+        write_frame(&mut stream, &bytes).await.map_err(|e| proto(e.to_string()))?;
+        let reply = read_frame(&mut stream, MAX_CONTROL_FRAME)
+            .await
+            .map_err(|e| proto(e.to_string()))?
+            .ok_or_else(|| proto("the daemon closed the connection without answering".into()))?;
+        let reply: Result<ControlReply, ControlError> =
+            serde_json::from_slice(&reply).map_err(|e| proto(format!("unreadable reply: {e}")))?;
+        Ok(reply?)
+    };
+    tokio::time::timeout(deadline, exchange)
+        .await
+        .map_err(|_| ClientError::Timeout {
+            path: path.clone(),
+            after: deadline,
+        })?
+}
+
+/// Errors binding the control socket.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("another qu daemon is already serving the control socket {}; stop it first, or give this one its own --socket", .0.display())]
+    InUse(PathBuf),
+    #[error("cannot create the control socket {}: {source}", .path.display())]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// Binds the control socket: creates its directory (0700) if missing,
+/// replaces a stale socket file, refuses when a live daemon holds it, and
+/// sets the socket's mode to 0600.
+pub async fn bind(path: &Path) -> Result<UnixListener, BindError> {
+    let io_err = |source| BindError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            crate::config::atomic::create_private_dir(dir).map_err(io_err)?;
+        }
+    }
+    if path.exists() {
+        let live = tokio::time::timeout(Duration::from_secs(1), UnixStream::connect(path)).await;
+        if matches!(live, Ok(Ok(_))) {
+            return Err(BindError::InUse(path.to_path_buf()));
+        }
+        std::fs::remove_file(path).map_err(io_err)?;
+    }
+    let listener = UnixListener::bind(path).map_err(io_err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
+    Ok(listener)
+}
+
+/// Reads one request from a CLI connection, with a deadline.
+pub async fn read_request(stream: &mut UnixStream, deadline: Duration) -> Result<ControlRequest, String> {
+    let frame = tokio::time::timeout(deadline, read_frame(stream, MAX_CONTROL_FRAME))
+        .await
+        .map_err(|_| "no request within the deadline".to_string())?
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "closed before sending a request".to_string())?;
+    serde_json::from_slice(&frame).map_err(|e| format!("unknown or malformed request: {e}"))
+}
+
+/// Writes the reply to a CLI connection.
+pub async fn write_reply(stream: &mut UnixStream, reply: &Result<ControlReply, ControlError>) -> io::Result<()> {
+    let bytes = serde_json::to_vec(reply).map_err(io::Error::other)?;
+    write_frame(stream, &bytes).await
+}

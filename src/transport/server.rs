@@ -1,0 +1,352 @@
+//! The transport listener: accepts TCP, picks the path by ALPN, completes the
+//! TLS handshake within its deadline, then serves multiplexed requests.
+//!
+//! Invariants:
+//! - At most `max_unauthenticated` connections are handshaking or on the
+//!   hello path at once; past that, new connections are dropped at accept.
+//! - A member connection is served only after its certificate was checked
+//!   against the trust store; its `PeerIdentity` comes from that check.
+//! - A frame over the size limit or that is not JSON gets a `fatal` reply
+//!   and the connection is dropped; other connections are unaffected.
+//! - One slow handler never delays another request on the same connection:
+//!   each request runs in its own task and responses go out as they finish.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::LazyConfigAcceptor;
+
+use super::frame::{read_frame, write_frame, FrameError};
+use super::tls::{self, ALPN_HELLO, ALPN_MEMBER};
+use super::wire::{encode_fatal, encode_response, RequestFrame, RpcError};
+use super::{PeerIdentity, Service, SharedTrust, Stranger, TransportConfig};
+use crate::crypto::cert::fingerprint_of;
+use crate::crypto::Identity;
+use qu_raft::NodeId;
+
+/// Open member connections by peer, so they can be closed when the peer
+/// loses trust.
+#[derive(Default)]
+pub struct ConnRegistry {
+    next: AtomicU64,
+    conns: Mutex<HashMap<NodeId, HashMap<u64, Arc<Notify>>>>,
+}
+
+impl ConnRegistry {
+    fn register(&self, node: NodeId) -> (u64, Arc<Notify>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let kill = Arc::new(Notify::new());
+        if let Ok(mut map) = self.conns.lock() {
+            map.entry(node).or_default().insert(id, kill.clone());
+        }
+        (id, kill)
+    }
+
+    fn unregister(&self, node: NodeId, id: u64) {
+        if let Ok(mut map) = self.conns.lock() {
+            if let Some(set) = map.get_mut(&node) {
+                set.remove(&id);
+                if set.is_empty() {
+                    map.remove(&node);
+                }
+            }
+        }
+    }
+
+    /// Closes every open connection from `node`. Returns how many.
+    pub fn close_peer(&self, node: NodeId) -> usize {
+        let killed = self
+            .conns
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&node))
+            .unwrap_or_default();
+        for kill in killed.values() {
+            kill.notify_one();
+        }
+        killed.len()
+    }
+
+    /// How many member connections are open per peer.
+    pub fn open_counts(&self) -> HashMap<NodeId, usize> {
+        self.conns
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (*k, v.len())).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Everything a connection task needs.
+struct Ctx<M, S> {
+    cfg: TransportConfig,
+    trust: SharedTrust,
+    member_tls: Arc<rustls::ServerConfig>,
+    stranger_tls: Arc<rustls::ServerConfig>,
+    member: Arc<M>,
+    stranger: Arc<S>,
+    unauthenticated: Arc<Semaphore>,
+    registry: Arc<ConnRegistry>,
+}
+
+/// A running transport server.
+pub struct Server {
+    pub local_addr: SocketAddr,
+    pub registry: Arc<ConnRegistry>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Starts serving on an already bound listener until `shutdown` turns true.
+    pub fn start<M, S>(
+        listener: TcpListener,
+        identity: &Identity,
+        trust: SharedTrust,
+        member: Arc<M>,
+        stranger: Arc<S>,
+        cfg: TransportConfig,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<Server, tls::TlsConfigError>
+    where
+        M: Service<Caller = PeerIdentity>,
+        S: Service<Caller = Stranger>,
+    {
+        let local_addr = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let registry = Arc::new(ConnRegistry::default());
+        let ctx = Arc::new(Ctx {
+            member_tls: tls::member_server_config(identity, trust.clone())?,
+            stranger_tls: tls::stranger_server_config(identity)?,
+            unauthenticated: Arc::new(Semaphore::new(cfg.max_unauthenticated)),
+            cfg,
+            trust,
+            member,
+            stranger,
+            registry: registry.clone(),
+        });
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok((tcp, addr)) => {
+                            let Ok(permit) = ctx.unauthenticated.clone().try_acquire_owned() else {
+                                tracing::warn!(%addr, "dropping connection: too many unauthenticated connections");
+                                continue;
+                            };
+                            let _ = tcp.set_nodelay(true);
+                            tokio::spawn(handle(tcp, addr, ctx.clone(), permit));
+                        }
+                        Err(e) => {
+                            tracing::warn!("accept failed: {e}");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Server {
+            local_addr,
+            registry,
+            task,
+        })
+    }
+
+    /// Stops accepting; open connections end on their own deadlines.
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+enum Path {
+    Member,
+    Stranger,
+}
+
+async fn handle<M, S>(tcp: TcpStream, addr: SocketAddr, ctx: Arc<Ctx<M, S>>, permit: OwnedSemaphorePermit)
+where
+    M: Service<Caller = PeerIdentity>,
+    S: Service<Caller = Stranger>,
+{
+    let handshake = async {
+        let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp)
+            .await
+            .map_err(|e| format!("bad client hello: {e}"))?;
+        let hello = start.client_hello();
+        let offered: Vec<Vec<u8>> = hello
+            .alpn()
+            .map(|it| it.map(|p| p.to_vec()).collect())
+            .unwrap_or_default();
+        let path = if offered.iter().any(|p| p == ALPN_MEMBER) {
+            Path::Member
+        } else if offered.iter().any(|p| p == ALPN_HELLO) {
+            Path::Stranger
+        } else {
+            return Err("client offered no qu protocol (ALPN)".to_string());
+        };
+        let config = match path {
+            Path::Member => ctx.member_tls.clone(),
+            Path::Stranger => ctx.stranger_tls.clone(),
+        };
+        let stream = start
+            .into_stream(config)
+            .await
+            .map_err(|e| format!("handshake failed: {e}"))?;
+        Ok((path, stream))
+    };
+    let (path, stream) = match tokio::time::timeout(ctx.cfg.handshake_timeout, handshake).await {
+        Err(_) => {
+            tracing::debug!(%addr, "dropping connection: no TLS handshake within {:?}", ctx.cfg.handshake_timeout);
+            return;
+        }
+        Ok(Err(why)) => {
+            tracing::debug!(%addr, "dropping connection: {why}");
+            return;
+        }
+        Ok(Ok(v)) => v,
+    };
+    let peer_cert = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.clone().into_owned());
+    match path {
+        Path::Member => {
+            // The verifier already checked; look again to bind the identity
+            // the handler will see to this very certificate.
+            let Some(cert) = peer_cert else { return };
+            let (node_id, fingerprint) = match tls::check_member_cert(&ctx.trust, &cert) {
+                Ok(v) => v,
+                Err(why) => {
+                    tracing::warn!(%addr, "refused member connection: {why}");
+                    return;
+                }
+            };
+            drop(permit);
+            let (conn_id, kill) = ctx.registry.register(node_id);
+            let caller = PeerIdentity {
+                node_id,
+                fingerprint,
+            };
+            serve_conn(stream, caller, ctx.member.clone(), &ctx.cfg, kill).await;
+            ctx.registry.unregister(node_id, conn_id);
+        }
+        Path::Stranger => {
+            let fingerprint = peer_cert.as_ref().and_then(|c| fingerprint_of(c).ok());
+            let caller = Stranger {
+                fingerprint,
+                cert: peer_cert,
+            };
+            let kill = Arc::new(Notify::new());
+            let _ = tokio::time::timeout(
+                ctx.cfg.stranger_lifetime,
+                serve_conn(stream, caller, ctx.stranger.clone(), &ctx.cfg, kill),
+            )
+            .await;
+            drop(permit);
+        }
+    }
+}
+
+enum Outgoing {
+    Frame(Vec<u8>),
+    /// Send this frame, then close the connection.
+    Last(Vec<u8>),
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Outgoing>) {
+    while let Some(out) = rx.recv().await {
+        match out {
+            Outgoing::Frame(bytes) => {
+                if write_frame(&mut w, &bytes).await.is_err() {
+                    return;
+                }
+            }
+            Outgoing::Last(bytes) => {
+                let _ = write_frame(&mut w, &bytes).await;
+                let _ = w.shutdown().await;
+                return;
+            }
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+/// Serves requests on one authenticated connection until it ends.
+async fn serve_conn<IO, Svc>(
+    stream: IO,
+    caller: Svc::Caller,
+    svc: Arc<Svc>,
+    cfg: &TransportConfig,
+    kill: Arc<Notify>,
+) where
+    IO: AsyncRead + AsyncWrite + Send + 'static,
+    Svc: Service,
+{
+    let (mut rd, wr) = tokio::io::split(stream);
+    let (tx, rx) = mpsc::channel::<Outgoing>(cfg.max_in_flight.max(1));
+    let writer = tokio::spawn(write_loop(wr, rx));
+    let in_flight = Arc::new(Semaphore::new(cfg.max_in_flight.max(1)));
+    loop {
+        let read = tokio::select! {
+            _ = kill.notified() => {
+                writer.abort();
+                return;
+            }
+            r = tokio::time::timeout(cfg.idle_timeout, read_frame(&mut rd, cfg.max_frame)) => r,
+        };
+        let bytes = match read {
+            Err(_) if in_flight.available_permits() < cfg.max_in_flight.max(1) => continue,
+            Err(_) => break, // idle
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(bytes))) => bytes,
+            Ok(Err(e @ FrameError::TooLarge { .. })) => {
+                tracing::warn!("closing connection: {e}");
+                let _ = tx.send(Outgoing::Last(encode_fatal(&e.to_string()))).await;
+                break;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!("connection ended: {e}");
+                break;
+            }
+        };
+        let frame: RequestFrame = match serde_json::from_slice(&bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                let why = format!("malformed frame: {e}");
+                tracing::warn!("closing connection: {why}");
+                let _ = tx.send(Outgoing::Last(encode_fatal(&why))).await;
+                break;
+            }
+        };
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            break;
+        };
+        let (svc, tx, caller) = (svc.clone(), tx.clone(), caller.clone());
+        tokio::spawn(async move {
+            let reply = match serde_json::from_str::<Svc::Request>(frame.req.get()) {
+                Ok(req) => svc.call(caller, req).await.and_then(|resp| {
+                    serde_json::value::to_raw_value(&resp)
+                        .map_err(|e| RpcError::internal(format!("cannot encode response: {e}")))
+                }),
+                Err(e) => Err(RpcError::bad_request(format!(
+                    "unknown or malformed request: {e}"
+                ))),
+            };
+            let _ = tx.send(Outgoing::Frame(encode_response(frame.id, &reply))).await;
+            drop(permit);
+        });
+    }
+    drop(tx);
+    // Let queued responses (and a fatal frame) go out, within a deadline.
+    let mut writer = writer;
+    if tokio::time::timeout(cfg.request_timeout, &mut writer).await.is_err() {
+        writer.abort();
+    }
+}
