@@ -60,7 +60,11 @@ impl Service for TestService {
     type Caller = PeerIdentity;
     type Request = TestReq;
     type Response = TestResp;
-    async fn call(self: Arc<Self>, caller: PeerIdentity, req: TestReq) -> Result<TestResp, RpcError> {
+    async fn call(
+        self: Arc<Self>,
+        caller: PeerIdentity,
+        req: TestReq,
+    ) -> Result<TestResp, RpcError> {
         match req {
             TestReq::WhoAmI => Ok(TestResp::You {
                 node: caller.node_id,
@@ -157,7 +161,10 @@ async fn pinned_peer_is_served_and_identified_by_its_certificate() {
     let a = pool.connection(&server_addr(&r)).await.unwrap();
     let b = pool.connection(&server_addr(&r)).await.unwrap();
     assert!(Arc::ptr_eq(&a, &b));
-    assert_eq!(r.server.registry.open_counts().get(&client.node_id), Some(&1));
+    assert_eq!(
+        r.server.registry.open_counts().get(&client.node_id),
+        Some(&1)
+    );
 }
 
 #[tokio::test]
@@ -170,9 +177,16 @@ async fn unpinned_peer_is_refused_before_any_request() {
         .call::<_, TestResp>(&server_addr(&r), &TestReq::WhoAmI)
         .await
         .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(3), "refusal took {:?}", started.elapsed());
     assert!(
-        matches!(err, TransportError::Closed { .. } | TransportError::Handshake { .. }),
+        started.elapsed() < Duration::from_secs(3),
+        "refusal took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(
+            err,
+            TransportError::Closed { .. } | TransportError::Handshake { .. }
+        ),
         "unexpected error: {err}"
     );
     assert!(r.server.registry.open_counts().is_empty());
@@ -189,7 +203,10 @@ async fn certificate_claiming_another_node_id_is_refused() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, TransportError::Closed { .. } | TransportError::Handshake { .. }),
+        matches!(
+            err,
+            TransportError::Closed { .. } | TransportError::Handshake { .. }
+        ),
         "unexpected error: {err}"
     );
 
@@ -206,7 +223,10 @@ async fn certificate_claiming_another_node_id_is_refused() {
         .call::<_, TestResp>(&wrong, &TestReq::WhoAmI)
         .await
         .unwrap_err();
-    assert!(matches!(err, TransportError::Handshake { .. }), "unexpected error: {err}");
+    assert!(
+        matches!(err, TransportError::Handshake { .. }),
+        "unexpected error: {err}"
+    );
     let wrong_key = PeerAddr {
         node_id: ids()[0].node_id,
         fingerprint: ids()[2].fingerprint,
@@ -216,7 +236,10 @@ async fn certificate_claiming_another_node_id_is_refused() {
         .call::<_, TestResp>(&wrong_key, &TestReq::WhoAmI)
         .await
         .unwrap_err();
-    assert!(matches!(err, TransportError::Handshake { .. }), "unexpected error: {err}");
+    assert!(
+        matches!(err, TransportError::Handshake { .. }),
+        "unexpected error: {err}"
+    );
 }
 
 /// Reads until EOF or error; returns how long it took.
@@ -242,7 +265,10 @@ async fn plain_tcp_client_that_never_handshakes_is_dropped_at_the_deadline() {
     let took = time_until_closed(tcp, Duration::from_secs(5))
         .await
         .expect("server kept a silent connection open past its handshake deadline");
-    assert!(took >= Duration::from_millis(400), "closed too early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(400),
+        "closed too early: {took:?}"
+    );
     assert!(took < Duration::from_secs(2), "closed too late: {took:?}");
 }
 
@@ -262,7 +288,10 @@ async fn unauthenticated_connections_are_capped() {
             assert!(took < Duration::from_millis(500));
             break;
         }
-        assert!(Instant::now() < deadline, "third connection was never refused at the cap");
+        assert!(
+            Instant::now() < deadline,
+            "third connection was never refused at the cap"
+        );
     }
 }
 
@@ -302,7 +331,10 @@ async fn hello_path_returns_the_identity_and_serves_nothing_else() {
 }
 
 /// A raw TLS stream on the member path, for sending hand-made frames.
-async fn raw_member_stream(r: &Running, me: &Identity) -> tokio_rustls::client::TlsStream<TcpStream> {
+async fn raw_member_stream(
+    r: &Running,
+    me: &Identity,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
     let cfg = tls::member_client_config(me, ids()[0].node_id, ids()[0].fingerprint).unwrap();
     let tcp = TcpStream::connect(&r.addr).await.unwrap();
     tokio_rustls::TlsConnector::from(cfg)
@@ -311,7 +343,10 @@ async fn raw_member_stream(r: &Running, me: &Identity) -> tokio_rustls::client::
         .unwrap()
 }
 
-async fn expect_fatal_then_close(stream: &mut tokio_rustls::client::TlsStream<TcpStream>, needle: &str) {
+async fn expect_fatal_then_close(
+    stream: &mut tokio_rustls::client::TlsStream<TcpStream>,
+    needle: &str,
+) {
     let frame = tokio::time::timeout(Duration::from_secs(3), read_frame(stream, 1 << 20))
         .await
         .expect("no reply within 3s")
@@ -319,11 +354,17 @@ async fn expect_fatal_then_close(stream: &mut tokio_rustls::client::TlsStream<Tc
         .expect("closed without a fatal frame");
     let v: serde_json::Value = serde_json::from_slice(&frame).unwrap();
     let fatal = v["fatal"].as_str().unwrap_or_default().to_string();
-    assert!(fatal.contains(needle), "fatal message {fatal:?} lacks {needle:?}");
+    assert!(
+        fatal.contains(needle),
+        "fatal message {fatal:?} lacks {needle:?}"
+    );
     let next = tokio::time::timeout(Duration::from_secs(3), read_frame(stream, 1 << 20))
         .await
         .expect("connection not closed after the fatal frame");
-    assert!(matches!(next, Ok(None) | Err(_)), "connection still delivering frames");
+    assert!(
+        matches!(next, Ok(None) | Err(_)),
+        "connection still delivering frames"
+    );
 }
 
 #[tokio::test]
@@ -342,7 +383,9 @@ async fn oversized_and_malformed_frames_are_refused_and_others_still_served() {
 
     // An unknown request in a valid envelope is an error reply, not a drop.
     let mut odd = raw_member_stream(&r, client).await;
-    write_frame(&mut odd, br#"{"id":7,"req":{"m":"Nope"}}"#).await.unwrap();
+    write_frame(&mut odd, br#"{"id":7,"req":{"m":"Nope"}}"#)
+        .await
+        .unwrap();
     let reply = read_frame(&mut odd, 1 << 20).await.unwrap().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&reply).unwrap();
     assert_eq!(v["id"], 7);
@@ -350,7 +393,12 @@ async fn oversized_and_malformed_frames_are_refused_and_others_still_served() {
 
     let pool = Pool::new(client.clone(), test_config());
     let resp: TestResp = pool.call(&server_addr(&r), &TestReq::WhoAmI).await.unwrap();
-    assert_eq!(resp, TestResp::You { node: client.node_id });
+    assert_eq!(
+        resp,
+        TestResp::You {
+            node: client.node_id
+        }
+    );
 }
 
 #[tokio::test]
@@ -370,8 +418,16 @@ async fn a_slow_request_does_not_delay_a_fast_one_on_the_same_connection() {
     };
     let ((slow_resp, slow_took), (fast, fast_took)) =
         tokio::join!(timed(TestReq::Sleep { ms: 1500 }), timed(TestReq::WhoAmI));
-    assert_eq!(fast, TestResp::You { node: client.node_id });
-    assert!(fast_took < Duration::from_millis(700), "fast call waited {fast_took:?}");
+    assert_eq!(
+        fast,
+        TestResp::You {
+            node: client.node_id
+        }
+    );
+    assert!(
+        fast_took < Duration::from_millis(700),
+        "fast call waited {fast_took:?}"
+    );
     assert_eq!(slow_resp, TestResp::Slept);
     assert!(slow_took >= Duration::from_millis(1500));
     assert!(fast_took < slow_took);
@@ -384,7 +440,11 @@ async fn request_deadline_is_enforced() {
     let pool = Pool::new(client.clone(), test_config());
     let started = Instant::now();
     let err = pool
-        .call_within::<_, TestResp>(&server_addr(&r), &TestReq::Sleep { ms: 3000 }, Duration::from_millis(300))
+        .call_within::<_, TestResp>(
+            &server_addr(&r),
+            &TestReq::Sleep { ms: 3000 },
+            Duration::from_millis(300),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, TransportError::Timeout { .. }), "{err}");
@@ -403,7 +463,10 @@ async fn removing_trust_closes_open_connections_and_refuses_new_ones() {
     assert_eq!(r.server.registry.close_peer(client.node_id), 1);
     let deadline = Instant::now() + Duration::from_secs(3);
     while !conn.is_closed() {
-        assert!(Instant::now() < deadline, "connection stayed open after trust removal");
+        assert!(
+            Instant::now() < deadline,
+            "connection stayed open after trust removal"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let err = pool
@@ -411,7 +474,10 @@ async fn removing_trust_closes_open_connections_and_refuses_new_ones() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, TransportError::Closed { .. } | TransportError::Handshake { .. }),
+        matches!(
+            err,
+            TransportError::Closed { .. } | TransportError::Handshake { .. }
+        ),
         "{err}"
     );
 }
@@ -429,6 +495,9 @@ async fn connect_to_a_dead_address_fails_within_its_deadline() {
         fingerprint: ids()[0].fingerprint,
         advertise: format!("127.0.0.1:{port}"),
     };
-    let err = pool.call::<_, TestResp>(&peer, &TestReq::WhoAmI).await.unwrap_err();
+    let err = pool
+        .call::<_, TestResp>(&peer, &TestReq::WhoAmI)
+        .await
+        .unwrap_err();
     assert!(matches!(err, TransportError::Connect { .. }), "{err}");
 }

@@ -22,7 +22,10 @@ pub enum NodeIdError {
     #[error("no node id starts with {0:?}")]
     NoMatch(String),
     #[error("{prefix:?} is ambiguous: it matches {}", .matches.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(", "))]
-    Ambiguous { prefix: String, matches: Vec<NodeId> },
+    Ambiguous {
+        prefix: String,
+        matches: Vec<NodeId>,
+    },
 }
 
 impl NodeId {

@@ -23,10 +23,22 @@ const ABOUT: &str = "qu: quorum-based uptime monitor. A few nodes watch the same
 #[command(name = "qu", version, about = ABOUT, propagate_version = true)]
 pub struct Cli {
     /// State directory [default: /etc/quptime as root, else $XDG_CONFIG_HOME/quptime or ~/.config/quptime]
-    #[arg(long, global = true, env = "QUPTIME_DIR", value_name = "DIR", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "QUPTIME_DIR",
+        value_name = "DIR",
+        hide_env_values = true
+    )]
     pub dir: Option<PathBuf>,
     /// Control socket [default: /var/run/quptime/quptime.sock as root, else $XDG_RUNTIME_DIR/quptime/quptime.sock]
-    #[arg(long, global = true, env = "QUPTIME_SOCKET", value_name = "PATH", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "QUPTIME_SOCKET",
+        value_name = "PATH",
+        hide_env_values = true
+    )]
     pub socket: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
@@ -163,13 +175,18 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 println!("listen       {}", s.listen);
                 println!("advertise    {}", s.advertise);
                 println!("cluster      {}", s.cluster);
-                println!("uptime       {}", crate::config::duration::format(Duration::from_secs(s.uptime_secs)));
+                println!(
+                    "uptime       {}",
+                    crate::config::duration::format(Duration::from_secs(s.uptime_secs))
+                );
                 println!("version      {}", s.version);
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Trust(TrustCommand::List(args)) => {
-            let ControlReply::TrustList { entries } = ask(&env, ControlRequest::TrustList, Duration::from_secs(10))? else {
+            let ControlReply::TrustList { entries } =
+                ask(&env, ControlRequest::TrustList, Duration::from_secs(10))?
+            else {
                 return Err(unexpected());
             };
             if args.json {
@@ -187,7 +204,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                         ]
                     })
                     .collect();
-                print!("{}", table::render(&["NODE_ID", "ADVERTISE", "FINGERPRINT", "SOURCE", "ADDED"], &rows));
+                print!(
+                    "{}",
+                    table::render(
+                        &["NODE_ID", "ADVERTISE", "FINGERPRINT", "SOURCE", "ADDED"],
+                        &rows
+                    )
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -196,7 +219,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 entry,
                 closed_connections,
                 still_member,
-            } = ask(&env, ControlRequest::TrustRemove { node }, Duration::from_secs(10))?
+            } = ask(
+                &env,
+                ControlRequest::TrustRemove { node },
+                Duration::from_secs(10),
+            )?
             else {
                 return Err(unexpected());
             };
@@ -213,7 +240,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
 }
 
 fn unexpected() -> Failure {
-    Failure::from("the daemon sent an unexpected reply (is the CLI the same version as the daemon?)")
+    Failure::from(
+        "the daemon sent an unexpected reply (is the CLI the same version as the daemon?)",
+    )
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<(), Failure> {
@@ -238,7 +267,11 @@ fn cmd_init(env: &Env, args: InitArgs) -> Result<ExitCode, Failure> {
         join_from: args.join_from,
     };
     let out = init_node(&paths, &opts)?;
-    println!("initialised node {} in {}", out.node.node_id, out.dir.display());
+    println!(
+        "initialised node {} in {}",
+        out.node.node_id,
+        out.dir.display()
+    );
     println!("node id      {}", out.node.node_id);
     println!("fingerprint  {}", out.fingerprint);
     println!("listen       {}", out.node.bind_socket());

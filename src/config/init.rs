@@ -40,7 +40,10 @@ pub enum InitError {
     #[error("{0}")]
     Invalid(#[from] NodeConfigError),
     #[error("cannot create {}: {source}", .dir.display())]
-    CreateDir { dir: PathBuf, source: std::io::Error },
+    CreateDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Identity(#[from] IdentityError),
     #[error("{0}")]

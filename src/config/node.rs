@@ -97,7 +97,8 @@ impl NodeConfig {
     }
 
     pub fn save(&self, path: &Path) -> Result<(), NodeConfigError> {
-        let text = serde_yaml_ng::to_string(self).map_err(|e| NodeConfigError::Invalid(e.to_string()))?;
+        let text =
+            serde_yaml_ng::to_string(self).map_err(|e| NodeConfigError::Invalid(e.to_string()))?;
         write_atomic(path, text.as_bytes(), FileMode::Public).map_err(|source| {
             NodeConfigError::Write {
                 path: path.to_path_buf(),
@@ -116,7 +117,15 @@ mod tests {
         assert!(validate_advertise("alpha.example.com:9001").is_ok());
         assert!(validate_advertise("127.0.0.1:1").is_ok());
         assert!(validate_advertise("[::1]:9001").is_ok());
-        for bad in ["alpha", "alpha:", ":9001", "alpha:0", "alpha:70000", "::1:9001", "a b:1"] {
+        for bad in [
+            "alpha",
+            "alpha:",
+            ":9001",
+            "alpha:0",
+            "alpha:70000",
+            "::1:9001",
+            "a b:1",
+        ] {
             let err = validate_advertise(bad).unwrap_err().to_string();
             assert!(err.contains("--advertise"), "{bad}: {err}");
         }

@@ -31,7 +31,9 @@ pub fn node_dns_name(id: NodeId) -> String {
 pub fn fingerprint_of(cert: &CertificateDer<'_>) -> Result<Fingerprint, CertError> {
     let parsed =
         webpki::EndEntityCert::try_from(cert).map_err(|e| CertError::Parse(e.to_string()))?;
-    Ok(Fingerprint::of_spki(parsed.subject_public_key_info().as_ref()))
+    Ok(Fingerprint::of_spki(
+        parsed.subject_public_key_info().as_ref(),
+    ))
 }
 
 /// The node id the certificate claims.
@@ -56,7 +58,9 @@ pub mod der_b64 {
         s.serialize_str(&STANDARD.encode(c.as_ref()))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<CertificateDer<'static>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<CertificateDer<'static>, D::Error> {
         let s = String::deserialize(d)?;
         STANDARD
             .decode(s.as_bytes())

@@ -54,7 +54,9 @@ impl FromStr for Fingerprint {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || FingerprintParseError(s.to_string());
         let b64 = s.trim().strip_prefix(PREFIX).ok_or_else(err)?;
-        let bytes = STANDARD_NO_PAD.decode(b64.trim_end_matches('=')).map_err(|_| err())?;
+        let bytes = STANDARD_NO_PAD
+            .decode(b64.trim_end_matches('='))
+            .map_err(|_| err())?;
         let arr: [u8; 32] = bytes.try_into().map_err(|_| err())?;
         Ok(Fingerprint(arr))
     }
@@ -82,7 +84,11 @@ mod tests {
         let fp = Fingerprint::of_spki(b"example");
         let text = fp.to_string();
         assert!(text.starts_with("SHA256:"));
-        assert_eq!(text.len(), 7 + 43, "unpadded base64 of 32 bytes is 43 chars");
+        assert_eq!(
+            text.len(),
+            7 + 43,
+            "unpadded base64 of 32 bytes is 43 chars"
+        );
         assert!(!text.ends_with('='));
         assert_eq!(text.parse::<Fingerprint>().unwrap(), fp);
     }

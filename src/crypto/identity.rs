@@ -11,8 +11,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair, PublicKeyData,
-    KeyUsagePurpose, RsaKeySize, SanType, PKCS_RSA_SHA256,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair,
+    KeyUsagePurpose, PublicKeyData, RsaKeySize, SanType, PKCS_RSA_SHA256,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -165,8 +165,7 @@ impl Identity {
             .map_err(|e| pem_err("private key", e.to_string()))?;
         let fingerprint =
             fingerprint_of(&cert).map_err(|e| pem_err("certificate", e.to_string()))?;
-        let node_id =
-            claimed_node_id(&cert).map_err(|e| pem_err("certificate", e.to_string()))?;
+        let node_id = claimed_node_id(&cert).map_err(|e| pem_err("certificate", e.to_string()))?;
         // The key must be the certificate's: compare public keys.
         let pair = KeyPair::try_from(&key).map_err(|e| pem_err("private key", e.to_string()))?;
         if Fingerprint::of_spki(&pair.subject_public_key_info()) != fingerprint {

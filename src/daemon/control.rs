@@ -33,7 +33,9 @@ pub enum ControlRequest {
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum ControlReply {
     Status(StatusReport),
-    TrustList { entries: Vec<TrustEntry> },
+    TrustList {
+        entries: Vec<TrustEntry>,
+    },
     TrustRemoved {
         entry: TrustEntry,
         /// Open connections from the peer that were closed.
@@ -77,7 +79,11 @@ pub enum ClientError {
 }
 
 /// Sends one request to the daemon and waits for the reply.
-pub async fn request(socket: &Path, req: &ControlRequest, deadline: Duration) -> Result<ControlReply, ClientError> {
+pub async fn request(
+    socket: &Path,
+    req: &ControlRequest,
+    deadline: Duration,
+) -> Result<ControlReply, ClientError> {
     let path = socket.to_path_buf();
     let exchange = async {
         let mut stream = UnixStream::connect(socket)
@@ -88,7 +94,9 @@ pub async fn request(socket: &Path, req: &ControlRequest, deadline: Duration) ->
             detail,
         };
         let bytes = serde_json::to_vec(req).map_err(|e| proto(e.to_string()))?;
-        write_frame(&mut stream, &bytes).await.map_err(|e| proto(e.to_string()))?;
+        write_frame(&mut stream, &bytes)
+            .await
+            .map_err(|e| proto(e.to_string()))?;
         let reply = read_frame(&mut stream, MAX_CONTROL_FRAME)
             .await
             .map_err(|e| proto(e.to_string()))?
@@ -140,7 +148,10 @@ pub async fn bind(path: &Path) -> Result<UnixListener, BindError> {
 }
 
 /// Reads one request from a CLI connection, with a deadline.
-pub async fn read_request(stream: &mut UnixStream, deadline: Duration) -> Result<ControlRequest, String> {
+pub async fn read_request(
+    stream: &mut UnixStream,
+    deadline: Duration,
+) -> Result<ControlRequest, String> {
     let frame = tokio::time::timeout(deadline, read_frame(stream, MAX_CONTROL_FRAME))
         .await
         .map_err(|_| "no request within the deadline".to_string())?
@@ -150,7 +161,10 @@ pub async fn read_request(stream: &mut UnixStream, deadline: Duration) -> Result
 }
 
 /// Writes the reply to a CLI connection.
-pub async fn write_reply(stream: &mut UnixStream, reply: &Result<ControlReply, ControlError>) -> io::Result<()> {
+pub async fn write_reply(
+    stream: &mut UnixStream,
+    reply: &Result<ControlReply, ControlError>,
+) -> io::Result<()> {
     let bytes = serde_json::to_vec(reply).map_err(io::Error::other)?;
     write_frame(stream, &bytes).await
 }

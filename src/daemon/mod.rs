@@ -36,7 +36,10 @@ pub enum DaemonError {
     #[error("cannot read the trust store: {0}")]
     Trust(#[from] TrustError),
     #[error("cannot listen on {addr}: {source} (is another process using the port? change bind_port in node.yaml)")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Control(#[from] control::BindError),
     #[error("{0}")]
@@ -124,7 +127,10 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     server.abort();
     control_task.abort();
     if let Err(e) = std::fs::remove_file(&opts.socket) {
-        tracing::warn!("cannot remove the control socket {}: {e}", opts.socket.display());
+        tracing::warn!(
+            "cannot remove the control socket {}: {e}",
+            opts.socket.display()
+        );
     }
     outcome
 }
@@ -140,7 +146,11 @@ async fn wait_for_signal() -> Result<(), DaemonError> {
     Ok(())
 }
 
-async fn control_loop(listener: tokio::net::UnixListener, daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
+async fn control_loop(
+    listener: tokio::net::UnixListener,
+    daemon: Arc<Daemon>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
@@ -203,7 +213,8 @@ impl Daemon {
         let err = |message: String| ControlError { message };
         let node = {
             let store = self.read_trust()?;
-            NodeId::resolve(text, store.node_ids().iter()).map_err(|e| err(format!("{e} (see 'qu trust list')")))?
+            NodeId::resolve(text, store.node_ids().iter())
+                .map_err(|e| err(format!("{e} (see 'qu trust list')")))?
         };
         // Persist first, then publish: a failed write changes nothing.
         let this = self.clone();
@@ -219,7 +230,10 @@ impl Daemon {
         })
         .await
         .map_err(|e| err(format!("trust store update failed: {e}")))??;
-        *self.trust.write().map_err(|_| err("trust store lock poisoned".into()))? = updated;
+        *self
+            .trust
+            .write()
+            .map_err(|_| err("trust store lock poisoned".into()))? = updated;
         self.pool.disconnect(node);
         let closed_connections = self.registry.close_peer(node);
         tracing::warn!(%node, fingerprint = %entry.fingerprint, closed_connections, "removed from the trust store; its connections are refused from now on");

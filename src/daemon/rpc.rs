@@ -57,7 +57,11 @@ impl Service for StrangerService {
     type Request = StrangerRequest;
     type Response = HelloResponse;
 
-    async fn call(self: Arc<Self>, caller: Stranger, req: StrangerRequest) -> Result<HelloResponse, RpcError> {
+    async fn call(
+        self: Arc<Self>,
+        caller: Stranger,
+        req: StrangerRequest,
+    ) -> Result<HelloResponse, RpcError> {
         match req {
             StrangerRequest::Hello => {
                 tracing::debug!(fingerprint = ?caller.fingerprint, "hello from a stranger");
@@ -81,7 +85,11 @@ impl Service for MemberService {
     type Request = MemberRequest;
     type Response = MemberResponse;
 
-    async fn call(self: Arc<Self>, caller: PeerIdentity, req: MemberRequest) -> Result<MemberResponse, RpcError> {
+    async fn call(
+        self: Arc<Self>,
+        caller: PeerIdentity,
+        req: MemberRequest,
+    ) -> Result<MemberResponse, RpcError> {
         match req {
             MemberRequest::Ping => Ok(MemberResponse::Pong {
                 you: caller.node_id,

@@ -111,7 +111,12 @@ impl Connection {
         Ok(Connection::start(addr, stream, peer_cert, cfg))
     }
 
-    fn start<IO>(addr: &str, stream: IO, peer_cert: CertificateDer<'static>, cfg: &TransportConfig) -> Connection
+    fn start<IO>(
+        addr: &str,
+        stream: IO,
+        peer_cert: CertificateDer<'static>,
+        cfg: &TransportConfig,
+    ) -> Connection
     where
         IO: AsyncRead + AsyncWrite + Send + 'static,
     {
@@ -158,7 +163,9 @@ impl Connection {
                 let reply = match (frame.ok, frame.err) {
                     (Some(ok), None) => Ok(ok),
                     (_, Some(err)) => Err(TransportError::Remote(err)),
-                    (None, None) => Err(TransportError::Decode("response has neither ok nor err".into())),
+                    (None, None) => Err(TransportError::Decode(
+                        "response has neither ok nor err".into(),
+                    )),
                 };
                 let waiter = r_pending.lock().ok().and_then(|mut p| p.remove(&frame.id));
                 if let Some(w) = waiter {
@@ -194,7 +201,11 @@ impl Connection {
     }
 
     /// Sends one request and waits for its response, at most `deadline`.
-    pub async fn call<Req, Resp>(&self, req: &Req, deadline: Duration) -> Result<Resp, TransportError>
+    pub async fn call<Req, Resp>(
+        &self,
+        req: &Req,
+        deadline: Duration,
+    ) -> Result<Resp, TransportError>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -304,7 +315,8 @@ impl Pool {
         }
         let tls = tls::member_client_config(&self.identity, peer.node_id, peer.fingerprint)
             .map_err(|e| TransportError::Config(e.to_string()))?;
-        let conn = Arc::new(Connection::open(&peer.advertise, tls, Some(peer.node_id), &self.cfg).await?);
+        let conn =
+            Arc::new(Connection::open(&peer.advertise, tls, Some(peer.node_id), &self.cfg).await?);
         slot.conn = Some(conn.clone());
         Ok(conn)
     }
@@ -361,7 +373,8 @@ where
     Req: Serialize,
     Resp: DeserializeOwned,
 {
-    let tls = tls::stranger_client_config(identity).map_err(|e| TransportError::Config(e.to_string()))?;
+    let tls =
+        tls::stranger_client_config(identity).map_err(|e| TransportError::Config(e.to_string()))?;
     let started = tokio::time::Instant::now();
     let conn = tokio::time::timeout(deadline, Connection::open(addr, tls, None, cfg))
         .await
@@ -373,6 +386,8 @@ where
         addr: addr.to_string(),
         reason: e.to_string(),
     })?;
-    let resp = conn.call(req, deadline.saturating_sub(started.elapsed())).await?;
+    let resp = conn
+        .call(req, deadline.saturating_sub(started.elapsed()))
+        .await?;
     Ok((resp, fp, conn.peer_cert.clone()))
 }

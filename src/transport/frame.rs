@@ -87,7 +87,13 @@ mod tests {
         let (mut a, mut b) = tokio::io::duplex(1024);
         a.write_all(&(1_000_000u32).to_be_bytes()).await.unwrap();
         let err = read_frame(&mut b, 1000).await.unwrap_err();
-        assert!(matches!(err, FrameError::TooLarge { len: 1_000_000, max: 1000 }));
+        assert!(matches!(
+            err,
+            FrameError::TooLarge {
+                len: 1_000_000,
+                max: 1000
+            }
+        ));
     }
 
     #[tokio::test]

@@ -168,8 +168,12 @@ enum Path {
     Stranger,
 }
 
-async fn handle<M, S>(tcp: TcpStream, addr: SocketAddr, ctx: Arc<Ctx<M, S>>, permit: OwnedSemaphorePermit)
-where
+async fn handle<M, S>(
+    tcp: TcpStream,
+    addr: SocketAddr,
+    ctx: Arc<Ctx<M, S>>,
+    permit: OwnedSemaphorePermit,
+) where
     M: Service<Caller = PeerIdentity>,
     S: Service<Caller = Stranger>,
 {
@@ -339,14 +343,19 @@ async fn serve_conn<IO, Svc>(
                     "unknown or malformed request: {e}"
                 ))),
             };
-            let _ = tx.send(Outgoing::Frame(encode_response(frame.id, &reply))).await;
+            let _ = tx
+                .send(Outgoing::Frame(encode_response(frame.id, &reply)))
+                .await;
             drop(permit);
         });
     }
     drop(tx);
     // Let queued responses (and a fatal frame) go out, within a deadline.
     let mut writer = writer;
-    if tokio::time::timeout(cfg.request_timeout, &mut writer).await.is_err() {
+    if tokio::time::timeout(cfg.request_timeout, &mut writer)
+        .await
+        .is_err()
+    {
         writer.abort();
     }
 }

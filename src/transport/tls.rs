@@ -319,5 +319,6 @@ pub fn server_name_for(node: Option<NodeId>) -> ServerName<'static> {
         Some(n) => node_dns_name(n),
         None => "hello.node.qu".to_string(),
     };
-    ServerName::try_from(name).unwrap_or_else(|_| ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()))
+    ServerName::try_from(name)
+        .unwrap_or_else(|_| ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()))
 }

@@ -224,10 +224,16 @@ mod tests {
         assert_eq!(loaded, store);
         assert_eq!(loaded.node_ids(), vec![NodeId(1), NodeId(2)]);
         assert_eq!(
-            loaded.by_fingerprint(&Fingerprint([2; 32])).unwrap().node_id,
+            loaded
+                .by_fingerprint(&Fingerprint([2; 32]))
+                .unwrap()
+                .node_id,
             NodeId(2)
         );
-        assert_eq!(loaded.by_node(NodeId(1)).unwrap().fingerprint, Fingerprint([1; 32]));
+        assert_eq!(
+            loaded.by_node(NodeId(1)).unwrap().fingerprint,
+            Fingerprint([1; 32])
+        );
         assert!(loaded.remove(NodeId(1)).is_some());
         assert!(loaded.remove(NodeId(1)).is_none());
         assert!(loaded.by_fingerprint(&Fingerprint([1; 32])).is_none());

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test of qu: unit tests, storage suite, multi-process cluster
+# tests on loopback. Installs what the tests need on a fresh Debian machine
+# when run as root (otherwise says what is missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc)
+command -v kill >/dev/null 2>&1 || need_pkgs+=(procps)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing ${need_pkgs[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
+  else
+    echo "test.sh: missing packages: ${need_pkgs[*]} (install them, or run as root to let this script do it)" >&2
+    exit 1
+  fi
+fi
+
+# One shared build for all tests; keep it outside the clone when CI asks.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+cargo test --workspace --locked "$@"

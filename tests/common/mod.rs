@@ -1,0 +1,209 @@
+//! Helpers for tests that run real `qu` processes: a node with its own state
+//! directory, port and control socket; waiting for conditions with deadlines.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn qu_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_qu")
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Polls `cond` until it returns `Some`, or panics after `deadline` with `what`.
+pub fn wait_for<T>(what: &str, deadline: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
+    let until = Instant::now() + deadline;
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        assert!(
+            Instant::now() < until,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// One qu node: state directory, port, control socket, and maybe a running
+/// `qu serve`.
+pub struct Node {
+    pub root: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub port: u16,
+    pub child: Option<Child>,
+}
+
+impl Node {
+    /// A node that has not been initialised yet.
+    pub fn new() -> Node {
+        let root = tempfile::Builder::new()
+            .prefix("qu-test")
+            .tempdir()
+            .expect("tempdir");
+        let dir = root.path().join("state");
+        let socket = root.path().join("qu.sock");
+        Node {
+            dir,
+            socket,
+            port: free_port(),
+            root,
+            child: None,
+        }
+    }
+
+    /// A node with `qu init` done on 127.0.0.1 and its own port.
+    pub fn init(extra: &[&str]) -> Node {
+        let node = Node::new();
+        let advertise = node.advertise();
+        let port = node.port.to_string();
+        let mut args = vec![
+            "init",
+            "--advertise",
+            &advertise,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port,
+        ];
+        args.extend_from_slice(extra);
+        let out = node.qu(&args);
+        assert!(out.status.success(), "qu init failed: {}", stderr(&out));
+        node
+    }
+
+    pub fn advertise(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(qu_bin());
+        cmd.env("QUPTIME_DIR", &self.dir)
+            .env("QUPTIME_SOCKET", &self.socket)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs a CLI command against this node and returns its output.
+    pub fn qu(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("run qu")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.root.path().join("serve.log")
+    }
+
+    /// Starts `qu serve` with stderr to a log file; does not wait.
+    pub fn spawn_serve(&mut self, extra: &[&str]) {
+        let log = std::fs::File::create(self.log_path()).expect("log file");
+        let child = self
+            .command()
+            .arg("serve")
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn qu serve");
+        self.child = Some(child);
+    }
+
+    /// Starts `qu serve` and waits until `qu status` answers.
+    pub fn start(&mut self) {
+        self.spawn_serve(&[]);
+        self.wait_ready();
+    }
+
+    pub fn wait_ready(&mut self) {
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self
+                .qu(&["status", "--json"])
+                .status
+                .code()
+                .is_some_and(|c| c != 1)
+            {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("qu serve exited with {status}: {}", self.log());
+            }
+            assert!(
+                Instant::now() < until,
+                "qu serve did not become ready: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Waits for the daemon to exit on its own, within `deadline`.
+    pub fn wait_exit(&mut self, deadline: Duration) -> ExitStatus {
+        let child = self.child.as_mut().expect("no running daemon");
+        let status = wait_for("qu serve to exit", deadline, || {
+            child.try_wait().ok().flatten()
+        });
+        self.child = None;
+        status
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg(sig)
+                .arg(c.id().to_string())
+                .status();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal("-TERM");
+        self.wait_exit(Duration::from_secs(10))
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    pub fn exists(p: &Path) -> bool {
+        p.exists()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
