@@ -3,6 +3,8 @@
 //! This crate holds no sockets: the binary carries Raft RPCs over its own
 //! pinned-mTLS transport.
 
+pub mod model;
 pub mod node_id;
+pub mod state;
 
 pub use node_id::{NodeId, NodeIdError};

@@ -1,0 +1,592 @@
+//! The records of the replicated state (SPEC §6): peers, checks, alerts and
+//! the committed state of every check, with the validation every field
+//! passes before a command reaches the log.
+//!
+//! Invariant: every check and alert stored has passed `validate`; names are
+//! unique per kind; a check's alerts all exist.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::NodeId;
+
+/// A cluster member as the replicated state knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    pub node_id: NodeId,
+    pub advertise: String,
+    /// `SHA256:` + unpadded base64 of the SPKI digest.
+    pub fingerprint: String,
+    /// The certificate, base64 of DER.
+    pub cert: String,
+}
+
+/// What a check probes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum CheckKind {
+    Http {
+        url: String,
+        /// Exact status expected; `None` means any 2xx.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expect: Option<u16>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body_match: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        insecure: bool,
+    },
+    Tcp {
+        /// HOST:PORT
+        target: String,
+    },
+    Icmp {
+        host: String,
+    },
+}
+
+impl CheckKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            CheckKind::Http { .. } => "http",
+            CheckKind::Tcp { .. } => "tcp",
+            CheckKind::Icmp { .. } => "icmp",
+        }
+    }
+
+    /// The target as shown in listings.
+    pub fn target(&self) -> &str {
+        match self {
+            CheckKind::Http { url, .. } => url,
+            CheckKind::Tcp { target } => target,
+            CheckKind::Icmp { host } => host,
+        }
+    }
+}
+
+/// A monitored target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    pub id: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: CheckKind,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    /// Ids of the alerts this check notifies.
+    #[serde(default)]
+    pub alerts: Vec<String>,
+}
+
+/// Where an alert goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum AlertKind {
+    Webhook {
+        url: String,
+        /// Extra request headers (values may be secrets).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        headers: Vec<(String, String)>,
+    },
+    Discord {
+        /// The webhook URL; its token is a secret.
+        webhook: String,
+    },
+    Smtp {
+        host: String,
+        port: u16,
+        from: String,
+        to: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
+        /// Upgrade with STARTTLS (required when true).
+        starttls: bool,
+        /// Implicit TLS from the first byte (port 465).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        tls: bool,
+    },
+}
+
+impl AlertKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            AlertKind::Webhook { .. } => "webhook",
+            AlertKind::Discord { .. } => "discord",
+            AlertKind::Smtp { .. } => "smtp",
+        }
+    }
+
+    /// A copy with every secret replaced by `****`, for listings and logs.
+    pub fn masked(&self) -> AlertKind {
+        const MASK: &str = "****";
+        match self {
+            AlertKind::Webhook { url, headers } => AlertKind::Webhook {
+                url: mask_url_credentials(url),
+                headers: headers
+                    .iter()
+                    .map(|(k, _)| (k.clone(), MASK.to_string()))
+                    .collect(),
+            },
+            AlertKind::Discord { webhook } => AlertKind::Discord {
+                webhook: mask_discord(webhook),
+            },
+            AlertKind::Smtp {
+                host,
+                port,
+                from,
+                to,
+                user,
+                password,
+                starttls,
+                tls,
+            } => AlertKind::Smtp {
+                host: host.clone(),
+                port: *port,
+                from: from.clone(),
+                to: to.clone(),
+                user: user.clone(),
+                password: password.as_ref().map(|_| MASK.to_string()),
+                starttls: *starttls,
+                tls: *tls,
+            },
+        }
+    }
+}
+
+/// Keeps everything of a Discord webhook URL but its token.
+fn mask_discord(url: &str) -> String {
+    match url.rsplit_once('/') {
+        Some((head, _token)) => format!("{head}/****"),
+        None => "****".into(),
+    }
+}
+
+/// Hides `user:password@` in a URL, and its query string (often a token).
+fn mask_url_credentials(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) => {
+            if !u.username().is_empty() || u.password().is_some() {
+                let _ = u.set_username("****");
+                let _ = u.set_password(None);
+            }
+            if u.query().is_some() {
+                u.set_query(Some("****"));
+            }
+            u.to_string()
+        }
+        Err(_) => "****".into(),
+    }
+}
+
+/// A notification channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: AlertKind,
+}
+
+/// The committed state of a check (SPEC §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    #[default]
+    Unknown,
+    Up,
+    Down,
+}
+
+/// A check's committed state and when it began.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CheckState {
+    pub health: Health,
+    /// Milliseconds since the Unix epoch of the last committed flip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
+}
+
+/// A field that failed validation, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: &str, message: impl Into<String>) -> ValidationError {
+        ValidationError {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Names: 1–64 characters of letters, digits, `-`, `_`, `.`.
+pub fn validate_name(field: &str, name: &str) -> Result<(), ValidationError> {
+    if name.is_empty() || name.len() > 64 {
+        return Err(ValidationError::new(field, "must be 1 to 64 characters"));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(ValidationError::new(
+            field,
+            format!("{name:?} may only contain letters, digits, '-', '_' and '.'"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_http_url(field: &str, raw: &str) -> Result<(), ValidationError> {
+    let u = url::Url::parse(raw).map_err(|e| {
+        ValidationError::new(
+            field,
+            format!("{raw:?} is not a valid URL ({e}); give a full URL such as https://example.com/health"),
+        )
+    })?;
+    if u.scheme() != "http" && u.scheme() != "https" {
+        return Err(ValidationError::new(
+            field,
+            format!("{raw:?} must start with http:// or https://"),
+        ));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(ValidationError::new(field, format!("{raw:?} has no host")));
+    }
+    Ok(())
+}
+
+/// `HOST:PORT`, `[V6]:PORT`; port 1–65535.
+pub fn validate_host_port(field: &str, raw: &str) -> Result<(), ValidationError> {
+    let bad = |why: &str| {
+        ValidationError::new(
+            field,
+            format!("{raw:?} {why}: use HOST:PORT, e.g. db.internal:5432 or [2001:db8::1]:443"),
+        )
+    };
+    let (host, port) = raw.rsplit_once(':').ok_or_else(|| bad("has no port"))?;
+    if host.is_empty() {
+        return Err(bad("has no host"));
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err(bad("is an IPv6 address without brackets"));
+    }
+    validate_host("", host.trim_start_matches('[').trim_end_matches(']'))
+        .map_err(|_| bad("has an invalid host"))?;
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(bad("has no valid port (1-65535)")),
+    }
+}
+
+/// A host name or IP address.
+pub fn validate_host(field: &str, host: &str) -> Result<(), ValidationError> {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            field,
+            format!("{host:?} is not a host name or IP address"),
+        ))
+    }
+}
+
+fn validate_email(field: &str, addr: &str) -> Result<(), ValidationError> {
+    let ok = addr.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && !domain.is_empty() && domain.contains('.') || domain == "localhost"
+    }) && !addr.contains(|c: char| {
+        c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == ','
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            field,
+            format!("{addr:?} is not an email address like ops@example.com"),
+        ))
+    }
+}
+
+fn no_control_chars(field: &str, v: &str) -> Result<(), ValidationError> {
+    if v.chars().any(char::is_control) {
+        Err(ValidationError::new(
+            field,
+            "must not contain control characters (CR, LF, …)",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Shortest and longest probe interval accepted.
+pub const MIN_INTERVAL_MS: u64 = 1_000;
+pub const MAX_INTERVAL_MS: u64 = 24 * 3_600_000;
+/// Shortest probe timeout accepted.
+pub const MIN_TIMEOUT_MS: u64 = 100;
+
+impl Check {
+    /// Validates the check on its own (uniqueness is checked by the state).
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        validate_name("name", &self.name)?;
+        match &self.kind {
+            CheckKind::Http {
+                url,
+                expect,
+                body_match,
+                ..
+            } => {
+                validate_http_url("url", url)?;
+                if let Some(code) = expect {
+                    if !(100..=599).contains(code) {
+                        return Err(ValidationError::new(
+                            "--expect",
+                            format!("{code} is not an HTTP status code (100-599)"),
+                        ));
+                    }
+                }
+                if let Some(m) = body_match {
+                    if m.is_empty() {
+                        return Err(ValidationError::new("--body-match", "must not be empty"));
+                    }
+                }
+            }
+            CheckKind::Tcp { target } => validate_host_port("target", target)?,
+            CheckKind::Icmp { host } => validate_host("host", host)?,
+        }
+        if self.interval_ms < MIN_INTERVAL_MS || self.interval_ms > MAX_INTERVAL_MS {
+            return Err(ValidationError::new(
+                "--interval",
+                "must be between 1s and 24h",
+            ));
+        }
+        if self.timeout_ms < MIN_TIMEOUT_MS {
+            return Err(ValidationError::new("--timeout", "must be at least 100ms"));
+        }
+        if self.timeout_ms >= self.interval_ms {
+            return Err(ValidationError::new(
+                "--timeout",
+                "must be shorter than --interval (a probe must finish before the next round starts)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Alert {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        validate_name("name", &self.name)?;
+        match &self.kind {
+            AlertKind::Webhook { url, headers } => {
+                validate_http_url("--url", url)?;
+                for (k, v) in headers {
+                    let name_ok = !k.is_empty()
+                        && k.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                    if !name_ok {
+                        return Err(ValidationError::new(
+                            "--header",
+                            format!("{k:?} is not a header name; use 'Name: value'"),
+                        ));
+                    }
+                    no_control_chars("--header", v)?;
+                }
+            }
+            AlertKind::Discord { webhook } => {
+                validate_http_url("--webhook", webhook)?;
+            }
+            AlertKind::Smtp {
+                host,
+                port,
+                from,
+                to,
+                user,
+                password,
+                starttls,
+                tls,
+            } => {
+                validate_host("--host", host)?;
+                if *port == 0 {
+                    return Err(ValidationError::new("--port", "must be 1-65535"));
+                }
+                validate_email("--from", from)?;
+                if to.is_empty() {
+                    return Err(ValidationError::new("--to", "needs at least one address"));
+                }
+                for addr in to {
+                    validate_email("--to", addr)?;
+                }
+                if *starttls && *tls {
+                    return Err(ValidationError::new(
+                        "--tls",
+                        "implicit TLS (--tls, usually port 465) and --starttls=true exclude each other; pick one",
+                    ));
+                }
+                if user.is_some() != password.is_some() {
+                    return Err(ValidationError::new(
+                        "--password",
+                        "--user and --password go together",
+                    ));
+                }
+                if let Some(u) = user {
+                    no_control_chars("--user", u)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Looks a record up by id or, failing that, by name.
+pub fn find_by_id_or_name<'a, T>(
+    map: &'a BTreeMap<String, T>,
+    key: &str,
+    name_of: impl Fn(&T) -> &str,
+) -> Option<&'a T> {
+    map.get(key)
+        .or_else(|| map.values().find(|v| name_of(v) == key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(url: &str, interval: u64, timeout: u64) -> Check {
+        Check {
+            id: "c1".into(),
+            name: "homepage".into(),
+            kind: CheckKind::Http {
+                url: url.into(),
+                expect: None,
+                body_match: None,
+                insecure: false,
+            },
+            interval_ms: interval,
+            timeout_ms: timeout,
+            alerts: vec![],
+        }
+    }
+
+    #[test]
+    fn check_validation_names_the_field() {
+        assert!(http("https://example.com/", 30_000, 10_000)
+            .validate()
+            .is_ok());
+        assert_eq!(
+            http("example.com", 30_000, 10_000)
+                .validate()
+                .unwrap_err()
+                .field,
+            "url"
+        );
+        assert_eq!(
+            http("ftp://x/", 30_000, 10_000)
+                .validate()
+                .unwrap_err()
+                .field,
+            "url"
+        );
+        assert_eq!(
+            http("https://example.com/", 10_000, 10_000)
+                .validate()
+                .unwrap_err()
+                .field,
+            "--timeout"
+        );
+        assert_eq!(
+            http("https://example.com/", 500, 100)
+                .validate()
+                .unwrap_err()
+                .field,
+            "--interval"
+        );
+        let mut bad_name = http("https://example.com/", 30_000, 10_000);
+        bad_name.name = "has space".into();
+        assert_eq!(bad_name.validate().unwrap_err().field, "name");
+    }
+
+    #[test]
+    fn tcp_and_icmp_targets() {
+        for ok in ["db.internal:5432", "127.0.0.1:80", "[::1]:443"] {
+            assert!(validate_host_port("target", ok).is_ok(), "{ok}");
+        }
+        for bad in ["db.internal", "db:0", "::1:80", ":80", "a b:1"] {
+            assert!(validate_host_port("target", bad).is_err(), "{bad}");
+        }
+        assert!(validate_host("host", "10.0.0.1").is_ok());
+        assert!(validate_host("host", "::1").is_ok());
+        assert!(validate_host("host", "bad_host!").is_err());
+    }
+
+    #[test]
+    fn masking_hides_every_secret() {
+        let smtp = AlertKind::Smtp {
+            host: "smtp.example.com".into(),
+            port: 587,
+            from: "a@example.com".into(),
+            to: vec!["b@example.com".into()],
+            user: Some("bot".into()),
+            password: Some("hunter2".into()),
+            starttls: true,
+            tls: false,
+        };
+        let shown = serde_json::to_string(&smtp.masked()).unwrap();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let discord = AlertKind::Discord {
+            webhook: "https://discord.com/api/webhooks/123/SECRETTOKEN".into(),
+        };
+        let shown = serde_json::to_string(&discord.masked()).unwrap();
+        assert!(
+            !shown.contains("SECRETTOKEN") && shown.contains("/123/"),
+            "{shown}"
+        );
+        let hook = AlertKind::Webhook {
+            url: "https://user:pw@hooks.example.com/x?token=abc".into(),
+            headers: vec![("Authorization".into(), "Bearer zzz".into())],
+        };
+        let shown = serde_json::to_string(&hook.masked()).unwrap();
+        assert!(
+            !shown.contains("zzz") && !shown.contains("abc") && !shown.contains(":pw@"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn smtp_validation() {
+        let mut a = Alert {
+            id: "a1".into(),
+            name: "ops".into(),
+            kind: AlertKind::Smtp {
+                host: "smtp.example.com".into(),
+                port: 587,
+                from: "monitor@example.com".into(),
+                to: vec!["ops@example.com".into()],
+                user: None,
+                password: None,
+                starttls: true,
+                tls: false,
+            },
+        };
+        assert!(a.validate().is_ok());
+        if let AlertKind::Smtp { to, .. } = &mut a.kind {
+            to[0] = "ops@example.com\r\nBcc: x@evil.com".into();
+        }
+        assert_eq!(a.validate().unwrap_err().field, "--to");
+    }
+}

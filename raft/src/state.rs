@@ -1,0 +1,683 @@
+//! The replicated state machine of SPEC §6: commands, their validation, and
+//! a deterministic `apply`.
+//!
+//! Invariants:
+//! - `apply` is a pure function of (state, request): every node that applies
+//!   the same log reaches the same state.
+//! - A refused command changes nothing, version included.
+//! - `version` grows by exactly 1 per applied configuration mutation and
+//!   never decreases; a no-op (re-adding the identical peer) leaves it.
+//! - `validate` is what the leader runs before proposing; `apply` runs it
+//!   again, so a command that raced another is still refused cleanly.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{find_by_id_or_name, Alert, Check, CheckState, Peer, ValidationError};
+use crate::NodeId;
+
+/// The whole replicated state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// Set by the first entry of the cluster; a node never joins another.
+    #[serde(default)]
+    pub cluster_id: Option<String>,
+    pub version: u64,
+    #[serde(default)]
+    pub peers: BTreeMap<NodeId, Peer>,
+    #[serde(default)]
+    pub checks: BTreeMap<String, Check>,
+    #[serde(default)]
+    pub alerts: BTreeMap<String, Alert>,
+    #[serde(default)]
+    pub check_states: BTreeMap<String, CheckState>,
+}
+
+/// A command and its optional compare-and-set guard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Refuse unless the state's version is exactly this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_version: Option<u64>,
+    pub command: Command,
+}
+
+impl Request {
+    pub fn new(command: Command) -> Request {
+        Request {
+            if_version: None,
+            command,
+        }
+    }
+}
+
+impl std::fmt::Display for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.command.describe())
+    }
+}
+
+/// Every mutation of the replicated state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Command {
+    /// The first entry of a new cluster: names it and records its founder.
+    Bootstrap {
+        cluster_id: String,
+        founder: Peer,
+    },
+    AddPeer {
+        peer: Peer,
+    },
+    RemovePeer {
+        node_id: NodeId,
+    },
+    AddCheck {
+        check: Check,
+    },
+    RemoveCheck {
+        id_or_name: String,
+    },
+    AddAlert {
+        alert: Alert,
+    },
+    /// `force` detaches the alert from the checks that use it.
+    RemoveAlert {
+        id_or_name: String,
+        force: bool,
+    },
+}
+
+impl Command {
+    /// A short description for logs (no secrets).
+    pub fn describe(&self) -> String {
+        match self {
+            Command::Bootstrap {
+                cluster_id,
+                founder,
+            } => {
+                format!("bootstrap cluster {cluster_id} with {}", founder.node_id)
+            }
+            Command::AddPeer { peer } => format!("add peer {}", peer.node_id),
+            Command::RemovePeer { node_id } => format!("remove peer {node_id}"),
+            Command::AddCheck { check } => format!("add check {}", check.name),
+            Command::RemoveCheck { id_or_name } => format!("remove check {id_or_name}"),
+            Command::AddAlert { alert } => format!("add alert {}", alert.name),
+            Command::RemoveAlert { id_or_name, .. } => format!("remove alert {id_or_name}"),
+        }
+    }
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Refusal {
+    #[error("version is {actual}, not {expected} (--if-version): someone else changed the configuration; re-read it and retry")]
+    VersionMismatch { expected: u64, actual: u64 },
+    #[error("{0}")]
+    Invalid(ValidationError),
+}
+
+impl From<ValidationError> for Refusal {
+    fn from(e: ValidationError) -> Self {
+        Refusal::Invalid(e)
+    }
+}
+
+/// The outcome of applying one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Response {
+    /// The state changed; `version` is the new version.
+    Applied { version: u64, summary: String },
+    /// Nothing to change (identical peer re-added); `version` is unchanged.
+    Unchanged { version: u64, summary: String },
+    /// Refused; nothing changed.
+    Refused { version: u64, refusal: Refusal },
+    /// A Raft-internal entry (blank or membership) was applied.
+    Internal,
+}
+
+/// Which persisted record an apply touched (for storage write-back).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RecordKey {
+    Meta,
+    Peer(NodeId),
+    Check(String),
+    Alert(String),
+    CheckState(String),
+}
+
+impl ClusterState {
+    /// Checks a request against the current state without changing it.
+    pub fn validate(&self, req: &Request) -> Result<(), Refusal> {
+        if let Some(expected) = req.if_version {
+            if expected != self.version {
+                return Err(Refusal::VersionMismatch {
+                    expected,
+                    actual: self.version,
+                });
+            }
+        }
+        fn v(field: &str, message: impl Into<String>) -> ValidationError {
+            ValidationError::new(field, message)
+        }
+        match &req.command {
+            Command::Bootstrap { founder, .. } => {
+                if self.cluster_id.is_some() {
+                    return Err(v("cluster", "this node already belongs to a cluster").into());
+                }
+                let _ = founder;
+            }
+            Command::AddPeer { peer } => {
+                if let Some(existing) = self.peers.get(&peer.node_id) {
+                    if existing.fingerprint != peer.fingerprint {
+                        return Err(v(
+                            "node",
+                            format!(
+                                "node {} is already a member with fingerprint {}, not {}; remove it first if its key changed",
+                                peer.node_id, existing.fingerprint, peer.fingerprint
+                            ),
+                        )
+                        .into());
+                    }
+                }
+                if let Some(other) = self
+                    .peers
+                    .values()
+                    .find(|p| p.fingerprint == peer.fingerprint && p.node_id != peer.node_id)
+                {
+                    return Err(v(
+                        "fingerprint",
+                        format!(
+                            "{} already belongs to member {}",
+                            peer.fingerprint, other.node_id
+                        ),
+                    )
+                    .into());
+                }
+                crate::model::validate_host_port("advertise", &peer.advertise)?;
+            }
+            Command::RemovePeer { node_id } => {
+                if !self.peers.contains_key(node_id) {
+                    return Err(v("node", format!("node {node_id} is not a member")).into());
+                }
+                if self.peers.len() == 1 {
+                    return Err(v("node", "refusing to remove the last node of the cluster").into());
+                }
+            }
+            Command::AddCheck { check } => {
+                check.validate()?;
+                if self.checks.contains_key(&check.id) {
+                    return Err(v("id", format!("check id {} already exists", check.id)).into());
+                }
+                if self.checks.values().any(|c| c.name == check.name) {
+                    return Err(v(
+                        "name",
+                        format!("a check named {:?} already exists; remove it first or choose another name", check.name),
+                    )
+                    .into());
+                }
+                for a in &check.alerts {
+                    if !self.alerts.contains_key(a) {
+                        return Err(v("--alerts", format!("no alert with id {a}")).into());
+                    }
+                }
+            }
+            Command::RemoveCheck { id_or_name } => {
+                if find_by_id_or_name(&self.checks, id_or_name, |c| &c.name).is_none() {
+                    return Err(v(
+                        "check",
+                        format!("no check with id or name {id_or_name:?} (see 'qu check list')"),
+                    )
+                    .into());
+                }
+            }
+            Command::AddAlert { alert } => {
+                alert.validate()?;
+                if self.alerts.contains_key(&alert.id) {
+                    return Err(v("id", format!("alert id {} already exists", alert.id)).into());
+                }
+                if self.alerts.values().any(|a| a.name == alert.name) {
+                    return Err(v(
+                        "name",
+                        format!("an alert named {:?} already exists; remove it first or choose another name", alert.name),
+                    )
+                    .into());
+                }
+            }
+            Command::RemoveAlert { id_or_name, force } => {
+                let alert =
+                    find_by_id_or_name(&self.alerts, id_or_name, |a| &a.name).ok_or_else(|| {
+                        v(
+                            "alert",
+                            format!(
+                                "no alert with id or name {id_or_name:?} (see 'qu alert list')"
+                            ),
+                        )
+                    })?;
+                let users: Vec<&str> = self
+                    .checks
+                    .values()
+                    .filter(|c| c.alerts.contains(&alert.id))
+                    .map(|c| c.name.as_str())
+                    .collect();
+                if !users.is_empty() && !force {
+                    return Err(v(
+                        "alert",
+                        format!(
+                            "alert {:?} is used by check(s) {}; remove it from them first, or pass --force to detach it",
+                            alert.name,
+                            users.join(", ")
+                        ),
+                    )
+                    .into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a request; returns the response and the records it touched.
+    pub fn apply(&mut self, req: &Request) -> (Response, Vec<RecordKey>) {
+        if let Err(refusal) = self.validate(req) {
+            return (
+                Response::Refused {
+                    version: self.version,
+                    refusal,
+                },
+                vec![],
+            );
+        }
+        let mut touched = vec![RecordKey::Meta];
+        let summary = match &req.command {
+            Command::Bootstrap {
+                cluster_id,
+                founder,
+            } => {
+                self.cluster_id = Some(cluster_id.clone());
+                self.peers.insert(founder.node_id, founder.clone());
+                touched.push(RecordKey::Peer(founder.node_id));
+                format!("formed cluster {cluster_id} with node {}", founder.node_id)
+            }
+            Command::AddPeer { peer } => {
+                if self.peers.get(&peer.node_id) == Some(peer) {
+                    return (
+                        Response::Unchanged {
+                            version: self.version,
+                            summary: format!("node {} is already a member", peer.node_id),
+                        },
+                        vec![],
+                    );
+                }
+                self.peers.insert(peer.node_id, peer.clone());
+                touched.push(RecordKey::Peer(peer.node_id));
+                format!("added node {} ({})", peer.node_id, peer.advertise)
+            }
+            Command::RemovePeer { node_id } => {
+                self.peers.remove(node_id);
+                touched.push(RecordKey::Peer(*node_id));
+                format!("removed node {node_id}")
+            }
+            Command::AddCheck { check } => {
+                self.checks.insert(check.id.clone(), check.clone());
+                touched.push(RecordKey::Check(check.id.clone()));
+                format!(
+                    "added {} check {} ({})",
+                    check.kind.type_name(),
+                    check.name,
+                    check.id
+                )
+            }
+            Command::RemoveCheck { id_or_name } => {
+                let Some(check) =
+                    find_by_id_or_name(&self.checks, id_or_name, |c| &c.name).cloned()
+                else {
+                    unreachable_refused();
+                    return (Response::Internal, vec![]);
+                };
+                self.checks.remove(&check.id);
+                if self.check_states.remove(&check.id).is_some() {
+                    touched.push(RecordKey::CheckState(check.id.clone()));
+                }
+                touched.push(RecordKey::Check(check.id.clone()));
+                format!("removed check {} ({})", check.name, check.id)
+            }
+            Command::AddAlert { alert } => {
+                self.alerts.insert(alert.id.clone(), alert.clone());
+                touched.push(RecordKey::Alert(alert.id.clone()));
+                format!(
+                    "added {} alert {} ({})",
+                    alert.kind.type_name(),
+                    alert.name,
+                    alert.id
+                )
+            }
+            Command::RemoveAlert { id_or_name, .. } => {
+                let Some(alert) =
+                    find_by_id_or_name(&self.alerts, id_or_name, |a| &a.name).cloned()
+                else {
+                    unreachable_refused();
+                    return (Response::Internal, vec![]);
+                };
+                self.alerts.remove(&alert.id);
+                touched.push(RecordKey::Alert(alert.id.clone()));
+                let mut detached = 0;
+                for check in self.checks.values_mut() {
+                    if check.alerts.contains(&alert.id) {
+                        check.alerts.retain(|a| a != &alert.id);
+                        touched.push(RecordKey::Check(check.id.clone()));
+                        detached += 1;
+                    }
+                }
+                if detached > 0 {
+                    format!(
+                        "removed alert {} ({}), detached from {detached} check(s)",
+                        alert.name, alert.id
+                    )
+                } else {
+                    format!("removed alert {} ({})", alert.name, alert.id)
+                }
+            }
+        };
+        self.version += 1;
+        (
+            Response::Applied {
+                version: self.version,
+                summary,
+            },
+            touched,
+        )
+    }
+}
+
+/// `validate` passed, so the lookup cannot fail; keep apply total anyway.
+fn unreachable_refused() {
+    tracing::error!("apply: a validated command referred to a missing record");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AlertKind, CheckKind};
+
+    fn peer(n: u64) -> Peer {
+        Peer {
+            node_id: NodeId(n),
+            advertise: format!("127.0.0.1:{}", 9000 + n),
+            fingerprint: format!("SHA256:fp{n}"),
+            cert: String::new(),
+        }
+    }
+
+    fn tcp_check(id: &str, name: &str, alerts: Vec<String>) -> Check {
+        Check {
+            id: id.into(),
+            name: name.into(),
+            kind: CheckKind::Tcp {
+                target: "db.internal:5432".into(),
+            },
+            interval_ms: 30_000,
+            timeout_ms: 10_000,
+            alerts,
+        }
+    }
+
+    fn webhook(id: &str, name: &str) -> Alert {
+        Alert {
+            id: id.into(),
+            name: name.into(),
+            kind: AlertKind::Webhook {
+                url: "https://hooks.example.com/x".into(),
+                headers: vec![],
+            },
+        }
+    }
+
+    fn applied(state: &mut ClusterState, cmd: Command) -> u64 {
+        match state.apply(&Request::new(cmd)).0 {
+            Response::Applied { version, .. } => version,
+            other => panic!("not applied: {other:?}"),
+        }
+    }
+
+    fn refused(state: &mut ClusterState, req: Request) -> Refusal {
+        let before = state.clone();
+        match state.apply(&req).0 {
+            Response::Refused { refusal, .. } => {
+                assert_eq!(*state, before, "a refused command changed the state");
+                refusal
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    fn bootstrapped() -> ClusterState {
+        let mut s = ClusterState::default();
+        applied(
+            &mut s,
+            Command::Bootstrap {
+                cluster_id: "c".into(),
+                founder: peer(1),
+            },
+        );
+        s
+    }
+
+    #[test]
+    fn version_grows_by_one_per_applied_mutation() {
+        let mut s = bootstrapped();
+        assert_eq!(s.version, 1);
+        assert_eq!(
+            applied(
+                &mut s,
+                Command::AddAlert {
+                    alert: webhook("a1", "oncall")
+                }
+            ),
+            2
+        );
+        assert_eq!(
+            applied(
+                &mut s,
+                Command::AddCheck {
+                    check: tcp_check("c1", "db", vec!["a1".into()])
+                }
+            ),
+            3
+        );
+        assert_eq!(
+            applied(
+                &mut s,
+                Command::RemoveCheck {
+                    id_or_name: "db".into()
+                }
+            ),
+            4
+        );
+        assert_eq!(applied(&mut s, Command::AddPeer { peer: peer(2) }), 5);
+        // Re-adding the identical peer is not a mutation.
+        let (r, touched) = s.apply(&Request::new(Command::AddPeer { peer: peer(2) }));
+        assert!(matches!(r, Response::Unchanged { version: 5, .. }));
+        assert!(touched.is_empty());
+        assert_eq!(
+            applied(&mut s, Command::RemovePeer { node_id: NodeId(2) }),
+            6
+        );
+    }
+
+    #[test]
+    fn duplicates_and_unknown_references_are_refused_with_the_field() {
+        let mut s = bootstrapped();
+        applied(
+            &mut s,
+            Command::AddAlert {
+                alert: webhook("a1", "oncall"),
+            },
+        );
+        applied(
+            &mut s,
+            Command::AddCheck {
+                check: tcp_check("c1", "db", vec![]),
+            },
+        );
+        let r = refused(
+            &mut s,
+            Request::new(Command::AddCheck {
+                check: tcp_check("c2", "db", vec![]),
+            }),
+        );
+        assert!(
+            matches!(&r, Refusal::Invalid(e) if e.field == "name"),
+            "{r}"
+        );
+        let r = refused(
+            &mut s,
+            Request::new(Command::AddAlert {
+                alert: webhook("a2", "oncall"),
+            }),
+        );
+        assert!(
+            matches!(&r, Refusal::Invalid(e) if e.field == "name"),
+            "{r}"
+        );
+        let r = refused(
+            &mut s,
+            Request::new(Command::AddCheck {
+                check: tcp_check("c3", "web", vec!["nope".into()]),
+            }),
+        );
+        assert!(
+            matches!(&r, Refusal::Invalid(e) if e.field == "--alerts"),
+            "{r}"
+        );
+        let r = refused(
+            &mut s,
+            Request::new(Command::RemoveCheck {
+                id_or_name: "ghost".into(),
+            }),
+        );
+        assert!(r.to_string().contains("qu check list"), "{r}");
+        let mut bad = tcp_check("c4", "slow", vec![]);
+        bad.timeout_ms = bad.interval_ms;
+        let r = refused(&mut s, Request::new(Command::AddCheck { check: bad }));
+        assert!(
+            matches!(&r, Refusal::Invalid(e) if e.field == "--timeout"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn if_version_is_compare_and_set() {
+        let mut s = bootstrapped();
+        let req = Request {
+            if_version: Some(7),
+            command: Command::AddAlert {
+                alert: webhook("a1", "oncall"),
+            },
+        };
+        assert!(matches!(
+            refused(&mut s, req),
+            Refusal::VersionMismatch {
+                expected: 7,
+                actual: 1
+            }
+        ));
+        let ok = Request {
+            if_version: Some(1),
+            command: Command::AddAlert {
+                alert: webhook("a1", "oncall"),
+            },
+        };
+        assert!(matches!(
+            s.apply(&ok).0,
+            Response::Applied { version: 2, .. }
+        ));
+    }
+
+    #[test]
+    fn alert_in_use_needs_force_which_detaches_it() {
+        let mut s = bootstrapped();
+        applied(
+            &mut s,
+            Command::AddAlert {
+                alert: webhook("a1", "oncall"),
+            },
+        );
+        applied(
+            &mut s,
+            Command::AddCheck {
+                check: tcp_check("c1", "db", vec!["a1".into()]),
+            },
+        );
+        let r = refused(
+            &mut s,
+            Request::new(Command::RemoveAlert {
+                id_or_name: "oncall".into(),
+                force: false,
+            }),
+        );
+        assert!(r.to_string().contains("--force"), "{r}");
+        applied(
+            &mut s,
+            Command::RemoveAlert {
+                id_or_name: "oncall".into(),
+                force: true,
+            },
+        );
+        assert!(s.alerts.is_empty());
+        assert!(s.checks["c1"].alerts.is_empty());
+    }
+
+    #[test]
+    fn last_peer_cannot_be_removed_and_keys_cannot_change_silently() {
+        let mut s = bootstrapped();
+        refused(
+            &mut s,
+            Request::new(Command::RemovePeer { node_id: NodeId(1) }),
+        );
+        let mut impostor = peer(1);
+        impostor.fingerprint = "SHA256:other".into();
+        refused(&mut s, Request::new(Command::AddPeer { peer: impostor }));
+        let mut same_key = peer(3);
+        same_key.fingerprint = peer(1).fingerprint;
+        refused(&mut s, Request::new(Command::AddPeer { peer: same_key }));
+        refused(
+            &mut s,
+            Request::new(Command::Bootstrap {
+                cluster_id: "other".into(),
+                founder: peer(9),
+            }),
+        );
+    }
+
+    #[test]
+    fn apply_is_deterministic() {
+        let cmds = vec![
+            Command::Bootstrap {
+                cluster_id: "c".into(),
+                founder: peer(1),
+            },
+            Command::AddAlert {
+                alert: webhook("a1", "oncall"),
+            },
+            Command::AddCheck {
+                check: tcp_check("c1", "db", vec!["a1".into()]),
+            },
+            Command::AddCheck {
+                check: tcp_check("c2", "db", vec![]),
+            },
+            Command::AddPeer { peer: peer(2) },
+        ];
+        let run = || {
+            let mut s = ClusterState::default();
+            let rs: Vec<Response> = cmds
+                .iter()
+                .map(|c| s.apply(&Request::new(c.clone())).0)
+                .collect();
+            (s, rs)
+        };
+        assert_eq!(run(), run());
+    }
+}
