@@ -6,5 +6,8 @@
 pub mod model;
 pub mod node_id;
 pub mod state;
+pub mod store;
+pub mod types;
 
 pub use node_id::{NodeId, NodeIdError};
+pub use types::{RaftNode, TypeConfig};

@@ -1,7 +1,12 @@
 //! The `qu` command line (clap). The only place errors become messages:
 //! every failure prints one line on stderr and exits non-zero (SPEC §12).
 
+mod alert;
+mod check;
+mod node;
+mod status;
 mod table;
+mod trust;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -50,11 +55,20 @@ pub enum Command {
     Init(InitArgs),
     /// Run the daemon in the foreground (logs to stderr; stops on SIGTERM/SIGINT)
     Serve(ServeArgs),
-    /// Show this node's identity and cluster state
+    /// Show quorum, master, peers, check states and Raft progress (exit 0: quorum, 2: no quorum, 1: cannot tell)
     Status(JsonArg),
+    /// Add, list and remove cluster nodes
+    #[command(subcommand)]
+    Node(node::NodeCommand),
+    /// Add, list and remove checks
+    #[command(subcommand)]
+    Check(check::CheckCommand),
+    /// Add, list and remove alert channels
+    #[command(subcommand)]
+    Alert(alert::AlertCommand),
     /// Inspect or edit the local fingerprint trust store
     #[command(subcommand)]
-    Trust(TrustCommand),
+    Trust(trust::TrustCommand),
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +102,9 @@ pub struct ServeArgs {
     /// Log format on stderr; the level filter comes from RUST_LOG (default: info)
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Raft timing: `wan` for nodes in different networks (heartbeat 500ms, election 2.5-5s), `lan`, or `fast` for tests
+    #[arg(long, value_enum, default_value_t = crate::daemon::Timing::Wan)]
+    pub timing: crate::daemon::Timing,
 }
 
 #[derive(Debug, Args)]
@@ -97,19 +114,16 @@ pub struct JsonArg {
     pub json: bool,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum TrustCommand {
-    /// List the nodes this node pins (NODE_ID, ADVERTISE, FINGERPRINT, SOURCE, ADDED)
-    List(JsonArg),
-    /// Drop a node's entry: its connections are refused from then on
-    Remove {
-        /// Node id or a unique prefix of it
-        node: String,
-    },
+/// `--if-version` for every mutating command.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct IfVersion {
+    /// Refuse unless the cluster's config version is exactly N (compare-and-set)
+    #[arg(long, value_name = "N")]
+    pub if_version: Option<u64>,
 }
 
 /// A command's failure: the one line for stderr and the exit code.
-struct Failure {
+pub(crate) struct Failure {
     message: String,
     code: u8,
 }
@@ -162,99 +176,55 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Init(args) => cmd_init(&env, args),
         Command::Serve(args) => cmd_serve(&env, args),
-        Command::Status(args) => {
-            let reply = ask(&env, ControlRequest::Status, Duration::from_secs(10))?;
-            let ControlReply::Status(s) = reply else {
-                return Err(unexpected());
-            };
-            if args.json {
-                print_json(&s)?;
-            } else {
-                println!("node         {}", s.node_id);
-                println!("fingerprint  {}", s.fingerprint);
-                println!("listen       {}", s.listen);
-                println!("advertise    {}", s.advertise);
-                println!("cluster      {}", s.cluster);
-                println!(
-                    "uptime       {}",
-                    crate::config::duration::format(Duration::from_secs(s.uptime_secs))
-                );
-                println!("version      {}", s.version);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Trust(TrustCommand::List(args)) => {
-            let ControlReply::TrustList { entries } =
-                ask(&env, ControlRequest::TrustList, Duration::from_secs(10))?
-            else {
-                return Err(unexpected());
-            };
-            if args.json {
-                print_json(&entries)?;
-            } else {
-                let rows: Vec<Vec<String>> = entries
-                    .iter()
-                    .map(|e| {
-                        vec![
-                            e.node_id.to_string(),
-                            e.advertise.clone(),
-                            e.fingerprint.to_string(),
-                            e.source.to_string(),
-                            e.added_at.clone(),
-                        ]
-                    })
-                    .collect();
-                print!(
-                    "{}",
-                    table::render(
-                        &["NODE_ID", "ADVERTISE", "FINGERPRINT", "SOURCE", "ADDED"],
-                        &rows
-                    )
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Trust(TrustCommand::Remove { node }) => {
-            let ControlReply::TrustRemoved {
-                entry,
-                closed_connections,
-                still_member,
-            } = ask(
-                &env,
-                ControlRequest::TrustRemove { node },
-                Duration::from_secs(10),
-            )?
-            else {
-                return Err(unexpected());
-            };
-            println!(
-                "removed node {} ({}) from the trust store; closed {closed_connections} open connection(s)",
-                entry.node_id, entry.fingerprint
-            );
-            if still_member {
-                eprintln!("qu: warning: node {} is still a cluster member; this node now refuses its connections. Use 'qu node remove {}' to take it out of the cluster.", entry.node_id, entry.node_id);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Status(args) => status::run(&env, args.json),
+        Command::Node(cmd) => node::run(&env, cmd),
+        Command::Check(cmd) => check::run(&env, cmd),
+        Command::Alert(cmd) => alert::run(&env, cmd),
+        Command::Trust(cmd) => trust::run(&env, cmd),
     }
 }
 
-fn unexpected() -> Failure {
+pub(crate) fn unexpected() -> Failure {
     Failure::from(
         "the daemon sent an unexpected reply (is the CLI the same version as the daemon?)",
     )
 }
 
-fn print_json<T: serde::Serialize>(v: &T) -> Result<(), Failure> {
+pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(v)?;
     println!("{text}");
     Ok(())
 }
 
-fn ask(env: &Env, req: ControlRequest, deadline: Duration) -> Result<ControlReply, Failure> {
+/// Sends one request to the local daemon.
+pub(crate) fn ask(
+    env: &Env,
+    req: ControlRequest,
+    deadline: Duration,
+) -> Result<ControlReply, Failure> {
     let socket = env.socket_path()?;
     let rt = runtime(false)?;
     Ok(rt.block_on(control::request(&socket, &req, deadline))?)
+}
+
+/// Deadline for configuration mutations: the daemon answers within ~5 s
+/// (no quorum) or once committed; the margin covers forwarding.
+pub(crate) const MUTATION_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Sends a mutation and prints what changed and the new version.
+pub(crate) fn mutate(env: &Env, req: ControlRequest) -> Result<ExitCode, Failure> {
+    match ask(env, req, MUTATION_DEADLINE)? {
+        ControlReply::Mutated { summary, version } => {
+            println!("{summary}; config version {version}");
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => Err(unexpected()),
+    }
+}
+
+/// Parses a Go duration for clap.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::config::duration::parse(s).map_err(|e| e.to_string())
 }
 
 fn cmd_init(env: &Env, args: InitArgs) -> Result<ExitCode, Failure> {
@@ -285,9 +255,10 @@ fn cmd_init(env: &Env, args: InitArgs) -> Result<ExitCode, Failure> {
 }
 
 fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -304,6 +275,7 @@ fn cmd_serve(env: &Env, args: ServeArgs) -> Result<ExitCode, Failure> {
         paths: StatePaths::new(env.state_dir()?),
         socket: env.socket_path()?,
         transport: crate::transport::TransportConfig::default(),
+        timing: args.timing,
     };
     let rt = runtime(true)?;
     rt.block_on(crate::daemon::serve(opts))?;

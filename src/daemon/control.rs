@@ -14,6 +14,7 @@ use tokio::net::{UnixListener, UnixStream};
 
 use crate::transport::frame::{read_frame, write_frame};
 use crate::trust::TrustEntry;
+use qu_raft::model::{AlertKind, CheckKind};
 use qu_raft::NodeId;
 
 /// Largest control message.
@@ -25,14 +26,72 @@ const MAX_CONTROL_FRAME: usize = 4 * 1024 * 1024;
 pub enum ControlRequest {
     Status,
     TrustList,
-    TrustRemove { node: String },
+    TrustRemove {
+        node: String,
+    },
+    /// Fetch a node's identity over the hello path (for the SSH-style prompt).
+    NodeHello {
+        addr: String,
+    },
+    /// Add the node at `addr`, whose fingerprint must be `fingerprint`.
+    NodeAdd {
+        addr: String,
+        fingerprint: String,
+    },
+    NodeList,
+    NodeRemove {
+        node: String,
+        #[serde(default)]
+        if_version: Option<u64>,
+    },
+    CheckAdd {
+        spec: CheckSpec,
+        #[serde(default)]
+        if_version: Option<u64>,
+    },
+    CheckList,
+    CheckRemove {
+        id_or_name: String,
+        #[serde(default)]
+        if_version: Option<u64>,
+    },
+    AlertAdd {
+        spec: AlertSpec,
+        #[serde(default)]
+        if_version: Option<u64>,
+    },
+    AlertList,
+    AlertRemove {
+        id_or_name: String,
+        force: bool,
+        #[serde(default)]
+        if_version: Option<u64>,
+    },
+}
+
+/// A check as the operator describes it (alerts by name; no id yet).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckSpec {
+    pub name: String,
+    pub kind: CheckKind,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    #[serde(default)]
+    pub alerts: Vec<String>,
+}
+
+/// An alert as the operator describes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlertSpec {
+    pub name: String,
+    pub kind: AlertKind,
 }
 
 /// The daemon's answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum ControlReply {
-    Status(StatusReport),
+    Status(Box<StatusReport>),
     TrustList {
         entries: Vec<TrustEntry>,
     },
@@ -43,6 +102,25 @@ pub enum ControlReply {
         /// The peer is still a member of the replicated cluster.
         still_member: bool,
     },
+    Hello {
+        node_id: NodeId,
+        fingerprint: String,
+        advertise: String,
+    },
+    /// A configuration mutation was committed (or found already done).
+    Mutated {
+        summary: String,
+        version: u64,
+    },
+    NodeList {
+        nodes: Vec<PeerRow>,
+    },
+    CheckList {
+        checks: Vec<CheckRow>,
+    },
+    AlertList {
+        alerts: Vec<AlertRow>,
+    },
 }
 
 /// An error the daemon reports for a request.
@@ -52,7 +130,72 @@ pub struct ControlError {
     pub message: String,
 }
 
-/// What `qu status` shows.
+impl ControlError {
+    pub fn new(message: impl Into<String>) -> ControlError {
+        ControlError {
+            message: message.into(),
+        }
+    }
+}
+
+/// One member as `qu status` / `qu node list` show it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerRow {
+    pub node_id: NodeId,
+    pub advertise: String,
+    /// leader, follower, learner, or `-` when not in the Raft membership.
+    pub role: String,
+    pub live: bool,
+    /// RFC 3339, when this node last heard from it.
+    pub last_seen: Option<String>,
+    /// Highest log index known replicated to it (known on the leader only).
+    pub matched: Option<u64>,
+    /// Entries it is behind the leader's last log index (leader only).
+    pub lag: Option<u64>,
+}
+
+/// One check as listings show it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckRow {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub target: String,
+    pub interval: String,
+    pub timeout: String,
+    pub state: String,
+    pub since: Option<String>,
+    pub votes: Option<String>,
+    /// Alert names.
+    pub alerts: Vec<String>,
+    pub spec: CheckKind,
+}
+
+/// One alert as listings show it, secrets masked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlertRow {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Where it sends, secrets masked.
+    pub target: String,
+    pub used_by: Vec<String>,
+    pub spec: AlertKind,
+}
+
+/// The Raft block of `qu status`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct RaftInfo {
+    pub last_log_index: Option<u64>,
+    pub committed: Option<u64>,
+    pub applied: Option<u64>,
+    pub snapshot: Option<u64>,
+    pub purged: Option<u64>,
+}
+
+/// What `qu status` shows (SPEC §11).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatusReport {
     pub node_id: NodeId,
@@ -61,8 +204,18 @@ pub struct StatusReport {
     pub listen: String,
     pub version: String,
     pub uptime_secs: u64,
-    /// `fresh` until the node forms or joins a cluster.
-    pub cluster: String,
+    /// `fresh` (never formed or joined a cluster), `member`, or `removed`.
+    pub membership: String,
+    pub cluster_id: Option<String>,
+    pub term: u64,
+    pub master: Option<NodeId>,
+    pub quorum: bool,
+    pub need: usize,
+    pub voters: usize,
+    pub config_version: u64,
+    pub peers: Vec<PeerRow>,
+    pub checks: Vec<CheckRow>,
+    pub raft: RaftInfo,
 }
 
 /// Errors of the CLI side.

@@ -1,0 +1,331 @@
+//! The state machine on sled: applies committed entries to `ClusterState`,
+//! persists the touched records, builds and installs snapshots, and
+//! publishes every applied state to the daemon through a watch channel.
+//!
+//! Invariants: records and `meta` (last applied, membership) are written in
+//! one sled batch and fsynced before the responses go out, so after a crash
+//! the persisted state is exactly the state after some applied index; the
+//! state published is never older than the one persisted.
+
+use std::io;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, RaftSnapshotBuilder};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::{json_err, sled_err};
+use crate::state::{ClusterState, RecordKey, Response};
+use crate::types::{LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
+
+const META: &[u8] = b"meta";
+const CURRENT: &[u8] = b"current";
+
+/// The applied state as the daemon sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    pub state: ClusterState,
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+}
+
+/// `meta` record: everything of `Applied` that is not a keyed record.
+#[derive(Serialize, Deserialize)]
+struct SmMeta {
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+    cluster_id: Option<String>,
+    version: u64,
+}
+
+/// A snapshot at rest.
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+}
+
+fn record_key(k: &RecordKey) -> Vec<u8> {
+    match k {
+        RecordKey::Meta => META.to_vec(),
+        RecordKey::Peer(id) => format!("peer/{id}").into_bytes(),
+        RecordKey::Check(id) => format!("check/{id}").into_bytes(),
+        RecordKey::Alert(id) => format!("alert/{id}").into_bytes(),
+        RecordKey::CheckState(id) => format!("cstate/{id}").into_bytes(),
+    }
+}
+
+fn meta_of(a: &Applied) -> SmMeta {
+    SmMeta {
+        last_applied: a.last_applied.clone(),
+        membership: a.membership.clone(),
+        cluster_id: a.state.cluster_id.clone(),
+        version: a.state.version,
+    }
+}
+
+/// The value stored under `k` in `a`, or `None` when the record is gone.
+fn record_value(a: &Applied, k: &RecordKey) -> io::Result<Option<Vec<u8>>> {
+    let enc = |v: Result<Vec<u8>, serde_json::Error>| v.map(Some).map_err(json_err);
+    match k {
+        RecordKey::Meta => enc(serde_json::to_vec(&meta_of(a))),
+        RecordKey::Peer(id) => a
+            .state
+            .peers
+            .get(id)
+            .map_or(Ok(None), |v| enc(serde_json::to_vec(v))),
+        RecordKey::Check(id) => a
+            .state
+            .checks
+            .get(id)
+            .map_or(Ok(None), |v| enc(serde_json::to_vec(v))),
+        RecordKey::Alert(id) => a
+            .state
+            .alerts
+            .get(id)
+            .map_or(Ok(None), |v| enc(serde_json::to_vec(v))),
+        RecordKey::CheckState(id) => a
+            .state
+            .check_states
+            .get(id)
+            .map_or(Ok(None), |v| enc(serde_json::to_vec(v))),
+    }
+}
+
+/// Every record of `a`, for a full rewrite (snapshot install).
+fn all_keys(a: &Applied) -> Vec<RecordKey> {
+    let s = &a.state;
+    std::iter::once(RecordKey::Meta)
+        .chain(s.peers.keys().map(|k| RecordKey::Peer(*k)))
+        .chain(s.checks.keys().map(|k| RecordKey::Check(k.clone())))
+        .chain(s.alerts.keys().map(|k| RecordKey::Alert(k.clone())))
+        .chain(
+            s.check_states
+                .keys()
+                .map(|k| RecordKey::CheckState(k.clone())),
+        )
+        .collect()
+}
+
+/// The state machine store.
+pub struct StateMachineStore {
+    db: sled::Db,
+    sm: sled::Tree,
+    snap: sled::Tree,
+    current: Arc<Applied>,
+    tx: watch::Sender<Arc<Applied>>,
+}
+
+impl StateMachineStore {
+    pub(super) fn open(db: &sled::Db) -> io::Result<StateMachineStore> {
+        let sm = db.open_tree("sm").map_err(sled_err)?;
+        let snap = db.open_tree("snapshot").map_err(sled_err)?;
+        let current = Arc::new(load(&sm)?);
+        let (tx, _) = watch::channel(current.clone());
+        Ok(StateMachineStore {
+            db: db.clone(),
+            sm,
+            snap,
+            current,
+            tx,
+        })
+    }
+
+    /// Follows every applied state (the current one first).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Applied>> {
+        self.tx.subscribe()
+    }
+
+    /// The state as last applied.
+    pub fn current(&self) -> Arc<Applied> {
+        self.current.clone()
+    }
+
+    async fn persist(&self, next: &Applied, keys: &[RecordKey]) -> io::Result<()> {
+        let mut batch = sled::Batch::default();
+        for k in keys {
+            match record_value(next, k)? {
+                Some(v) => batch.insert(record_key(k), v),
+                None => batch.remove(record_key(k)),
+            }
+        }
+        self.sm.apply_batch(batch).map_err(sled_err)?;
+        self.db.flush_async().await.map(|_| ()).map_err(sled_err)
+    }
+
+    fn publish(&mut self, next: Applied) {
+        self.current = Arc::new(next);
+        self.tx.send_replace(self.current.clone());
+    }
+}
+
+/// Reads the persisted state.
+fn load(sm: &sled::Tree) -> io::Result<Applied> {
+    let mut a = Applied::default();
+    for kv in sm.iter() {
+        let (k, v) = kv.map_err(sled_err)?;
+        let key = String::from_utf8_lossy(&k).into_owned();
+        if key.as_bytes() == META {
+            let m: SmMeta = serde_json::from_slice(&v).map_err(json_err)?;
+            a.last_applied = m.last_applied;
+            a.membership = m.membership;
+            a.state.cluster_id = m.cluster_id;
+            a.state.version = m.version;
+        } else if let Some(id) = key.strip_prefix("peer/") {
+            let node = id.parse().map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("bad peer key {key}: {e}"),
+                )
+            })?;
+            a.state
+                .peers
+                .insert(node, serde_json::from_slice(&v).map_err(json_err)?);
+        } else if let Some(id) = key.strip_prefix("check/") {
+            a.state.checks.insert(
+                id.to_string(),
+                serde_json::from_slice(&v).map_err(json_err)?,
+            );
+        } else if let Some(id) = key.strip_prefix("alert/") {
+            a.state.alerts.insert(
+                id.to_string(),
+                serde_json::from_slice(&v).map_err(json_err)?,
+            );
+        } else if let Some(id) = key.strip_prefix("cstate/") {
+            a.state.check_states.insert(
+                id.to_string(),
+                serde_json::from_slice(&v).map_err(json_err)?,
+            );
+        }
+    }
+    Ok(a)
+}
+
+/// Builds snapshots from the state as applied when the builder was made.
+pub struct SnapshotBuilder {
+    db: sled::Db,
+    snap: sled::Tree,
+    applied: Arc<Applied>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let data = serde_json::to_vec(&*self.applied).map_err(json_err)?;
+        let meta = SnapshotMeta {
+            last_log_id: self.applied.last_applied.clone(),
+            last_membership: self.applied.membership.clone(),
+        };
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: data.clone(),
+        };
+        self.snap
+            .insert(CURRENT, serde_json::to_vec(&stored).map_err(json_err)?)
+            .map_err(sled_err)?;
+        self.db.flush_async().await.map_err(sled_err)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: data,
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotData = SnapshotData;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        Ok((
+            self.current.last_applied.clone(),
+            self.current.membership.clone(),
+        ))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: futures_util::Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>>
+            + Unpin
+            + Send,
+    {
+        let mut next = (*self.current).clone();
+        let mut touched = vec![RecordKey::Meta];
+        let mut replies = Vec::new();
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            next.last_applied = Some(entry.log_id());
+            let response = match &entry.payload {
+                EntryPayload::Blank => Response::Internal,
+                EntryPayload::Normal(req) => {
+                    let (resp, keys) = next.state.apply(req);
+                    touched.extend(keys);
+                    resp
+                }
+                EntryPayload::Membership(m) => {
+                    next.membership = StoredMembership::new(Some(entry.log_id()), m.clone());
+                    Response::Internal
+                }
+            };
+            if let Some(r) = responder {
+                replies.push((r, response));
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        self.persist(&next, &touched).await?;
+        self.publish(next);
+        for (r, resp) in replies {
+            r.send(resp);
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            db: self.db.clone(),
+            snap: self.snap.clone(),
+            applied: self.current.clone(),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotData,
+    ) -> Result<(), io::Error> {
+        let mut next: Applied = serde_json::from_slice(&snapshot).map_err(json_err)?;
+        next.last_applied = meta.last_log_id.clone();
+        next.membership = meta.last_membership.clone();
+        // Replace every record: drop what the snapshot does not have.
+        self.sm.clear().map_err(sled_err)?;
+        let keys = all_keys(&next);
+        self.persist(&next, &keys).await?;
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: snapshot,
+        };
+        self.snap
+            .insert(CURRENT, serde_json::to_vec(&stored).map_err(json_err)?)
+            .map_err(sled_err)?;
+        self.db.flush_async().await.map_err(sled_err)?;
+        self.publish(next);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        match self.snap.get(CURRENT).map_err(sled_err)? {
+            None => Ok(None),
+            Some(v) => {
+                let s: StoredSnapshot = serde_json::from_slice(&v).map_err(json_err)?;
+                Ok(Some(Snapshot {
+                    meta: s.meta,
+                    snapshot: s.data,
+                }))
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! `qu check add|list|remove` (SPEC §8).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use super::{
+    ask, mutate, parse_duration, print_json, table, unexpected, Failure, IfVersion, JsonArg,
+};
+use crate::config::Env;
+use crate::daemon::control::{CheckRow, CheckSpec, ControlReply, ControlRequest};
+use qu_raft::model::CheckKind;
+
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Add a check
+    #[command(subcommand)]
+    Add(AddCommand),
+    /// List checks: ID, NAME, TYPE, TARGET, INTERVAL, STATE, ALERTS
+    List(JsonArg),
+    /// Remove a check by id or name
+    Remove {
+        id_or_name: String,
+        #[command(flatten)]
+        if_version: IfVersion,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AddCommand {
+    /// HTTP(S) GET; UP on the expected status (default any 2xx) and body match; follows up to 10 redirects
+    Http {
+        name: String,
+        url: String,
+        /// Exact status code expected [default: any 2xx]
+        #[arg(long, value_name = "CODE")]
+        expect: Option<u16>,
+        /// UP only if the body contains this string
+        #[arg(long, value_name = "STR")]
+        body_match: Option<String>,
+        /// Do not verify the target's TLS certificate
+        #[arg(long)]
+        insecure: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// TCP connect to HOST:PORT; UP when the connection opens in time
+    Tcp {
+        name: String,
+        #[arg(value_name = "HOST:PORT")]
+        target: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// ICMP echo (IPv4 or IPv6)
+    Icmp {
+        name: String,
+        host: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Probe interval (Go duration: 250ms, 5s, 1m30s, 2h)
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Probe timeout; must be shorter than the interval
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Alert names to notify, comma-separated
+    #[arg(long, value_delimiter = ',', value_name = "a,b")]
+    pub alerts: Vec<String>,
+    #[command(flatten)]
+    pub if_version: IfVersion,
+}
+
+pub(super) fn run(env: &Env, cmd: CheckCommand) -> Result<ExitCode, Failure> {
+    match cmd {
+        CheckCommand::Add(add) => {
+            let (name, kind, common) = match add {
+                AddCommand::Http {
+                    name,
+                    url,
+                    expect,
+                    body_match,
+                    insecure,
+                    common,
+                } => (
+                    name,
+                    CheckKind::Http {
+                        url,
+                        expect,
+                        body_match,
+                        insecure,
+                    },
+                    common,
+                ),
+                AddCommand::Tcp {
+                    name,
+                    target,
+                    common,
+                } => (name, CheckKind::Tcp { target }, common),
+                AddCommand::Icmp { name, host, common } => (name, CheckKind::Icmp { host }, common),
+            };
+            let spec = CheckSpec {
+                name,
+                kind,
+                interval_ms: common.interval.as_millis() as u64,
+                timeout_ms: common.timeout.as_millis() as u64,
+                alerts: common.alerts,
+            };
+            mutate(
+                env,
+                ControlRequest::CheckAdd {
+                    spec,
+                    if_version: common.if_version.if_version,
+                },
+            )
+        }
+        CheckCommand::List(args) => {
+            let ControlReply::CheckList { checks } =
+                ask(env, ControlRequest::CheckList, Duration::from_secs(10))?
+            else {
+                return Err(unexpected());
+            };
+            if args.json {
+                return print_json(&checks).map(|_| ExitCode::SUCCESS);
+            }
+            print!("{}", render_checks(&checks));
+            Ok(ExitCode::SUCCESS)
+        }
+        CheckCommand::Remove {
+            id_or_name,
+            if_version,
+        } => mutate(
+            env,
+            ControlRequest::CheckRemove {
+                id_or_name,
+                if_version: if_version.if_version,
+            },
+        ),
+    }
+}
+
+fn render_checks(checks: &[CheckRow]) -> String {
+    let rows: Vec<Vec<String>> = checks
+        .iter()
+        .map(|c| {
+            vec![
+                c.id.clone(),
+                c.name.clone(),
+                c.kind.clone(),
+                c.target.clone(),
+                c.interval.clone(),
+                c.state.clone(),
+                if c.alerts.is_empty() {
+                    "(none)".into()
+                } else {
+                    c.alerts.join(",")
+                },
+            ]
+        })
+        .collect();
+    table::render(
+        &[
+            "ID", "NAME", "TYPE", "TARGET", "INTERVAL", "STATE", "ALERTS",
+        ],
+        &rows,
+    )
+}

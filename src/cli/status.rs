@@ -1,0 +1,131 @@
+//! `qu status` (SPEC §11). Exit 0 when the cluster has quorum (or the node
+//! is fresh), 2 when it has not (or this node was removed), 1 when it
+//! cannot tell (daemon unreachable).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::{ask, print_json, table, unexpected, Failure};
+use crate::config::Env;
+use crate::daemon::control::{ControlReply, ControlRequest, StatusReport};
+use qu_raft::NodeId;
+
+pub(super) fn run(env: &Env, json: bool) -> Result<ExitCode, Failure> {
+    let ControlReply::Status(s) = ask(env, ControlRequest::Status, Duration::from_secs(10))? else {
+        return Err(unexpected());
+    };
+    if json {
+        print_json(&s)?;
+    } else {
+        print!("{}", render(&s));
+    }
+    let ok = match s.membership.as_str() {
+        "fresh" => true,
+        "removed" => false,
+        _ => s.quorum,
+    };
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn render(s: &StatusReport) -> String {
+    let ids: Vec<NodeId> = s
+        .peers
+        .iter()
+        .map(|p| p.node_id)
+        .chain([s.node_id])
+        .collect();
+    let short = |n: NodeId| n.short(&ids);
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| out.push_str(&format!("{k:<12}{v}\n"));
+    line("node", short(s.node_id));
+    line("fingerprint", s.fingerprint.clone());
+    line(
+        "listen",
+        format!("{} (advertise {})", s.listen, s.advertise),
+    );
+    match s.membership.as_str() {
+        "fresh" => {
+            line("cluster", "none yet: this node is fresh; the first mutation (qu check add, qu node add, …) forms a one-node cluster".into());
+            return out;
+        }
+        "removed" => {
+            line(
+                "cluster",
+                "REMOVED: this node was removed from its cluster and no longer serves it; to re-join, stop qu, move the state directory aside, run 'qu init' and 'qu node add' it from a member".into(),
+            );
+            return out;
+        }
+        _ => {}
+    }
+    line("term", s.term.to_string());
+    line(
+        "master",
+        s.master
+            .map(short)
+            .unwrap_or_else(|| "none (election in progress or no quorum)".into()),
+    );
+    line(
+        "quorum",
+        format!("{} (need {} of {})", s.quorum, s.need, s.voters),
+    );
+    line("config ver", s.config_version.to_string());
+
+    out.push_str("\nPEERS\n");
+    let rows: Vec<Vec<String>> = s
+        .peers
+        .iter()
+        .map(|p| {
+            vec![
+                short(p.node_id),
+                p.advertise.clone(),
+                p.live.to_string(),
+                p.last_seen.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    out.push_str(&table::render(
+        &["NODE_ID", "ADVERTISE", "LIVE", "LAST_SEEN"],
+        &rows,
+    ));
+
+    out.push_str("\nCHECKS\n");
+    let rows: Vec<Vec<String>> = s
+        .checks
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                c.kind.clone(),
+                c.state.clone(),
+                c.since.clone().unwrap_or_else(|| "-".into()),
+                c.votes.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    out.push_str(&table::render(
+        &["NAME", "TYPE", "STATE", "SINCE", "VOTES"],
+        &rows,
+    ));
+
+    let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+    out.push_str("\nRAFT\n");
+    out.push_str(&format!("last log    {}\n", opt(s.raft.last_log_index)));
+    out.push_str(&format!("committed   {}\n", opt(s.raft.committed)));
+    out.push_str(&format!("applied     {}\n", opt(s.raft.applied)));
+    out.push_str(&format!("snapshot    {}\n", opt(s.raft.snapshot)));
+    out.push_str(&format!("purged      {}\n", opt(s.raft.purged)));
+    let rows: Vec<Vec<String>> = s
+        .peers
+        .iter()
+        .map(|p| vec![short(p.node_id), p.role.clone(), opt(p.matched), opt(p.lag)])
+        .collect();
+    out.push_str(&table::render(
+        &["NODE_ID", "ROLE", "MATCHED", "LAG"],
+        &rows,
+    ));
+    out
+}

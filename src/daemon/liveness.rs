@@ -1,0 +1,90 @@
+//! Peer liveness: when each member was last heard from. Fed by our periodic
+//! pings and by every authenticated request a peer makes to us; read by
+//! `qu status` / `qu node list` (LIVE, LAST_SEEN) and by the no-quorum check
+//! that refuses mutations early.
+//!
+//! Invariant: a peer is live only if heard from within `window`; this node
+//! itself is always live.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use qu_raft::NodeId;
+
+/// Last-heard times per peer.
+#[derive(Debug)]
+pub struct Liveness {
+    me: NodeId,
+    window: Duration,
+    seen: Mutex<HashMap<NodeId, (Instant, SystemTime)>>,
+}
+
+impl Liveness {
+    pub fn new(me: NodeId, window: Duration) -> Liveness {
+        Liveness {
+            me,
+            window,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records that `node` answered or called just now.
+    pub fn heard(&self, node: NodeId) {
+        if let Ok(mut m) = self.seen.lock() {
+            m.insert(node, (Instant::now(), SystemTime::now()));
+        }
+    }
+
+    pub fn is_live(&self, node: NodeId) -> bool {
+        if node == self.me {
+            return true;
+        }
+        self.seen
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&node).map(|(at, _)| at.elapsed() <= self.window))
+            .unwrap_or(false)
+    }
+
+    /// Wall-clock time `node` was last heard from.
+    pub fn last_seen(&self, node: NodeId) -> Option<SystemTime> {
+        if node == self.me {
+            return Some(SystemTime::now());
+        }
+        self.seen.lock().ok().and_then(|m| m.get(&node).map(|(_, t)| *t))
+    }
+
+    /// How many of `nodes` are live now.
+    pub fn count_live<'a>(&self, nodes: impl IntoIterator<Item = &'a NodeId>) -> usize {
+        nodes.into_iter().filter(|n| self.is_live(**n)).count()
+    }
+
+    pub fn forget(&self, node: NodeId) {
+        if let Ok(mut m) = self.seen.lock() {
+            m.remove(&node);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn live_within_the_window_only() {
+        let l = Liveness::new(NodeId(1), Duration::from_secs(3));
+        assert!(l.is_live(NodeId(1)), "self is always live");
+        assert!(!l.is_live(NodeId(2)));
+        l.heard(NodeId(2));
+        assert!(l.is_live(NodeId(2)));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(l.is_live(NodeId(2)));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(!l.is_live(NodeId(2)));
+        assert!(l.last_seen(NodeId(2)).is_some());
+        assert_eq!(l.count_live(&[NodeId(1), NodeId(2), NodeId(3)]), 1);
+    }
+}
