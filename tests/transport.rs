@@ -10,13 +10,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use qu::crypto::{Identity, NewIdentity};
-use qu::daemon::rpc::{HelloResponse, StrangerRequest, StrangerService};
+use qu::daemon::rpc::{HelloResponse, StrangerRequest, StrangerResponse};
 use qu::transport::client::{call_stranger, Connection, PeerAddr};
 use qu::transport::frame::{read_frame, write_frame};
 use qu::transport::server::Server;
 use qu::transport::{
-    tls, PeerIdentity, Pool, RpcError, RpcErrorCode, Service, SharedTrust, TransportConfig,
-    TransportError,
+    tls, PeerIdentity, Pool, RpcError, RpcErrorCode, Service, SharedTrust, Stranger,
+    TransportConfig, TransportError,
 };
 use qu::trust::{now_rfc3339, TrustEntry, TrustSource, TrustStore};
 use qu_raft::NodeId;
@@ -77,6 +77,29 @@ impl Service for TestService {
     }
 }
 
+/// The hello path as the daemon serves it: identity only.
+struct HelloOnly(Identity);
+
+impl Service for HelloOnly {
+    type Caller = Stranger;
+    type Request = StrangerRequest;
+    type Response = StrangerResponse;
+    async fn call(
+        self: Arc<Self>,
+        _caller: Stranger,
+        req: StrangerRequest,
+    ) -> Result<StrangerResponse, RpcError> {
+        match req {
+            StrangerRequest::Hello => Ok(StrangerResponse::Hello(HelloResponse {
+                node_id: self.0.node_id,
+                advertise: "server.test:9001".into(),
+                cert: self.0.cert.clone(),
+            })),
+            StrangerRequest::Join(_) => Err(RpcError::forbidden("not fresh")),
+        }
+    }
+}
+
 fn entry(id: &Identity, as_node: NodeId) -> TrustEntry {
     TrustEntry {
         node_id: as_node,
@@ -119,12 +142,9 @@ async fn start_server(trusted: &[(&Identity, NodeId)], cfg: TransportConfig) -> 
         listener,
         me,
         trust.clone(),
-        Arc::new(TestService),
-        Arc::new(StrangerService {
-            identity: me.clone(),
-            advertise: "server.test:9001".into(),
-        }),
+        (Arc::new(TestService), Arc::new(HelloOnly(me.clone()))),
         cfg,
+        Default::default(),
         rx,
     )
     .unwrap();
@@ -299,7 +319,7 @@ async fn unauthenticated_connections_are_capped() {
 async fn hello_path_returns_the_identity_and_serves_nothing_else() {
     let r = start_server(&[], test_config()).await;
     let stranger = &ids()[2];
-    let (hello, fp, cert): (HelloResponse, _, _) = call_stranger(
+    let (resp, fp, cert): (StrangerResponse, _, _) = call_stranger(
         stranger,
         &r.addr,
         &StrangerRequest::Hello,
@@ -308,6 +328,9 @@ async fn hello_path_returns_the_identity_and_serves_nothing_else() {
     )
     .await
     .unwrap();
+    let StrangerResponse::Hello(hello) = resp else {
+        panic!("hello answered with {resp:?}");
+    };
     assert_eq!(hello.node_id, ids()[0].node_id);
     assert_eq!(hello.advertise, "server.test:9001");
     assert_eq!(fp, ids()[0].fingerprint);

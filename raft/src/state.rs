@@ -654,7 +654,7 @@ mod tests {
 
     #[test]
     fn apply_is_deterministic() {
-        let cmds = vec![
+        let cmds = [
             Command::Bootstrap {
                 cluster_id: "c".into(),
                 founder: peer(1),

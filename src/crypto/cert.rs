@@ -68,3 +68,9 @@ pub mod der_b64 {
             .map_err(serde::de::Error::custom)
     }
 }
+
+/// A certificate as the replicated state stores it: base64 of its DER.
+pub fn der_b64_string(c: &CertificateDer<'_>) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(c.as_ref())
+}

@@ -54,7 +54,10 @@ impl Liveness {
         if node == self.me {
             return Some(SystemTime::now());
         }
-        self.seen.lock().ok().and_then(|m| m.get(&node).map(|(_, t)| *t))
+        self.seen
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&node).map(|(_, t)| *t))
     }
 
     /// How many of `nodes` are live now.

@@ -22,6 +22,7 @@ use crate::transport::SharedTrust;
 use crate::trust::{now_rfc3339, TrustEntry, TrustSource};
 use qu_raft::model::Peer;
 use qu_raft::state::ClusterState;
+use qu_raft::store::Applied;
 use qu_raft::NodeId;
 
 const HEADER: &str = "# qu cluster state: a read-only mirror of the replicated state, rewritten after\n# every applied change. Edits here are NOT applied; use the qu CLI.\n";
@@ -45,21 +46,29 @@ pub struct Mirror {
 
 impl Mirror {
     /// Follows `states` until the sender is dropped.
-    pub async fn run(self, mut states: watch::Receiver<Arc<ClusterState>>) {
-        let mut known: BTreeMap<NodeId, Peer> = states.borrow().peers.clone();
-        self.write(states.borrow().clone()).await;
+    pub async fn run(self, mut states: watch::Receiver<Arc<Applied>>) {
+        let first = states.borrow_and_update().clone();
+        let mut known: BTreeMap<NodeId, Peer> = first.state.peers.clone();
+        self.write(first).await;
         while states.changed().await.is_ok() {
-            let state = states.borrow_and_update().clone();
-            self.reconcile_trust(&known, &state.peers).await;
-            known = state.peers.clone();
-            self.write(state).await;
+            let applied = states.borrow_and_update().clone();
+            self.reconcile_trust(&known, &applied.state.peers).await;
+            known = applied.state.peers.clone();
+            self.write(applied).await;
         }
     }
 
-    async fn write(&self, state: Arc<ClusterState>) {
+    async fn write(&self, applied: Arc<Applied>) {
+        if applied.state.cluster_id.is_none() && applied.last_applied.is_none() {
+            return; // fresh: nothing to mirror yet
+        }
         let path = self.paths.cluster_file();
         let res = tokio::task::spawn_blocking(move || {
-            write_atomic(&path, render_cluster_yaml(&state).as_bytes(), FileMode::Private)
+            write_atomic(
+                &path,
+                render_cluster_yaml(&applied.state).as_bytes(),
+                FileMode::Private,
+            )
         })
         .await;
         match res {
@@ -70,7 +79,11 @@ impl Mirror {
     }
 
     /// Pins peers that joined, unpins peers that left, persists trust.yaml.
-    async fn reconcile_trust(&self, before: &BTreeMap<NodeId, Peer>, after: &BTreeMap<NodeId, Peer>) {
+    async fn reconcile_trust(
+        &self,
+        before: &BTreeMap<NodeId, Peer>,
+        after: &BTreeMap<NodeId, Peer>,
+    ) {
         let added: Vec<&Peer> = after
             .values()
             .filter(|p| p.node_id != self.me && before.get(&p.node_id) != Some(p))
@@ -83,29 +96,32 @@ impl Mirror {
         if added.is_empty() && removed.is_empty() {
             return;
         }
-        let Ok(mut store) = self.trust.write() else {
-            tracing::error!("trust store lock poisoned");
-            return;
-        };
-        for peer in added {
-            match trust_entry_for(peer) {
-                Ok(entry) => {
-                    if let Err(e) = store.add(entry) {
-                        tracing::error!(node = %peer.node_id, "cannot pin new member: {e}");
-                    } else {
-                        tracing::info!(node = %peer.node_id, fingerprint = %peer.fingerprint, "pinned new cluster member");
+        let snapshot = {
+            let Ok(mut store) = self.trust.write() else {
+                tracing::error!("trust store lock poisoned");
+                return;
+            };
+            for peer in added {
+                match trust_entry_for(peer) {
+                    Ok(entry) => {
+                        if let Err(e) = store.add(entry) {
+                            tracing::error!(node = %peer.node_id, "cannot pin new member: {e}");
+                        } else {
+                            tracing::info!(node = %peer.node_id, fingerprint = %peer.fingerprint, "pinned new cluster member");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(node = %peer.node_id, "member has a bad fingerprint: {e}")
                     }
                 }
-                Err(e) => tracing::error!(node = %peer.node_id, "member has a bad fingerprint: {e}"),
             }
-        }
-        for node in &removed {
-            if store.remove(*node).is_some() {
-                tracing::info!(%node, "unpinned node that left the cluster");
+            for node in &removed {
+                if store.remove(*node).is_some() {
+                    tracing::info!(%node, "unpinned node that left the cluster");
+                }
             }
-        }
-        let snapshot = store.clone();
-        drop(store);
+            store.clone()
+        };
         for node in removed {
             self.pool.disconnect(node);
             self.registry.close_peer(node);
@@ -120,7 +136,9 @@ impl Mirror {
 }
 
 /// The trust entry that pins a replicated member.
-pub fn trust_entry_for(peer: &Peer) -> Result<TrustEntry, crate::crypto::fingerprint::FingerprintParseError> {
+pub fn trust_entry_for(
+    peer: &Peer,
+) -> Result<TrustEntry, crate::crypto::fingerprint::FingerprintParseError> {
     Ok(TrustEntry {
         node_id: peer.node_id,
         fingerprint: peer.fingerprint.parse::<Fingerprint>()?,

@@ -1,17 +1,29 @@
-//! `qu serve`: loads the node's state, binds the transport and the control
-//! socket, and runs until SIGTERM/SIGINT (SPEC §3).
+//! `qu serve`: loads the node's state, opens the Raft store, binds the
+//! transport and the control socket, and runs until SIGTERM/SIGINT
+//! (SPEC §3).
 //!
-//! Invariants: the daemon refuses to start (non-zero exit, one clear line)
-//! when it cannot read its state or bind; on shutdown the control socket
-//! file is removed.
+//! Startup order matters: storage and Raft exist before the transport
+//! serves, so the first request already finds them. Invariants: the daemon
+//! refuses to start (non-zero exit, one clear line) when it cannot read its
+//! state or bind; on shutdown Raft stops and the control socket file is
+//! removed.
 
+mod cluster;
 pub mod control;
+mod handlers;
+pub mod liveness;
+mod mirror;
+mod raft_network;
 pub mod rpc;
+mod service;
+mod view;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use clap::ValueEnum;
 use tokio::net::UnixStream;
 use tokio::sync::watch;
 
@@ -21,8 +33,10 @@ use crate::crypto::{Identity, IdentityError};
 use crate::transport::server::{ConnRegistry, Server};
 use crate::transport::{Pool, SharedTrust, TransportConfig};
 use crate::trust::{TrustError, TrustStore};
-use control::{ControlError, ControlReply, ControlRequest, StatusReport};
-use qu_raft::NodeId;
+use control::ControlError;
+use liveness::Liveness;
+use qu_raft::store::{Applied, LocalStore, LogStore};
+use qu_raft::types::Raft;
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -44,8 +58,60 @@ pub enum DaemonError {
     Control(#[from] control::BindError),
     #[error("{0}")]
     Tls(#[from] crate::transport::tls::TlsConfigError),
+    #[error("{0} (is another 'qu serve' using this state directory?)")]
+    Storage(std::io::Error),
+    #[error("cannot start Raft: {0}")]
+    Raft(String),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+}
+
+/// Raft and liveness timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Timing {
+    /// Nodes in different networks (RTT up to ~150 ms): heartbeat 500ms, election 2.5–5s.
+    #[default]
+    Wan,
+    /// One site: heartbeat 150ms, election 750ms–1.5s.
+    Lan,
+    /// Tests on loopback: heartbeat 100ms, election 400–800ms.
+    Fast,
+}
+
+impl Timing {
+    fn millis(self) -> (u64, u64, u64) {
+        match self {
+            Timing::Wan => (500, 2500, 5000),
+            Timing::Lan => (150, 750, 1500),
+            Timing::Fast => (100, 400, 800),
+        }
+    }
+
+    /// The openraft configuration of this profile.
+    pub fn raft_config(self) -> openraft::Config {
+        let (heartbeat, min, max) = self.millis();
+        openraft::Config {
+            cluster_name: "qu".into(),
+            heartbeat_interval: heartbeat,
+            election_timeout_min: min,
+            election_timeout_max: max,
+            // A cut-off node must not keep raising its term.
+            enable_pre_vote: Some(true),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
+            max_in_snapshot_log_to_keep: 200,
+            ..Default::default()
+        }
+    }
+
+    /// How often members ping each other.
+    pub fn ping_interval(self) -> Duration {
+        Duration::from_millis(self.millis().0.max(200))
+    }
+
+    /// A peer not heard from for this long is not live.
+    pub fn liveness_window(self) -> Duration {
+        Duration::from_millis(self.millis().1)
+    }
 }
 
 /// Options of `qu serve`.
@@ -54,18 +120,43 @@ pub struct ServeOptions {
     pub paths: StatePaths,
     pub socket: PathBuf,
     pub transport: TransportConfig,
+    pub timing: Timing,
 }
 
-/// The daemon's shared state, reached by the control socket handlers.
-struct Daemon {
+/// Everything the daemon's handlers share.
+pub(crate) struct Daemon {
     paths: StatePaths,
     node: NodeConfig,
     identity: Identity,
     trust: SharedTrust,
     listen: String,
     started: Instant,
+    timing: Timing,
+    transport: TransportConfig,
     registry: Arc<ConnRegistry>,
     pool: Arc<Pool>,
+    liveness: Arc<Liveness>,
+    raft: Raft,
+    applied: watch::Receiver<Arc<Applied>>,
+    local: LocalStore,
+    log: LogStore,
+    removed: AtomicBool,
+    /// Serialises cluster formation and joins.
+    form_lock: tokio::sync::Mutex<()>,
+}
+
+impl Daemon {
+    fn me(&self) -> qu_raft::NodeId {
+        self.node.node_id
+    }
+
+    fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::SeqCst)
+    }
+
+    fn state(&self) -> Arc<Applied> {
+        self.applied.borrow().clone()
+    }
 }
 
 /// Runs the daemon until a termination signal.
@@ -85,47 +176,107 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
             addr: bind.to_string(),
             source,
         })?;
+    let listen = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| bind.to_string());
+
+    let raft_dir = paths.raft_dir();
+    let (log, sm, local) = tokio::task::spawn_blocking(move || qu_raft::store::open(&raft_dir))
+        .await
+        .map_err(|e| DaemonError::Storage(std::io::Error::other(e)))?
+        .map_err(DaemonError::Storage)?;
+    let applied = sm.subscribe();
+    let removed = local.removed().map_err(DaemonError::Storage)?;
+
     let control_listener = control::bind(&opts.socket).await?;
 
+    let pool = Arc::new(Pool::new(identity.clone(), opts.transport.clone()));
+    let liveness = Arc::new(Liveness::new(node.node_id, opts.timing.liveness_window()));
+    let network = raft_network::Network {
+        pool: pool.clone(),
+        liveness: liveness.clone(),
+    };
+    let config = opts
+        .timing
+        .raft_config()
+        .validate()
+        .map_err(|e| DaemonError::Raft(e.to_string()))?;
+    let raft = Raft::new(node.node_id, Arc::new(config), network, log.clone(), sm)
+        .await
+        .map_err(|e| DaemonError::Raft(e.to_string()))?;
+
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let server = Server::start(
-        listener,
-        &identity,
-        trust.clone(),
-        Arc::new(rpc::MemberService { me: node.node_id }),
-        Arc::new(rpc::StrangerService {
-            identity: identity.clone(),
-            advertise: node.advertise.clone(),
-        }),
-        opts.transport.clone(),
-        shutdown_rx.clone(),
-    )?;
+    let registry = Arc::new(ConnRegistry::default());
     let daemon = Arc::new(Daemon {
-        listen: server.local_addr.to_string(),
-        registry: server.registry.clone(),
-        pool: Arc::new(Pool::new(identity.clone(), opts.transport.clone())),
         paths,
         node,
         identity,
         trust,
+        listen,
         started: Instant::now(),
+        timing: opts.timing,
+        transport: opts.transport.clone(),
+        registry: registry.clone(),
+        pool,
+        liveness,
+        raft,
+        applied,
+        local,
+        log,
+        removed: AtomicBool::new(removed),
+        form_lock: tokio::sync::Mutex::new(()),
     });
-    tracing::info!(
-        node = %daemon.node.node_id,
-        fingerprint = %daemon.identity.fingerprint,
-        listen = %daemon.listen,
-        advertise = %daemon.node.advertise,
-        socket = %opts.socket.display(),
-        "qu serving"
-    );
+    if removed {
+        let _ = daemon.raft.shutdown().await;
+    }
 
-    let control_task = tokio::spawn(control_loop(control_listener, daemon.clone(), shutdown_rx));
+    let server = Server::start(
+        listener,
+        &daemon.identity,
+        daemon.trust.clone(),
+        (
+            Arc::new(service::MemberService(daemon.clone())),
+            Arc::new(service::StrangerService(daemon.clone())),
+        ),
+        opts.transport.clone(),
+        registry,
+        shutdown_rx.clone(),
+    )?;
+
+    daemon.log_startup(&opts.socket);
+    let tasks = vec![
+        tokio::spawn(control_loop(
+            control_listener,
+            daemon.clone(),
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(
+            mirror::Mirror {
+                paths: daemon.paths.clone(),
+                me: daemon.me(),
+                trust: daemon.trust.clone(),
+                pool: daemon.pool.clone(),
+                registry: daemon.registry.clone(),
+            }
+            .run(daemon.applied.clone()),
+        ),
+        tokio::spawn(cluster::ping_loop(daemon.clone(), shutdown_rx.clone())),
+        tokio::spawn(cluster::removal_watch(daemon.clone(), shutdown_rx.clone())),
+    ];
 
     let outcome = wait_for_signal().await;
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     server.abort();
-    control_task.abort();
+    for t in tasks {
+        t.abort();
+    }
+    if !daemon.is_removed() {
+        if let Err(e) = daemon.raft.shutdown().await {
+            tracing::warn!("Raft did not stop cleanly: {e}");
+        }
+    }
     if let Err(e) = std::fs::remove_file(&opts.socket) {
         tracing::warn!(
             "cannot remove the control socket {}: {e}",
@@ -133,6 +284,35 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         );
     }
     outcome
+}
+
+impl Daemon {
+    fn log_startup(&self, socket: &std::path::Path) {
+        tracing::info!(
+            node = %self.node.node_id,
+            fingerprint = %self.identity.fingerprint,
+            listen = %self.listen,
+            advertise = %self.node.advertise,
+            socket = %socket.display(),
+            timing = ?self.timing,
+            "qu serving"
+        );
+        if self.is_removed() {
+            tracing::warn!("this node was removed from its cluster and does not serve it; to re-join, re-initialise it (qu init) and add it again from a member");
+        } else if matches!(self.local.claimed_by(), Ok(None))
+            && !matches!(self.log.has_history(), Ok(true))
+        {
+            if self.node.join_from.is_empty() {
+                tracing::warn!("this node is fresh and CLAIMABLE: the first cluster that runs 'qu node add' on it will own it (restrict with 'qu init --join-from')");
+            } else {
+                let list: Vec<String> = self.node.join_from.iter().map(|f| f.to_string()).collect();
+                tracing::info!(
+                    "this node is fresh; only {} may add it to a cluster",
+                    list.join(", ")
+                );
+            }
+        }
+    }
 }
 
 async fn wait_for_signal() -> Result<(), DaemonError> {
@@ -177,70 +357,4 @@ async fn control_conn(mut stream: UnixStream, daemon: Arc<Daemon>) {
     };
     let reply = daemon.handle(req).await;
     let _ = control::write_reply(&mut stream, &reply).await;
-}
-
-impl Daemon {
-    async fn handle(self: &Arc<Self>, req: ControlRequest) -> Result<ControlReply, ControlError> {
-        match req {
-            ControlRequest::Status => Ok(ControlReply::Status(self.status())),
-            ControlRequest::TrustList => {
-                let entries = self.read_trust()?.entries().to_vec();
-                Ok(ControlReply::TrustList { entries })
-            }
-            ControlRequest::TrustRemove { node } => self.trust_remove(&node).await,
-        }
-    }
-
-    fn status(&self) -> StatusReport {
-        StatusReport {
-            node_id: self.node.node_id,
-            fingerprint: self.identity.fingerprint.to_string(),
-            advertise: self.node.advertise.clone(),
-            listen: self.listen.clone(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            uptime_secs: self.started.elapsed().as_secs(),
-            cluster: "fresh".into(),
-        }
-    }
-
-    fn read_trust(&self) -> Result<std::sync::RwLockReadGuard<'_, TrustStore>, ControlError> {
-        self.trust.read().map_err(|_| ControlError {
-            message: "trust store lock poisoned".into(),
-        })
-    }
-
-    async fn trust_remove(self: &Arc<Self>, text: &str) -> Result<ControlReply, ControlError> {
-        let err = |message: String| ControlError { message };
-        let node = {
-            let store = self.read_trust()?;
-            NodeId::resolve(text, store.node_ids().iter())
-                .map_err(|e| err(format!("{e} (see 'qu trust list')")))?
-        };
-        // Persist first, then publish: a failed write changes nothing.
-        let this = self.clone();
-        let (entry, updated) = tokio::task::spawn_blocking(move || {
-            let mut updated = this.read_trust()?.clone();
-            let entry = updated
-                .remove(node)
-                .ok_or_else(|| err(format!("node {node} is not in the trust store")))?;
-            updated
-                .save(&this.paths.trust_file())
-                .map_err(|e| err(e.to_string()))?;
-            Ok::<_, ControlError>((entry, updated))
-        })
-        .await
-        .map_err(|e| err(format!("trust store update failed: {e}")))??;
-        *self
-            .trust
-            .write()
-            .map_err(|_| err("trust store lock poisoned".into()))? = updated;
-        self.pool.disconnect(node);
-        let closed_connections = self.registry.close_peer(node);
-        tracing::warn!(%node, fingerprint = %entry.fingerprint, closed_connections, "removed from the trust store; its connections are refused from now on");
-        Ok(ControlReply::TrustRemoved {
-            entry,
-            closed_connections,
-            still_member: false,
-        })
-    }
 }

@@ -1,18 +1,23 @@
-//! The requests nodes send each other over the transport, and the services
-//! that answer them.
+//! The requests nodes send each other over the transport.
 //!
 //! Invariant: a stranger (hello path) can reach only `StrangerRequest`; the
 //! member service is only ever called with a `PeerIdentity` the TLS layer
-//! authenticated, and no request carries a sender field.
+//! authenticated, and no request carries a sender field: where a Raft
+//! message names its sender (the vote's leader/candidate), the member
+//! service checks that name against the TLS identity.
 
-use std::sync::Arc;
-
+use openraft::errors::Fatal;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
+};
 use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::Identity;
-use crate::transport::{PeerIdentity, RpcError, Service, Stranger};
-use qu_raft::NodeId;
+use qu_raft::model::Peer;
+use qu_raft::state::{Request, Response};
+use qu_raft::types::{SnapshotMeta, Vote};
+use qu_raft::{NodeId, TypeConfig};
 
 /// Requests served to anyone who completes the hello-path handshake.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -20,6 +25,16 @@ use qu_raft::NodeId;
 pub enum StrangerRequest {
     /// Who are you? (trust on first use)
     Hello,
+    /// Join our cluster: trust these members. Served only while fresh.
+    Join(JoinRequest),
+}
+
+/// The cluster a fresh node is asked to join.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub cluster_id: String,
+    /// Every current member, with its certificate.
+    pub members: Vec<Peer>,
 }
 
 /// A node's public identity, as `hello` returns it.
@@ -31,70 +46,94 @@ pub struct HelloResponse {
     pub cert: CertificateDer<'static>,
 }
 
+/// Answers of the hello path.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StrangerResponse {
+    Hello(HelloResponse),
+    Joined { node_id: NodeId },
+}
+
 /// Requests between members.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "snake_case")]
 pub enum MemberRequest {
-    /// Liveness probe; answers with the caller's identity as seen here.
+    /// Liveness probe.
     Ping,
+    Append(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<TypeConfig>),
+    PreVote(VoteRequest<TypeConfig>),
+    Snapshot {
+        vote: Vote,
+        meta: SnapshotMeta,
+        #[serde(with = "b64_bytes")]
+        data: Vec<u8>,
+    },
+    TransferLeader(TransferLeaderRequest<TypeConfig>),
+    /// A mutation forwarded to the leader.
+    Propose {
+        request: Request,
+    },
+    /// `qu node add`, forwarded to the leader.
+    AddNode {
+        addr: String,
+        fingerprint: String,
+    },
+    /// `qu node remove`, forwarded to the leader.
+    RemoveNode {
+        node: NodeId,
+        if_version: Option<u64>,
+    },
+    /// The leader tells a node it was removed from the cluster.
+    Removed,
+}
+
+/// Why the leader could not carry out a forwarded operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum ClusterFailure {
+    #[error("no quorum: {live} of {voters} nodes reachable (need {need}); refusing mutation")]
+    NoQuorum {
+        live: usize,
+        voters: usize,
+        need: usize,
+    },
+    #[error("this node is not the leader")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// Responses between members.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", content = "body", rename_all = "snake_case")]
 pub enum MemberResponse {
-    Pong { you: NodeId, me: NodeId },
+    Pong,
+    Append(Result<AppendEntriesResponse<TypeConfig>, Fatal<TypeConfig>>),
+    Vote(Result<VoteResponse<TypeConfig>, Fatal<TypeConfig>>),
+    Snapshot(Result<SnapshotResponse<TypeConfig>, Fatal<TypeConfig>>),
+    TransferLeader(Result<TransferLeaderResponse<TypeConfig>, Fatal<TypeConfig>>),
+    Proposed(Result<Response, ClusterFailure>),
+    Mutated(Result<(String, u64), ClusterFailure>),
+    Ack,
 }
 
-/// Answers the hello path.
-pub struct StrangerService {
-    pub identity: Identity,
-    pub advertise: String,
-}
+/// Bytes as base64 in JSON (snapshots).
+pub mod b64_bytes {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
 
-impl Service for StrangerService {
-    type Caller = Stranger;
-    type Request = StrangerRequest;
-    type Response = HelloResponse;
-
-    async fn call(
-        self: Arc<Self>,
-        caller: Stranger,
-        req: StrangerRequest,
-    ) -> Result<HelloResponse, RpcError> {
-        match req {
-            StrangerRequest::Hello => {
-                tracing::debug!(fingerprint = ?caller.fingerprint, "hello from a stranger");
-                Ok(HelloResponse {
-                    node_id: self.identity.node_id,
-                    advertise: self.advertise.clone(),
-                    cert: self.identity.cert.clone(),
-                })
-            }
-        }
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(v))
     }
-}
 
-/// Answers members.
-pub struct MemberService {
-    pub me: NodeId,
-}
-
-impl Service for MemberService {
-    type Caller = PeerIdentity;
-    type Request = MemberRequest;
-    type Response = MemberResponse;
-
-    async fn call(
-        self: Arc<Self>,
-        caller: PeerIdentity,
-        req: MemberRequest,
-    ) -> Result<MemberResponse, RpcError> {
-        match req {
-            MemberRequest::Ping => Ok(MemberResponse::Pong {
-                you: caller.node_id,
-                me: self.me,
-            }),
-        }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        STANDARD
+            .decode(s.as_bytes())
+            .map_err(serde::de::Error::custom)
     }
 }

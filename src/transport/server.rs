@@ -101,14 +101,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts serving on an already bound listener until `shutdown` turns true.
+    /// Starts serving on an already bound listener until `shutdown` turns
+    /// true: `member` answers pinned peers, `stranger` the hello path.
     pub fn start<M, S>(
         listener: TcpListener,
         identity: &Identity,
         trust: SharedTrust,
-        member: Arc<M>,
-        stranger: Arc<S>,
+        (member, stranger): (Arc<M>, Arc<S>),
         cfg: TransportConfig,
+        registry: Arc<ConnRegistry>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<Server, tls::TlsConfigError>
     where
@@ -118,7 +119,6 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let registry = Arc::new(ConnRegistry::default());
         let ctx = Arc::new(Ctx {
             member_tls: tls::member_server_config(identity, trust.clone())?,
             stranger_tls: tls::stranger_server_config(identity)?,

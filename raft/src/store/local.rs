@@ -42,7 +42,7 @@ impl LocalStore {
     }
 
     pub fn removed(&self) -> io::Result<bool> {
-        Ok(self.tree.contains_key(REMOVED).map_err(sled_err)?)
+        self.tree.contains_key(REMOVED).map_err(sled_err)
     }
 
     /// Records that this node was removed from its cluster, durably.

@@ -99,7 +99,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let last_purged: Option<LogId> = self.get_meta(LAST_PURGED)?;
         let last = match self.log.last().map_err(sled_err)? {
             Some((_, v)) => Some(decode_entry(&v)?.log_id()),
-            None => last_purged.clone(),
+            None => last_purged,
         };
         Ok(LogState {
             last_purged_log_id: last_purged,

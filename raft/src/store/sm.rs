@@ -60,7 +60,7 @@ fn record_key(k: &RecordKey) -> Vec<u8> {
 
 fn meta_of(a: &Applied) -> SmMeta {
     SmMeta {
-        last_applied: a.last_applied.clone(),
+        last_applied: a.last_applied,
         membership: a.membership.clone(),
         cluster_id: a.state.cluster_id.clone(),
         version: a.state.version,
@@ -217,7 +217,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let data = serde_json::to_vec(&*self.applied).map_err(json_err)?;
         let meta = SnapshotMeta {
-            last_log_id: self.applied.last_applied.clone(),
+            last_log_id: self.applied.last_applied,
             last_membership: self.applied.membership.clone(),
         };
         let stored = StoredSnapshot {
@@ -240,10 +240,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
-        Ok((
-            self.current.last_applied.clone(),
-            self.current.membership.clone(),
-        ))
+        Ok((self.current.last_applied, self.current.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -298,7 +295,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
         let mut next: Applied = serde_json::from_slice(&snapshot).map_err(json_err)?;
-        next.last_applied = meta.last_log_id.clone();
+        next.last_applied = meta.last_log_id;
         next.membership = meta.last_membership.clone();
         // Replace every record: drop what the snapshot does not have.
         self.sm.clear().map_err(sled_err)?;

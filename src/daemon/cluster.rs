@@ -1,0 +1,767 @@
+//! Cluster operations on top of Raft: forming a cluster on first mutation,
+//! proposing mutations (forwarded to the leader), adding and removing
+//! nodes, accepting a join, liveness pings and noticing removal.
+//!
+//! Invariants:
+//! - A mutation is acknowledged only with the state machine's response to
+//!   its committed entry (openraft commits on a majority after our storage
+//!   fsynced it).
+//! - Without quorum a mutation is refused before it reaches the log, and in
+//!   every case the answer comes within `MUTATION_TIMEOUT`.
+//! - A fresh node is claimed by at most one cluster (`LocalStore::claimed_by`).
+//! - A node is added to the replicated peers (so every member pins it)
+//!   before Raft contacts it as a learner, and promoted only once caught up.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, RaftError};
+use openraft::ChangeMembers;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::rpc::{
+    ClusterFailure, HelloResponse, JoinRequest, MemberRequest, MemberResponse, StrangerRequest,
+    StrangerResponse,
+};
+use super::Daemon;
+use crate::crypto::cert::{claimed_node_id, der_b64_string};
+use crate::crypto::Fingerprint;
+use crate::transport::client::{call_stranger, PeerAddr};
+use crate::transport::{Stranger, TransportError};
+use crate::trust::{now_rfc3339, TrustEntry, TrustSource};
+use qu_raft::model::Peer;
+use qu_raft::state::{Command, Request, Response};
+use qu_raft::{NodeId, RaftNode};
+
+/// A mutation is answered within this time, committed or refused.
+pub const MUTATION_TIMEOUT: Duration = Duration::from_millis(4500);
+/// Adding a node includes catching it up.
+const NODE_ADD_TIMEOUT: Duration = Duration::from_secs(60);
+/// Deadline of the hello and join calls.
+const STRANGER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Random lowercase hex from the crypto provider's CSPRNG.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    if crate::transport::tls::provider()
+        .secure_random
+        .fill(&mut buf)
+        .is_err()
+    {
+        // The OS RNG failed: fall back to time; ids need uniqueness, not secrecy.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        buf.iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = (t >> (8 * (i % 16))) as u8);
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sleep_ms(ms: u64) -> tokio::time::Sleep {
+    tokio::time::sleep(Duration::from_millis(ms))
+}
+
+impl Daemon {
+    /// This node as a replicated peer.
+    pub(super) fn self_peer(&self) -> Peer {
+        Peer {
+            node_id: self.me(),
+            advertise: self.node.advertise.clone(),
+            fingerprint: self.identity.fingerprint.to_string(),
+            cert: der_b64_string(&self.identity.cert),
+        }
+    }
+
+    pub(super) fn voters(&self) -> BTreeSet<NodeId> {
+        self.raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .voter_ids()
+            .collect()
+    }
+
+    pub(super) fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow_watched().current_leader
+    }
+
+    /// The no-quorum failure as of now.
+    pub(super) fn no_quorum(&self) -> ClusterFailure {
+        let voters = self.voters();
+        let live = self.liveness.count_live(&voters);
+        let need = voters.len() / 2 + 1;
+        if voters.is_empty() || live >= need {
+            ClusterFailure::Failed(format!(
+                "no leader could be reached within {}s ({live} of {} nodes reachable); try again shortly",
+                MUTATION_TIMEOUT.as_secs_f32().ceil(),
+                voters.len()
+            ))
+        } else {
+            ClusterFailure::NoQuorum {
+                live,
+                voters: voters.len(),
+                need,
+            }
+        }
+    }
+
+    fn quorum_precheck(&self) -> Result<(), ClusterFailure> {
+        let voters = self.voters();
+        let need = voters.len() / 2 + 1;
+        let live = self.liveness.count_live(&voters);
+        if live < need {
+            return Err(ClusterFailure::NoQuorum {
+                live,
+                voters: voters.len(),
+                need,
+            });
+        }
+        Ok(())
+    }
+
+    /// Forms a one-node cluster if this node is fresh (SPEC §3).
+    pub(super) async fn ensure_formed(&self) -> Result<(), ClusterFailure> {
+        if self.is_removed() {
+            return Err(ClusterFailure::Refused(
+                "this node was removed from its cluster; re-initialise it to use it again".into(),
+            ));
+        }
+        let _guard = self.form_lock.lock().await;
+        let failed = |e: &dyn std::fmt::Display| {
+            ClusterFailure::Failed(format!("cannot form a cluster: {e}"))
+        };
+        if self.local.claimed_by().map_err(|e| failed(&e))?.is_some() {
+            return Ok(());
+        }
+        if let Some(id) = self.state().state.cluster_id.clone() {
+            // Formed before a crash that came before the claim was recorded.
+            return self.local.set_claimed_by(&id).await.map_err(|e| failed(&e));
+        }
+        let initialized = self.raft.is_initialized().await.map_err(|e| failed(&e))?;
+        if !initialized {
+            let mut members = BTreeMap::new();
+            members.insert(self.me(), self.raft_node());
+            self.raft
+                .initialize(members)
+                .await
+                .map_err(|e| failed(&e))?;
+        }
+        let me = self.me();
+        self.raft
+            .wait(Some(Duration::from_secs(10)))
+            .metrics(
+                |m| m.current_leader == Some(me),
+                "this node leads its new cluster",
+            )
+            .await
+            .map_err(|e| failed(&e))?;
+        let cluster_id = random_hex(8);
+        let req = Request::new(Command::Bootstrap {
+            cluster_id: cluster_id.clone(),
+            founder: self.self_peer(),
+        });
+        if let Response::Refused { refusal, .. } = self
+            .raft
+            .client_write(req)
+            .await
+            .map_err(|e| failed(&e))?
+            .data
+        {
+            return Err(failed(&refusal));
+        }
+        self.local
+            .set_claimed_by(&cluster_id)
+            .await
+            .map_err(|e| failed(&e))?;
+        tracing::info!(cluster = %cluster_id, "formed a new one-node cluster");
+        Ok(())
+    }
+
+    pub(super) fn raft_node(&self) -> RaftNode {
+        RaftNode {
+            advertise: self.node.advertise.clone(),
+            fingerprint: self.identity.fingerprint.to_string(),
+        }
+    }
+
+    /// Where to reach a member, from the Raft membership or the peers.
+    pub(super) fn peer_addr(&self, node: NodeId) -> Option<PeerAddr> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let (advertise, fp) = match metrics.membership_config.get_node(&node) {
+            Some(n) => (n.advertise.clone(), n.fingerprint.clone()),
+            None => {
+                let state = self.state();
+                let p = state.state.peers.get(&node)?;
+                (p.advertise.clone(), p.fingerprint.clone())
+            }
+        };
+        Some(PeerAddr {
+            node_id: node,
+            fingerprint: fp.parse::<Fingerprint>().ok()?,
+            advertise,
+        })
+    }
+
+    /// Proposes a mutation wherever this node is; answers within
+    /// `MUTATION_TIMEOUT`.
+    pub(super) async fn propose(&self, req: Request) -> Result<Response, ClusterFailure> {
+        self.ensure_formed().await?;
+        let deadline = Instant::now() + MUTATION_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.no_quorum());
+            }
+            match self.leader() {
+                Some(l) if l == self.me() => {
+                    match self.propose_as_leader(req.clone(), deadline).await {
+                        Err(ClusterFailure::NotLeader { .. }) => sleep_ms(50).await,
+                        other => return other,
+                    }
+                }
+                Some(l) => {
+                    let Some(addr) = self.peer_addr(l) else {
+                        sleep_ms(100).await;
+                        continue;
+                    };
+                    let call = self
+                        .pool
+                        .call_within::<_, MemberResponse>(
+                            &addr,
+                            &MemberRequest::Propose {
+                                request: req.clone(),
+                            },
+                            left,
+                        )
+                        .await;
+                    match call {
+                        Ok(MemberResponse::Proposed(Err(ClusterFailure::NotLeader { .. }))) => {
+                            sleep_ms(100).await
+                        }
+                        Ok(MemberResponse::Proposed(r)) => return r,
+                        Ok(other) => {
+                            return Err(ClusterFailure::Failed(format!(
+                                "unexpected reply from the leader: {other:?}"
+                            )))
+                        }
+                        Err(TransportError::Remote(e)) => {
+                            return Err(ClusterFailure::Failed(e.message))
+                        }
+                        Err(_) => sleep_ms(200).await,
+                    }
+                }
+                None => sleep_ms(100).await,
+            }
+        }
+    }
+
+    /// Proposes on this node, which believes it leads.
+    pub(super) async fn propose_as_leader(
+        &self,
+        req: Request,
+        deadline: Instant,
+    ) -> Result<Response, ClusterFailure> {
+        if self.leader() != Some(self.me()) {
+            return Err(ClusterFailure::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        self.quorum_precheck()?;
+        if let Err(refusal) = self.state().state.validate(&req) {
+            return Err(ClusterFailure::Refused(refusal.to_string()));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, self.raft.client_write(req)).await {
+            Err(_) => Err(match self.no_quorum() {
+                ClusterFailure::NoQuorum { live, voters, need } => ClusterFailure::NoQuorum { live, voters, need },
+                _ => ClusterFailure::Failed(
+                    "the mutation was not confirmed in time; it may still be applied: check 'qu status' before retrying".into(),
+                ),
+            }),
+            Ok(Ok(resp)) => match resp.data {
+                Response::Refused { refusal, .. } => Err(ClusterFailure::Refused(refusal.to_string())),
+                other => Ok(other),
+            },
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(ClusterFailure::NotLeader { leader: f.leader_id })
+            }
+            Ok(Err(e)) => Err(ClusterFailure::Failed(e.to_string())),
+        }
+    }
+
+    /// `qu node add` from the CLI: runs on the leader (forwarded if needed).
+    pub(super) async fn add_node(
+        &self,
+        addr: String,
+        fingerprint: String,
+    ) -> Result<(String, u64), ClusterFailure> {
+        self.ensure_formed().await?;
+        let deadline = Instant::now() + NODE_ADD_TIMEOUT;
+        loop {
+            match self.leader() {
+                Some(l) if l == self.me() => {
+                    return self.add_node_as_leader(&addr, &fingerprint).await
+                }
+                Some(l) => {
+                    let Some(peer) = self.peer_addr(l) else {
+                        return Err(self.no_quorum());
+                    };
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let req = MemberRequest::AddNode {
+                        addr: addr.clone(),
+                        fingerprint: fingerprint.clone(),
+                    };
+                    return match self
+                        .pool
+                        .call_within::<_, MemberResponse>(&peer, &req, left)
+                        .await
+                    {
+                        Ok(MemberResponse::Mutated(r)) => r,
+                        Ok(other) => Err(ClusterFailure::Failed(format!(
+                            "unexpected reply from the leader: {other:?}"
+                        ))),
+                        Err(e) => Err(ClusterFailure::Failed(format!(
+                            "cannot reach the leader {l}: {e}"
+                        ))),
+                    };
+                }
+                None if Instant::now() < deadline.min(Instant::now() + MUTATION_TIMEOUT) => {
+                    sleep_ms(100).await
+                }
+                None => return Err(self.no_quorum()),
+            }
+        }
+    }
+
+    async fn hello(&self, addr: &str) -> Result<(HelloResponse, Fingerprint), ClusterFailure> {
+        let (resp, fp, cert) = call_stranger::<_, StrangerResponse>(
+            &self.identity,
+            addr,
+            &StrangerRequest::Hello,
+            &self.transport,
+            STRANGER_TIMEOUT,
+        )
+        .await
+        .map_err(|e| ClusterFailure::Failed(format!("cannot fetch the identity of {addr}: {e}")))?;
+        let StrangerResponse::Hello(hello) = resp else {
+            return Err(ClusterFailure::Failed(format!(
+                "{addr} answered hello with something else"
+            )));
+        };
+        // The node id shown must be the one its certificate claims, and the
+        // certificate in the answer the one it proved it holds.
+        match claimed_node_id(&cert) {
+            Ok(id) if id == hello.node_id && hello.cert == cert => Ok((hello, fp)),
+            _ => Err(ClusterFailure::Refused(format!(
+                "{addr} claims node {} but its certificate says otherwise; refusing it",
+                hello.node_id
+            ))),
+        }
+    }
+
+    /// `qu node add` step 1: who is at `addr`?
+    pub(super) async fn node_hello(
+        &self,
+        addr: &str,
+    ) -> Result<(NodeId, Fingerprint, String), ClusterFailure> {
+        let (hello, fp) = self.hello(addr).await?;
+        Ok((hello.node_id, fp, hello.advertise))
+    }
+
+    pub(super) async fn add_node_as_leader(
+        &self,
+        addr: &str,
+        expected: &str,
+    ) -> Result<(String, u64), ClusterFailure> {
+        let (hello, fp) = self.hello(addr).await?;
+        if fp.to_string() != expected {
+            return Err(ClusterFailure::Refused(format!(
+                "FINGERPRINT MISMATCH: {addr} now presents {fp}, not the {expected} that was accepted; refusing to add it"
+            )));
+        }
+        let id = hello.node_id;
+        if id == self.me() {
+            return Err(ClusterFailure::Refused(format!(
+                "{addr} is this node itself"
+            )));
+        }
+        let version = |d: &Daemon| d.state().state.version;
+        if self.voters().contains(&id) {
+            return Ok((format!("node {id} is already a voter"), version(self)));
+        }
+        self.quorum_precheck()?;
+        let state = self.state();
+        let cluster_id = state
+            .state
+            .cluster_id
+            .clone()
+            .ok_or_else(|| ClusterFailure::Failed("the cluster has no id yet".into()))?;
+        let peer = Peer {
+            node_id: id,
+            advertise: hello.advertise.clone(),
+            fingerprint: fp.to_string(),
+            cert: der_b64_string(&hello.cert),
+        };
+        let join = JoinRequest {
+            cluster_id,
+            members: state.state.peers.values().cloned().collect(),
+        };
+        let (resp, _, _) = call_stranger::<_, StrangerResponse>(
+            &self.identity,
+            addr,
+            &StrangerRequest::Join(join),
+            &self.transport,
+            STRANGER_TIMEOUT,
+        )
+        .await
+        .map_err(|e| match e {
+            TransportError::Remote(r) => {
+                ClusterFailure::Refused(format!("{addr} refused to join: {}", r.message))
+            }
+            other => ClusterFailure::Failed(format!("cannot join {addr}: {other}")),
+        })?;
+        if !matches!(resp, StrangerResponse::Joined { node_id } if node_id == id) {
+            return Err(ClusterFailure::Failed(format!(
+                "{addr} answered the join with something else"
+            )));
+        }
+        let deadline = Instant::now() + MUTATION_TIMEOUT;
+        self.propose_as_leader(
+            Request::new(Command::AddPeer { peer: peer.clone() }),
+            deadline,
+        )
+        .await?;
+        let node = RaftNode {
+            advertise: peer.advertise.clone(),
+            fingerprint: peer.fingerprint.clone(),
+        };
+        let failed = |what: &str, e: &dyn std::fmt::Display| {
+            ClusterFailure::Failed(format!(
+                "node {id} was joined but {what} failed: {e}; run 'qu node add' again to finish"
+            ))
+        };
+        tokio::time::timeout(NODE_ADD_TIMEOUT, self.raft.add_learner(id, node, true))
+            .await
+            .map_err(|_| failed("catching it up", &"timed out"))?
+            .map_err(|e| failed("adding it as a learner", &e))?;
+        tokio::time::timeout(
+            MUTATION_TIMEOUT * 2,
+            self.raft
+                .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false),
+        )
+        .await
+        .map_err(|_| failed("promoting it to voter", &"timed out"))?
+        .map_err(|e| failed("promoting it to voter", &e))?;
+        tracing::info!(node = %id, advertise = %peer.advertise, "added node as a voter");
+        Ok((
+            format!("added node {id} ({}) as a voter", peer.advertise),
+            version(self),
+        ))
+    }
+
+    /// `qu node remove`: runs on the leader (forwarded if needed).
+    pub(super) async fn remove_node(
+        &self,
+        node: NodeId,
+        if_version: Option<u64>,
+    ) -> Result<(String, u64), ClusterFailure> {
+        let deadline = Instant::now() + MUTATION_TIMEOUT * 3;
+        loop {
+            match self.leader() {
+                Some(l) if l == self.me() => {
+                    return self.remove_node_as_leader(node, if_version).await
+                }
+                Some(l) => {
+                    let Some(peer) = self.peer_addr(l) else {
+                        return Err(self.no_quorum());
+                    };
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    return match self
+                        .pool
+                        .call_within::<_, MemberResponse>(
+                            &peer,
+                            &MemberRequest::RemoveNode { node, if_version },
+                            left,
+                        )
+                        .await
+                    {
+                        Ok(MemberResponse::Mutated(r)) => r,
+                        Ok(other) => Err(ClusterFailure::Failed(format!(
+                            "unexpected reply from the leader: {other:?}"
+                        ))),
+                        Err(_) => Err(self.no_quorum()),
+                    };
+                }
+                None if Instant::now() < deadline => sleep_ms(100).await,
+                None => return Err(self.no_quorum()),
+            }
+        }
+    }
+
+    pub(super) async fn remove_node_as_leader(
+        &self,
+        node: NodeId,
+        if_version: Option<u64>,
+    ) -> Result<(String, u64), ClusterFailure> {
+        let state = self.state();
+        if let Some(v) = if_version {
+            if v != state.state.version {
+                return Err(ClusterFailure::Refused(
+                    qu_raft::state::Refusal::VersionMismatch {
+                        expected: v,
+                        actual: state.state.version,
+                    }
+                    .to_string(),
+                ));
+            }
+        }
+        let voters = self.voters();
+        if !voters.contains(&node) && !state.state.peers.contains_key(&node) {
+            return Err(ClusterFailure::Refused(format!(
+                "node {node} is not a member (see 'qu node list')"
+            )));
+        }
+        let remaining: BTreeSet<NodeId> = voters.iter().copied().filter(|v| *v != node).collect();
+        if remaining.is_empty() {
+            return Err(ClusterFailure::Refused(
+                "refusing to remove the last node of the cluster: a cluster needs at least one"
+                    .into(),
+            ));
+        }
+        let need = remaining.len() / 2 + 1;
+        let live = self.liveness.count_live(&remaining);
+        if live < need {
+            return Err(ClusterFailure::Refused(format!(
+                "refusing to remove node {node}: the {} remaining nodes would have no quorum ({live} reachable, need {need})",
+                remaining.len()
+            )));
+        }
+        if node == self.me() {
+            // Hand leadership to a live remaining voter, then let it remove us.
+            let Some(target) = remaining
+                .iter()
+                .copied()
+                .find(|v| self.liveness.is_live(*v))
+            else {
+                return Err(self.no_quorum());
+            };
+            self.raft
+                .trigger()
+                .transfer_leader(target)
+                .await
+                .map_err(|e| ClusterFailure::Failed(e.to_string()))?;
+            let me = self.me();
+            let _ = self
+                .raft
+                .wait(Some(MUTATION_TIMEOUT))
+                .metrics(
+                    |m| m.current_leader.is_some() && m.current_leader != Some(me),
+                    "leadership moved",
+                )
+                .await;
+            return Box::pin(self.remove_node(node, if_version)).await;
+        }
+        if voters.contains(&node) {
+            tokio::time::timeout(
+                MUTATION_TIMEOUT * 2,
+                self.raft
+                    .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([node])), false),
+            )
+            .await
+            .map_err(|_| self.no_quorum())?
+            .map_err(|e| ClusterFailure::Failed(format!("cannot change the membership: {e}")))?;
+        }
+        // Tell the node while it is still trusted; best effort.
+        if let Some(addr) = self.peer_addr(node) {
+            let _ = self
+                .pool
+                .call_within::<_, MemberResponse>(
+                    &addr,
+                    &MemberRequest::Removed,
+                    Duration::from_secs(2),
+                )
+                .await;
+        }
+        let mut version = self.state().state.version;
+        if state.state.peers.contains_key(&node) {
+            let deadline = Instant::now() + MUTATION_TIMEOUT;
+            if let Response::Applied { version: v, .. } = self
+                .propose_as_leader(
+                    Request::new(Command::RemovePeer { node_id: node }),
+                    deadline,
+                )
+                .await?
+            {
+                version = v;
+            }
+        }
+        self.liveness.forget(node);
+        tracing::info!(%node, "removed node from the cluster");
+        Ok((format!("removed node {node}"), version))
+    }
+
+    /// A cluster asks this (fresh) node to join it.
+    pub(super) async fn accept_join(
+        &self,
+        caller: &Stranger,
+        req: JoinRequest,
+    ) -> Result<NodeId, String> {
+        let _guard = self.form_lock.lock().await;
+        let Some(caller_fp) = caller.fingerprint else {
+            return Err("a join must come from a node presenting its certificate".into());
+        };
+        if self.is_removed() {
+            return Err("this node was removed from a cluster; re-initialise it (qu init) before adding it again".into());
+        }
+        match self.local.claimed_by().map_err(|e| e.to_string())? {
+            Some(id) if id == req.cluster_id => {}
+            Some(id) => {
+                return Err(format!(
+                    "this node already belongs to cluster {id} and refuses to join another; to move it, stop it, re-initialise it (qu init) and add it again"
+                ))
+            }
+            None => {
+                let initialized = self.raft.is_initialized().await.map_err(|e| e.to_string())?;
+                if initialized || self.log.has_history().map_err(|e| e.to_string())? {
+                    return Err("this node already formed its own cluster and refuses to join another; to move it, re-initialise it (qu init)".into());
+                }
+            }
+        }
+        if !self.node.join_from.is_empty() && !self.node.join_from.contains(&caller_fp) {
+            tracing::warn!(caller = %caller_fp, "refused a join from a node not listed in --join-from");
+            return Err(format!(
+                "this node accepts joins only from the fingerprints given to 'qu init --join-from'; {caller_fp} is not one of them"
+            ));
+        }
+        if !req
+            .members
+            .iter()
+            .any(|m| m.fingerprint == caller_fp.to_string())
+        {
+            return Err("the joining node is not among the members it names".into());
+        }
+        // Pin every member, persist, then record the claim.
+        let mut updated = self
+            .trust
+            .read()
+            .map_err(|_| "trust store lock poisoned".to_string())?
+            .clone();
+        for m in &req.members {
+            let fingerprint = m
+                .fingerprint
+                .parse::<Fingerprint>()
+                .map_err(|e| format!("member {}: {e}", m.node_id))?;
+            updated
+                .add(TrustEntry {
+                    node_id: m.node_id,
+                    fingerprint,
+                    advertise: m.advertise.clone(),
+                    added_at: now_rfc3339(),
+                    source: TrustSource::Cluster,
+                })
+                .map_err(|e| e.to_string())?;
+        }
+        let path = self.paths.trust_file();
+        let to_save = updated.clone();
+        tokio::task::spawn_blocking(move || to_save.save(&path))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        *self
+            .trust
+            .write()
+            .map_err(|_| "trust store lock poisoned".to_string())? = updated;
+        self.local
+            .set_claimed_by(&req.cluster_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::warn!(
+            cluster = %req.cluster_id,
+            via = %caller_fp,
+            members = req.members.len(),
+            "JOINED a cluster (trust on first use): this node now trusts its members and no other cluster can claim it"
+        );
+        Ok(self.me())
+    }
+
+    /// Marks this node removed (durably) and stops its Raft.
+    pub(super) async fn mark_removed(&self, why: &str) {
+        if self.removed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Err(e) = self.local.set_removed().await {
+            tracing::error!("cannot record the removal: {e}");
+        }
+        tracing::warn!("this node was REMOVED from its cluster ({why}); it no longer serves it. To re-join: stop qu, move the state directory aside, 'qu init', and 'qu node add' it from a member");
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+/// Pings every member periodically to keep liveness fresh.
+pub(super) async fn ping_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
+    let interval = daemon.timing.ping_interval();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if daemon.is_removed() {
+            continue;
+        }
+        let peers: Vec<NodeId> = daemon
+            .state()
+            .state
+            .peers
+            .keys()
+            .copied()
+            .filter(|p| *p != daemon.me())
+            .collect();
+        for node in peers {
+            let Some(addr) = daemon.peer_addr(node) else {
+                continue;
+            };
+            let d = daemon.clone();
+            tokio::spawn(async move {
+                let r = d
+                    .pool
+                    .call_within::<_, MemberResponse>(&addr, &MemberRequest::Ping, interval * 2)
+                    .await;
+                if r.is_ok() {
+                    d.liveness.heard(node);
+                }
+            });
+        }
+    }
+}
+
+/// Notices from the applied membership that this node was removed: it was
+/// in the membership once and an applied change left it out. (A joining
+/// node replays older memberships that predate it; those do not count.)
+pub(super) async fn removal_watch(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
+    let mut applied = daemon.applied.clone();
+    let mut was_member = false;
+    loop {
+        {
+            let a = applied.borrow_and_update().clone();
+            let is_member = a.membership.nodes().any(|(id, _)| *id == daemon.me());
+            if is_member {
+                was_member = true;
+            } else if was_member && !daemon.is_removed() {
+                daemon
+                    .mark_removed("the replicated membership no longer includes it")
+                    .await;
+            }
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            r = applied.changed() => if r.is_err() { return },
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Control-socket request handlers: turn CLI requests into cluster
+//! operations and replies.
+//!
+//! Invariant: bad input is refused here or by validation before anything
+//! reaches the Raft log; errors carry the field and the fix.
+
+use std::sync::Arc;
+
+use super::control::{AlertSpec, CheckSpec, ControlError, ControlReply, ControlRequest};
+use super::rpc::ClusterFailure;
+use super::Daemon;
+use qu_raft::model::{Alert, Check};
+use qu_raft::state::{Command, Request, Response};
+use qu_raft::NodeId;
+
+fn cerr(e: impl std::fmt::Display) -> ControlError {
+    ControlError::new(e.to_string())
+}
+
+fn mutated(r: Result<Response, ClusterFailure>) -> Result<ControlReply, ControlError> {
+    match r.map_err(cerr)? {
+        Response::Applied { version, summary } | Response::Unchanged { version, summary } => {
+            Ok(ControlReply::Mutated { summary, version })
+        }
+        Response::Refused { refusal, .. } => Err(cerr(refusal)),
+        Response::Internal => Err(cerr("unexpected internal response")),
+    }
+}
+
+impl Daemon {
+    pub(super) async fn handle(
+        self: &Arc<Self>,
+        req: ControlRequest,
+    ) -> Result<ControlReply, ControlError> {
+        match req {
+            ControlRequest::Status => Ok(ControlReply::Status(Box::new(self.status()))),
+            ControlRequest::TrustList => {
+                let entries = self.trust.read().map_err(cerr_lock)?.entries().to_vec();
+                Ok(ControlReply::TrustList { entries })
+            }
+            ControlRequest::TrustRemove { node } => self.trust_remove(&node).await,
+            ControlRequest::NodeHello { addr } => {
+                crate::config::node::validate_advertise(&addr).map_err(|_| {
+                    cerr(format!("{addr:?} is not HOST:PORT (the address the node advertises, e.g. bravo.example.com:9001)"))
+                })?;
+                let (node_id, fp, advertise) = self.node_hello(&addr).await.map_err(cerr)?;
+                Ok(ControlReply::Hello {
+                    node_id,
+                    fingerprint: fp.to_string(),
+                    advertise,
+                })
+            }
+            ControlRequest::NodeAdd { addr, fingerprint } => {
+                let (summary, version) = self.add_node(addr, fingerprint).await.map_err(cerr)?;
+                Ok(ControlReply::Mutated { summary, version })
+            }
+            ControlRequest::NodeList => Ok(ControlReply::NodeList {
+                nodes: self.peer_rows(),
+            }),
+            ControlRequest::NodeRemove { node, if_version } => {
+                let node = self.resolve_member(&node)?;
+                let (summary, version) = self.remove_node(node, if_version).await.map_err(cerr)?;
+                Ok(ControlReply::Mutated { summary, version })
+            }
+            ControlRequest::CheckAdd { spec, if_version } => {
+                let check = self.check_from_spec(spec)?;
+                mutated(
+                    self.propose(Request {
+                        if_version,
+                        command: Command::AddCheck { check },
+                    })
+                    .await,
+                )
+            }
+            ControlRequest::CheckList => Ok(ControlReply::CheckList {
+                checks: self.check_rows(),
+            }),
+            ControlRequest::CheckRemove {
+                id_or_name,
+                if_version,
+            } => mutated(
+                self.propose(Request {
+                    if_version,
+                    command: Command::RemoveCheck { id_or_name },
+                })
+                .await,
+            ),
+            ControlRequest::AlertAdd { spec, if_version } => {
+                let alert = alert_from_spec(spec)?;
+                mutated(
+                    self.propose(Request {
+                        if_version,
+                        command: Command::AddAlert { alert },
+                    })
+                    .await,
+                )
+            }
+            ControlRequest::AlertList => Ok(ControlReply::AlertList {
+                alerts: self.alert_rows(),
+            }),
+            ControlRequest::AlertRemove {
+                id_or_name,
+                force,
+                if_version,
+            } => mutated(
+                self.propose(Request {
+                    if_version,
+                    command: Command::RemoveAlert { id_or_name, force },
+                })
+                .await,
+            ),
+        }
+    }
+
+    fn resolve_member(&self, text: &str) -> Result<NodeId, ControlError> {
+        let state = self.state();
+        let mut known: Vec<NodeId> = state.state.peers.keys().copied().collect();
+        known.extend(self.voters());
+        NodeId::resolve(text, known.iter()).map_err(|e| cerr(format!("{e} (see 'qu node list')")))
+    }
+
+    fn check_from_spec(&self, spec: CheckSpec) -> Result<Check, ControlError> {
+        let state = self.state();
+        let mut alerts = Vec::new();
+        for name in spec.alerts.iter().filter(|n| !n.trim().is_empty()) {
+            let found = state
+                .state
+                .alerts
+                .values()
+                .find(|a| a.name == *name || a.id == *name)
+                .ok_or_else(|| cerr(format!("--alerts: no alert named {name:?} (see 'qu alert list'; add alerts before the checks that use them)")))?;
+            alerts.push(found.id.clone());
+        }
+        let check = Check {
+            id: super::cluster::random_hex(4),
+            name: spec.name,
+            kind: spec.kind,
+            interval_ms: spec.interval_ms,
+            timeout_ms: spec.timeout_ms,
+            alerts,
+        };
+        check.validate().map_err(cerr)?;
+        Ok(check)
+    }
+
+    async fn trust_remove(self: &Arc<Self>, text: &str) -> Result<ControlReply, ControlError> {
+        let node = {
+            let store = self.trust.read().map_err(cerr_lock)?;
+            NodeId::resolve(text, store.node_ids().iter())
+                .map_err(|e| cerr(format!("{e} (see 'qu trust list')")))?
+        };
+        // Persist first, then publish: a failed write changes nothing.
+        let mut updated = self.trust.read().map_err(cerr_lock)?.clone();
+        let entry = updated
+            .remove(node)
+            .ok_or_else(|| cerr(format!("node {node} is not in the trust store")))?;
+        let path = self.paths.trust_file();
+        let to_save = updated.clone();
+        tokio::task::spawn_blocking(move || to_save.save(&path))
+            .await
+            .map_err(cerr)?
+            .map_err(cerr)?;
+        *self.trust.write().map_err(cerr_lock)? = updated;
+        self.pool.disconnect(node);
+        let closed_connections = self.registry.close_peer(node);
+        let still_member = self.state().state.peers.contains_key(&node);
+        tracing::warn!(%node, fingerprint = %entry.fingerprint, closed_connections, still_member, "removed from the trust store; its connections are refused from now on");
+        Ok(ControlReply::TrustRemoved {
+            entry,
+            closed_connections,
+            still_member,
+        })
+    }
+}
+
+fn cerr_lock<T>(_: T) -> ControlError {
+    cerr("trust store lock poisoned")
+}
+
+fn alert_from_spec(spec: AlertSpec) -> Result<Alert, ControlError> {
+    let alert = Alert {
+        id: super::cluster::random_hex(4),
+        name: spec.name,
+        kind: spec.kind,
+    };
+    alert.validate().map_err(cerr)?;
+    Ok(alert)
+}

@@ -1,0 +1,150 @@
+//! The member and stranger services: what a node answers over the
+//! transport.
+//!
+//! Invariant: a Raft message that names its sender (the vote's leader or
+//! candidate) is served only when that name is the TLS-authenticated peer.
+
+use std::sync::Arc;
+
+use openraft::errors::Fatal;
+use openraft::errors::RaftError;
+use openraft::vote::RaftLeaderId;
+
+use super::rpc::{
+    ClusterFailure, MemberRequest, MemberResponse, StrangerRequest, StrangerResponse,
+};
+use super::Daemon;
+use crate::transport::{PeerIdentity, RpcError, Service, Stranger};
+use qu_raft::types::{Snapshot, Vote};
+use qu_raft::{NodeId, TypeConfig};
+
+fn fatal_of(e: RaftError<TypeConfig>) -> Fatal<TypeConfig> {
+    match e {
+        RaftError::APIError(never) => match never {},
+        RaftError::Fatal(f) => f,
+    }
+}
+
+fn sender_of(vote: &Vote) -> NodeId {
+    *vote.leader_id.node_id()
+}
+
+fn check_sender(caller: &PeerIdentity, named: NodeId) -> Result<(), RpcError> {
+    if caller.node_id == named {
+        Ok(())
+    } else {
+        tracing::warn!(caller = %caller.node_id, named = %named, "refused a Raft message sent in another node's name");
+        Err(RpcError::forbidden(format!(
+            "node {} may not send Raft messages as node {named}",
+            caller.node_id
+        )))
+    }
+}
+
+/// Answers members.
+pub(super) struct MemberService(pub Arc<Daemon>);
+
+impl Service for MemberService {
+    type Caller = PeerIdentity;
+    type Request = MemberRequest;
+    type Response = MemberResponse;
+
+    async fn call(
+        self: Arc<Self>,
+        caller: PeerIdentity,
+        req: MemberRequest,
+    ) -> Result<MemberResponse, RpcError> {
+        let d = &self.0;
+        d.liveness.heard(caller.node_id);
+        if d.is_removed() {
+            return Err(RpcError::forbidden(
+                "this node was removed from the cluster",
+            ));
+        }
+        let raft = &d.raft;
+        Ok(match req {
+            MemberRequest::Ping => MemberResponse::Pong,
+            MemberRequest::Append(r) => {
+                check_sender(&caller, sender_of(&r.vote))?;
+                MemberResponse::Append(raft.append_entries(r).await.map_err(fatal_of))
+            }
+            MemberRequest::Vote(r) => {
+                check_sender(&caller, sender_of(&r.vote))?;
+                MemberResponse::Vote(raft.vote(r).await.map_err(fatal_of))
+            }
+            MemberRequest::PreVote(r) => {
+                check_sender(&caller, sender_of(&r.vote))?;
+                MemberResponse::Vote(raft.pre_vote(r).await.map_err(fatal_of))
+            }
+            MemberRequest::Snapshot { vote, meta, data } => {
+                check_sender(&caller, sender_of(&vote))?;
+                let snapshot = Snapshot {
+                    meta,
+                    snapshot: data,
+                };
+                MemberResponse::Snapshot(raft.install_full_snapshot(vote, snapshot).await)
+            }
+            MemberRequest::TransferLeader(r) => {
+                check_sender(&caller, sender_of(r.from_leader()))?;
+                MemberResponse::TransferLeader(raft.handle_transfer_leader(r).await)
+            }
+            MemberRequest::Propose { request } => {
+                let deadline = tokio::time::Instant::now() + super::cluster::MUTATION_TIMEOUT;
+                MemberResponse::Proposed(d.propose_as_leader(request, deadline).await)
+            }
+            MemberRequest::AddNode { addr, fingerprint } => {
+                MemberResponse::Mutated(if d.leader() == Some(d.me()) {
+                    d.add_node_as_leader(&addr, &fingerprint).await
+                } else {
+                    Err(ClusterFailure::NotLeader { leader: d.leader() })
+                })
+            }
+            MemberRequest::RemoveNode { node, if_version } => {
+                MemberResponse::Mutated(if d.leader() == Some(d.me()) {
+                    d.remove_node_as_leader(node, if_version).await
+                } else {
+                    Err(ClusterFailure::NotLeader { leader: d.leader() })
+                })
+            }
+            MemberRequest::Removed => {
+                if d.leader() != Some(caller.node_id) {
+                    return Err(RpcError::forbidden(
+                        "only the leader can tell a node it was removed",
+                    ));
+                }
+                d.mark_removed(&format!("told by leader {}", caller.node_id))
+                    .await;
+                MemberResponse::Ack
+            }
+        })
+    }
+}
+
+/// Answers the hello path.
+pub(super) struct StrangerService(pub Arc<Daemon>);
+
+impl Service for StrangerService {
+    type Caller = Stranger;
+    type Request = StrangerRequest;
+    type Response = StrangerResponse;
+
+    async fn call(
+        self: Arc<Self>,
+        caller: Stranger,
+        req: StrangerRequest,
+    ) -> Result<StrangerResponse, RpcError> {
+        let d = &self.0;
+        match req {
+            StrangerRequest::Hello => Ok(StrangerResponse::Hello(super::rpc::HelloResponse {
+                node_id: d.me(),
+                advertise: d.node.advertise.clone(),
+                cert: d.identity.cert.clone(),
+            })),
+            StrangerRequest::Join(join) => d
+                .accept_join(&caller, join)
+                .await
+                .map(|node_id| StrangerResponse::Joined { node_id })
+                .map_err(RpcError::forbidden),
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! What listings and `qu status` show, assembled from Raft metrics, the
+//! applied state and peer liveness.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use openraft::async_runtime::WatchReceiver;
+
+use super::control::{AlertRow, CheckRow, PeerRow, RaftInfo, StatusReport};
+use super::Daemon;
+use crate::config::duration;
+use qu_raft::model::Health;
+use qu_raft::NodeId;
+
+/// RFC 3339 UTC, second precision.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
+}
+
+impl Daemon {
+    pub(super) fn membership_word(&self) -> &'static str {
+        if self.is_removed() {
+            "removed"
+        } else if matches!(self.local.claimed_by(), Ok(Some(_)))
+            || self.state().state.cluster_id.is_some()
+        {
+            "member"
+        } else {
+            "fresh"
+        }
+    }
+
+    pub(super) fn peer_rows(&self) -> Vec<PeerRow> {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let state = self.state();
+        let voters: BTreeSet<NodeId> = m.membership_config.voter_ids().collect();
+        let learners: BTreeSet<NodeId> = m.membership_config.membership().learner_ids().collect();
+        let mut ids: BTreeSet<NodeId> = state.state.peers.keys().copied().collect();
+        ids.extend(m.membership_config.nodes().map(|(id, _)| *id));
+        ids.into_iter()
+            .map(|id| {
+                let advertise = state
+                    .state
+                    .peers
+                    .get(&id)
+                    .map(|p| p.advertise.clone())
+                    .or_else(|| {
+                        m.membership_config
+                            .get_node(&id)
+                            .map(|n| n.advertise.clone())
+                    })
+                    .unwrap_or_default();
+                let role = if m.current_leader == Some(id) {
+                    "leader"
+                } else if voters.contains(&id) {
+                    "follower"
+                } else if learners.contains(&id) {
+                    "learner"
+                } else {
+                    "-"
+                };
+                let matched = if id == self.me() && m.current_leader == Some(id) {
+                    m.last_log_index
+                } else {
+                    m.replication
+                        .as_ref()
+                        .and_then(|r| r.get(&id))
+                        .map(|l| l.as_ref().map(|l| l.index).unwrap_or(0))
+                };
+                let lag = matched.map(|mi| m.last_log_index.unwrap_or(0).saturating_sub(mi));
+                PeerRow {
+                    node_id: id,
+                    advertise,
+                    role: role.into(),
+                    live: self.liveness.is_live(id),
+                    last_seen: self.liveness.last_seen(id).map(rfc3339),
+                    matched,
+                    lag,
+                }
+            })
+            .collect()
+    }
+
+    pub(super) fn check_rows(&self) -> Vec<CheckRow> {
+        let state = self.state();
+        let s = &state.state;
+        let mut rows: Vec<CheckRow> = s
+            .checks
+            .values()
+            .map(|c| {
+                let cs = s.check_states.get(&c.id).cloned().unwrap_or_default();
+                CheckRow {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    kind: c.kind.type_name().into(),
+                    target: c.kind.target().into(),
+                    interval: duration::format(Duration::from_millis(c.interval_ms)),
+                    timeout: duration::format(Duration::from_millis(c.timeout_ms)),
+                    state: match cs.health {
+                        Health::Unknown => "unknown",
+                        Health::Up => "up",
+                        Health::Down => "down",
+                    }
+                    .into(),
+                    since: cs
+                        .since_ms
+                        .map(|ms| rfc3339(UNIX_EPOCH + Duration::from_millis(ms))),
+                    votes: None,
+                    alerts: c
+                        .alerts
+                        .iter()
+                        .map(|a| {
+                            s.alerts
+                                .get(a)
+                                .map(|a| a.name.clone())
+                                .unwrap_or_else(|| a.clone())
+                        })
+                        .collect(),
+                    spec: c.kind.clone(),
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        rows
+    }
+
+    pub(super) fn alert_rows(&self) -> Vec<AlertRow> {
+        let state = self.state();
+        let s = &state.state;
+        let mut rows: Vec<AlertRow> = s
+            .alerts
+            .values()
+            .map(|a| {
+                let masked = a.kind.masked();
+                let target = match &masked {
+                    qu_raft::model::AlertKind::Webhook { url, .. } => url.clone(),
+                    qu_raft::model::AlertKind::Discord { webhook } => webhook.clone(),
+                    qu_raft::model::AlertKind::Smtp { host, port, to, .. } => {
+                        format!("{} via {host}:{port}", to.join(","))
+                    }
+                };
+                AlertRow {
+                    id: a.id.clone(),
+                    name: a.name.clone(),
+                    kind: a.kind.type_name().into(),
+                    target,
+                    used_by: s
+                        .checks
+                        .values()
+                        .filter(|c| c.alerts.contains(&a.id))
+                        .map(|c| c.name.clone())
+                        .collect(),
+                    spec: masked,
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        rows
+    }
+
+    pub(super) fn status(&self) -> StatusReport {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let state = self.state();
+        let voters: BTreeSet<NodeId> = m.membership_config.voter_ids().collect();
+        let need = voters.len() / 2 + 1;
+        let live = self.liveness.count_live(&voters);
+        let quorum = !voters.is_empty() && m.current_leader.is_some() && live >= need;
+        StatusReport {
+            node_id: self.me(),
+            fingerprint: self.identity.fingerprint.to_string(),
+            advertise: self.node.advertise.clone(),
+            listen: self.listen.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            membership: self.membership_word().into(),
+            cluster_id: state.state.cluster_id.clone(),
+            term: m.current_term,
+            master: m.current_leader,
+            quorum,
+            need,
+            voters: voters.len(),
+            config_version: state.state.version,
+            peers: self.peer_rows(),
+            checks: self.check_rows(),
+            raft: RaftInfo {
+                last_log_index: m.last_log_index,
+                committed: m.local_committed.as_ref().map(|l| l.index),
+                applied: m.last_applied.as_ref().map(|l| l.index),
+                snapshot: m.snapshot.as_ref().map(|l| l.index),
+                purged: m.purged.as_ref().map(|l| l.index),
+            },
+        }
+    }
+}
