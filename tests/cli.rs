@@ -166,7 +166,10 @@ fn serve_answers_the_cli_and_shuts_down_cleanly_on_sigterm() {
         .lines()
         .find_map(|l| l.strip_prefix("node_id: "))
         .unwrap();
-    assert!(text.contains(&format!("node        {}…", &id[..4])), "{text}");
+    assert!(
+        text.contains(&format!("node        {}…", &id[..4])),
+        "{text}"
+    );
     assert!(text.contains("fingerprint SHA256:"), "{text}");
     assert!(text.contains("fresh"), "{text}");
     assert!(

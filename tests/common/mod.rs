@@ -123,10 +123,25 @@ impl Node {
         self.child = Some(child);
     }
 
-    /// Starts `qu serve` and waits until `qu status` answers.
+    /// Starts `qu serve` (fast Raft timing) and waits until `qu status` answers.
     pub fn start(&mut self) {
-        self.spawn_serve(&[]);
+        self.spawn_serve(&["--timing", "fast"]);
         self.wait_ready();
+    }
+
+    /// `qu status --json`, parsed; `None` when the daemon does not answer.
+    pub fn status(&self) -> Option<serde_json::Value> {
+        let out = self.qu(&["status", "--json"]);
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    pub fn node_id(&self) -> String {
+        let yaml = std::fs::read_to_string(self.dir.join("node.yaml")).expect("node.yaml");
+        yaml.lines()
+            .find_map(|l| l.strip_prefix("node_id: "))
+            .expect("node_id in node.yaml")
+            .trim()
+            .to_string()
     }
 
     pub fn wait_ready(&mut self) {
@@ -193,6 +208,15 @@ impl Node {
         }
     }
 
+    /// SIGSTOP / SIGCONT.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
     }
@@ -206,4 +230,46 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A cluster of `n` serving nodes, formed as a user would: `qu init`,
+/// `qu serve`, then `qu node add --yes` of every other node on node 0.
+pub fn cluster(n: usize) -> Vec<Node> {
+    let mut nodes: Vec<Node> = (0..n).map(|_| Node::init(&[])).collect();
+    for node in nodes.iter_mut() {
+        node.start();
+    }
+    for i in 1..n {
+        let addr = nodes[i].advertise();
+        let out = nodes[0].qu(&["node", "add", &addr, "--yes"]);
+        assert!(
+            out.status.success(),
+            "node add {addr} failed: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+    let voters = n;
+    for node in &nodes {
+        wait_for(
+            "every node to see all voters and a master",
+            Duration::from_secs(20),
+            || {
+                let s = node.status()?;
+                let ok = s["voters"] == voters && s["master"].is_string() && s["quorum"] == true;
+                ok.then_some(())
+            },
+        );
+    }
+    nodes
+}
+
+/// The config version a node reports.
+pub fn version(node: &Node) -> Option<u64> {
+    node.status()?["config_version"].as_u64()
+}
+
+/// The master a node reports.
+pub fn master(node: &Node) -> Option<String> {
+    node.status()?["master"].as_str().map(str::to_string)
 }
