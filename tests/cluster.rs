@@ -404,9 +404,8 @@ fn invalid_mutations_are_refused_with_the_field_and_change_nothing() {
     ];
     for (args, needle) in cases {
         let out = node.qu(args);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
+        assert!(
+            !out.status.success(),
             "{args:?} was accepted: {}",
             stdout(&out)
         );
