@@ -105,6 +105,9 @@ pub struct ServeArgs {
     /// Raft timing: `wan` for nodes in different networks (heartbeat 500ms, election 2.5-5s), `lan`, or `fast` for tests
     #[arg(long, value_enum, default_value_t = crate::daemon::Timing::Wan)]
     pub timing: crate::daemon::Timing,
+    /// How long a smaller live voter must be live before leadership moves to it [default: node.yaml's leader_cooldown, else 30s]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub leader_cooldown: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -276,6 +279,7 @@ fn cmd_serve(env: &Env, args: ServeArgs) -> Result<ExitCode, Failure> {
         socket: env.socket_path()?,
         transport: crate::transport::TransportConfig::default(),
         timing: args.timing,
+        leader_cooldown: args.leader_cooldown,
     };
     let rt = runtime(true)?;
     rt.block_on(crate::daemon::serve(opts))?;

@@ -73,6 +73,20 @@ fn render(s: &StatusReport) -> String {
         format!("{} (need {} of {})", s.quorum, s.need, s.voters),
     );
     line("config ver", s.config_version.to_string());
+    let p = &s.policy;
+    let preferred = match p.preferred {
+        Some(n) if Some(n) == s.master => format!("{} (is master)", short(n)),
+        Some(n) => {
+            let left = p
+                .cooldown_remaining_secs
+                .map(|r| format!("; {r}s of cooldown left"))
+                .unwrap_or_default();
+            format!("{} (not master yet: {}{left})", short(n), p.reason)
+        }
+        None => "-".into(),
+    };
+    line("preferred", preferred);
+    line("cooldown", format!("{}s", p.cooldown_secs));
 
     out.push_str("\nPEERS\n");
     let rows: Vec<Vec<String>> = s

@@ -81,6 +81,7 @@ pub fn init_node(paths: &StatePaths, opts: &InitOptions) -> Result<InitOutcome, 
         bind_port: opts.bind_port,
         advertise: opts.advertise.clone(),
         join_from: opts.join_from.clone(),
+        leader_cooldown: None,
     };
     node.save(&paths.node_file())?;
     Ok(InitOutcome {

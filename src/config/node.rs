@@ -29,6 +29,14 @@ pub struct NodeConfig {
     /// while it is fresh (`qu init --join-from`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub join_from: Vec<Fingerprint>,
+    /// How long a smaller live voter must be live before leadership moves
+    /// to it (Go duration; default 30s). `qu serve --leader-cooldown` wins.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::config::duration::serde_go_opt"
+    )]
+    pub leader_cooldown: Option<std::time::Duration>,
 }
 
 /// Errors reading, validating or writing node.yaml.
@@ -141,6 +149,7 @@ mod tests {
             bind_port: 9001,
             advertise: "alpha:9001".into(),
             join_from: vec![],
+            leader_cooldown: Some(std::time::Duration::from_secs(45)),
         };
         cfg.save(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();

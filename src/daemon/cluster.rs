@@ -23,6 +23,7 @@ use openraft::ChangeMembers;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::policy::{Decision, Observation, PolicyView};
 use super::rpc::{
     ClusterFailure, HelloResponse, JoinRequest, MemberRequest, MemberResponse, StrangerRequest,
     StrangerResponse,
@@ -142,9 +143,20 @@ impl Daemon {
         }
         if let Some(id) = self.state().state.cluster_id.clone() {
             // Formed before a crash that came before the claim was recorded.
-            return self.local.set_claimed_by(&id).await.map_err(|e| failed(&e));
+            self.record_claim(&id).await.map_err(|e| failed(&e))?;
+            return Ok(());
         }
         let initialized = self.raft.is_initialized().await.map_err(|e| failed(&e))?;
+        let members_pinned = self
+            .trust
+            .read()
+            .map(|t| t.entries().iter().any(|e| e.source == TrustSource::Cluster))
+            .unwrap_or(false);
+        if !initialized && members_pinned {
+            return Err(ClusterFailure::Refused(
+                "this node holds no cluster state but still pins cluster members: its data was probably wiped. Rejoin its cluster ('qu node remove' then 'qu node add' it from a member), or, to start a new cluster, drop the old members with 'qu trust remove' first".into(),
+            ));
+        }
         if !initialized {
             let mut members = BTreeMap::new();
             members.insert(self.me(), self.raft_node());
@@ -176,11 +188,18 @@ impl Daemon {
         {
             return Err(failed(&refusal));
         }
-        self.local
-            .set_claimed_by(&cluster_id)
+        self.record_claim(&cluster_id)
             .await
             .map_err(|e| failed(&e))?;
         tracing::info!(cluster = %cluster_id, "formed a new one-node cluster");
+        Ok(())
+    }
+
+    /// Records durably that `cluster_id` owns this node, then starts serving
+    /// its Raft traffic.
+    async fn record_claim(&self, cluster_id: &str) -> std::io::Result<()> {
+        self.local.set_claimed_by(cluster_id).await?;
+        self.claimed.store(true, Ordering::SeqCst);
         Ok(())
     }
 
@@ -397,6 +416,7 @@ impl Daemon {
             return Ok((format!("node {id} is already a voter"), version(self)));
         }
         self.quorum_precheck()?;
+        let _adding = AddingGuard::new(self, id);
         let state = self.state();
         let cluster_id = state
             .state
@@ -438,6 +458,7 @@ impl Daemon {
             deadline,
         )
         .await?;
+        super::failpoint("after-add-peer");
         let node = RaftNode {
             advertise: peer.advertise.clone(),
             fingerprint: peer.fingerprint.clone(),
@@ -678,8 +699,7 @@ impl Daemon {
             .trust
             .write()
             .map_err(|_| "trust store lock poisoned".to_string())? = updated;
-        self.local
-            .set_claimed_by(&req.cluster_id)
+        self.record_claim(&req.cluster_id)
             .await
             .map_err(|e| e.to_string())?;
         tracing::warn!(
@@ -701,6 +721,229 @@ impl Daemon {
         }
         tracing::warn!("this node was REMOVED from its cluster ({why}); it no longer serves it. To re-join: stop qu, move the state directory aside, 'qu init', and 'qu node add' it from a member");
         let _ = self.raft.shutdown().await;
+    }
+}
+
+/// Marks a node as being added for as long as it lives, so reconciliation
+/// leaves it alone.
+struct AddingGuard<'a> {
+    daemon: &'a Daemon,
+    node: NodeId,
+}
+
+impl<'a> AddingGuard<'a> {
+    fn new(daemon: &'a Daemon, node: NodeId) -> AddingGuard<'a> {
+        if let Ok(mut a) = daemon.adding.lock() {
+            a.insert(node);
+        }
+        AddingGuard { daemon, node }
+    }
+}
+
+impl Drop for AddingGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut a) = self.daemon.adding.lock() {
+            a.remove(&self.node);
+        }
+    }
+}
+
+impl Daemon {
+    /// What the leadership policy sees now.
+    fn observe(&self) -> Observation {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let voters: BTreeSet<NodeId> = m.membership_config.voter_ids().collect();
+        let live_since = voters
+            .iter()
+            .filter(|v| **v != self.me())
+            .filter_map(|v| self.liveness.live_since(*v).map(|t| (*v, t)))
+            .collect();
+        let matched = m
+            .replication
+            .as_ref()
+            .map(|r| {
+                r.iter()
+                    .map(|(k, v)| (*k, v.map(|l| l.index).unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Observation {
+            now: Instant::now(),
+            me: self.me(),
+            leader: m.current_leader,
+            voters,
+            live_since,
+            matched,
+            committed: m.local_committed.map(|l| l.index).unwrap_or(0),
+        }
+    }
+
+    fn policy_view_of(
+        &self,
+        o: &Observation,
+        d: &Decision,
+        attempts: u64,
+        cooldown: Duration,
+    ) -> PolicyView {
+        let preferred = o
+            .voters
+            .iter()
+            .copied()
+            .find(|v| *v == o.me || o.live_since.contains_key(v));
+        let remaining_for = |n: NodeId| {
+            o.live_since
+                .get(&n)
+                .map(|since| cooldown.saturating_sub(o.now.saturating_duration_since(*since)))
+        };
+        let (reason, remaining) = match d {
+            Decision::Settled => (String::new(), None),
+            Decision::Transfer { to } => (format!("transferring leadership to node {to}"), None),
+            Decision::Wait { reason, remaining, .. } => (reason.clone(), *remaining),
+            Decision::NotLeader => match (preferred, o.leader) {
+                (p, l) if p == l => (String::new(), None),
+                (_, None) => ("no master: election in progress or no quorum".into(), None),
+                (Some(p), Some(_)) => (
+                    format!("the master hands over to node {p} once it has been live for the cooldown and caught up"),
+                    remaining_for(p).filter(|r| !r.is_zero()),
+                ),
+                (None, Some(_)) => (String::new(), None),
+            },
+        };
+        PolicyView {
+            preferred,
+            reason,
+            cooldown_secs: cooldown.as_secs(),
+            cooldown_remaining_secs: remaining.map(|r| r.as_secs_f64().ceil() as u64),
+            transfer_attempts: attempts,
+        }
+    }
+}
+
+/// Runs the leadership policy (SPEC §7) on every tick; acts only while
+/// this node leads.
+pub(super) async fn policy_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
+    let interval = daemon.timing.ping_interval();
+    let mut last_reason = String::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if daemon.is_removed() {
+            continue;
+        }
+        let obs = daemon.observe();
+        let (decision, attempts, cooldown) = match daemon.policy.lock() {
+            Ok(mut p) => {
+                let d = p.decide(&obs);
+                (d, p.total_attempts(), p.cooldown())
+            }
+            Err(_) => continue,
+        };
+        let view = daemon.policy_view_of(&obs, &decision, attempts, cooldown);
+        if let Ok(mut v) = daemon.policy_view.lock() {
+            *v = view;
+        }
+        match decision {
+            Decision::Transfer { to } => {
+                tracing::info!(%to, "leadership policy: transferring leadership to the smallest live voter (live for the cooldown, log caught up)");
+                if let Err(e) = daemon.raft.trigger().transfer_leader(to).await {
+                    tracing::warn!(%to, "leadership transfer could not start: {e}");
+                }
+            }
+            Decision::Wait { reason, .. } => {
+                // Log when the reason changes in kind, not as its seconds tick.
+                let kind: String = reason.chars().filter(|c| !c.is_ascii_digit()).collect();
+                if kind != last_reason {
+                    tracing::info!("leadership policy: staying master for now: {reason}");
+                    last_reason = kind;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// On the leader: completes or rolls back membership changes a dead leader
+/// left half done. A replicated peer outside the Raft membership for the
+/// grace period is removed from the peers (roll back an add, finish a
+/// removal); a learner left unpromoted is promoted once caught up.
+pub(super) async fn reconcile_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
+    let grace = daemon.reconcile_grace();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(grace / 3) => {}
+        }
+        if daemon.is_removed() || daemon.leader() != Some(daemon.me()) {
+            if let Ok(mut u) = daemon.unmatched_since.lock() {
+                u.clear();
+            }
+            continue;
+        }
+        let m = daemon.raft.metrics().borrow_watched().clone();
+        let voters: BTreeSet<NodeId> = m.membership_config.voter_ids().collect();
+        let learners: BTreeSet<NodeId> = m.membership_config.membership().learner_ids().collect();
+        let adding = daemon.adding.lock().map(|a| a.clone()).unwrap_or_default();
+        let state = daemon.state();
+        let now = Instant::now();
+        let mut due_remove = Vec::new();
+        let mut due_promote = Vec::new();
+        if let Ok(mut unmatched) = daemon.unmatched_since.lock() {
+            let pending: BTreeSet<NodeId> = state
+                .state
+                .peers
+                .keys()
+                .copied()
+                .filter(|p| !voters.contains(p) && *p != daemon.me() && !adding.contains(p))
+                .collect();
+            unmatched.retain(|n, _| pending.contains(n));
+            for n in pending {
+                let since = *unmatched.entry(n).or_insert(now);
+                if now.saturating_duration_since(since) >= grace {
+                    if learners.contains(&n) {
+                        due_promote.push(n);
+                    } else {
+                        due_remove.push(n);
+                    }
+                }
+            }
+        }
+        let committed = m.local_committed.map(|l| l.index).unwrap_or(0);
+        for n in due_promote {
+            let matched = m
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&n))
+                .and_then(|l| l.map(|l| l.index))
+                .unwrap_or(0);
+            if matched < committed {
+                continue;
+            }
+            tracing::warn!(node = %n, "completing a half-done node add: promoting the caught-up learner to voter");
+            if let Err(e) = daemon
+                .raft
+                .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([n])), false)
+                .await
+            {
+                tracing::warn!(node = %n, "cannot promote: {e}");
+            }
+        }
+        for n in due_remove {
+            tracing::warn!(node = %n, "rolling back a half-done membership change: node is a replicated peer but not a Raft member; unpinning it everywhere (run 'qu node add' again to add it)");
+            let deadline = Instant::now() + MUTATION_TIMEOUT;
+            match daemon
+                .propose_as_leader(Request::new(Command::RemovePeer { node_id: n }), deadline)
+                .await
+            {
+                Ok(_) => {
+                    if let Ok(mut u) = daemon.unmatched_since.lock() {
+                        u.remove(&n);
+                    }
+                }
+                Err(e) => tracing::warn!(node = %n, "cannot roll back: {e}"),
+            }
+        }
     }
 }
 

@@ -216,6 +216,8 @@ pub struct StatusReport {
     pub peers: Vec<PeerRow>,
     pub checks: Vec<CheckRow>,
     pub raft: RaftInfo,
+    /// The leadership policy (SPEC §7).
+    pub policy: crate::daemon::policy::PolicyView,
 }
 
 /// Errors of the CLI side.

@@ -19,7 +19,15 @@ use qu_raft::NodeId;
 pub struct Liveness {
     me: NodeId,
     window: Duration,
-    seen: Mutex<HashMap<NodeId, (Instant, SystemTime)>>,
+    seen: Mutex<HashMap<NodeId, Seen>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    at: Instant,
+    wall: SystemTime,
+    /// Start of the current stretch of liveness without a gap.
+    since: Instant,
 }
 
 impl Liveness {
@@ -33,9 +41,28 @@ impl Liveness {
 
     /// Records that `node` answered or called just now.
     pub fn heard(&self, node: NodeId) {
+        let now = Instant::now();
         if let Ok(mut m) = self.seen.lock() {
-            m.insert(node, (Instant::now(), SystemTime::now()));
+            let since = match m.get(&node) {
+                Some(s) if now.saturating_duration_since(s.at) <= self.window => s.since,
+                _ => now,
+            };
+            m.insert(
+                node,
+                Seen {
+                    at: now,
+                    wall: SystemTime::now(),
+                    since,
+                },
+            );
         }
+    }
+
+    /// Since when `node` has been live without a gap; `None` when not live.
+    pub fn live_since(&self, node: NodeId) -> Option<Instant> {
+        let m = self.seen.lock().ok()?;
+        let s = m.get(&node)?;
+        (s.at.elapsed() <= self.window).then_some(s.since)
     }
 
     pub fn is_live(&self, node: NodeId) -> bool {
@@ -45,7 +72,7 @@ impl Liveness {
         self.seen
             .lock()
             .ok()
-            .and_then(|m| m.get(&node).map(|(at, _)| at.elapsed() <= self.window))
+            .and_then(|m| m.get(&node).map(|s| s.at.elapsed() <= self.window))
             .unwrap_or(false)
     }
 
@@ -57,7 +84,7 @@ impl Liveness {
         self.seen
             .lock()
             .ok()
-            .and_then(|m| m.get(&node).map(|(_, t)| *t))
+            .and_then(|m| m.get(&node).map(|s| s.wall))
     }
 
     /// How many of `nodes` are live now.
@@ -77,6 +104,27 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
+    async fn a_gap_restarts_the_live_stretch() {
+        let l = Liveness::new(NodeId(1), Duration::from_secs(3));
+        l.heard(NodeId(2));
+        let first = l.live_since(NodeId(2)).unwrap();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        l.heard(NodeId(2));
+        assert_eq!(
+            l.live_since(NodeId(2)),
+            Some(first),
+            "heard within the window: same stretch"
+        );
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(l.live_since(NodeId(2)), None);
+        l.heard(NodeId(2));
+        assert!(
+            l.live_since(NodeId(2)).unwrap() > first,
+            "a gap starts a new stretch"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn live_within_the_window_only() {
         let l = Liveness::new(NodeId(1), Duration::from_secs(3));
         assert!(l.is_live(NodeId(1)), "self is always live");
@@ -88,6 +136,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         assert!(!l.is_live(NodeId(2)));
         assert!(l.last_seen(NodeId(2)).is_some());
+        assert_eq!(l.live_since(NodeId(2)), None);
         assert_eq!(l.count_live(&[NodeId(1), NodeId(2), NodeId(3)]), 1);
     }
 }

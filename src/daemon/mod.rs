@@ -13,6 +13,7 @@ pub mod control;
 mod handlers;
 pub mod liveness;
 mod mirror;
+pub mod policy;
 mod raft_network;
 pub mod rpc;
 mod service;
@@ -121,6 +122,20 @@ pub struct ServeOptions {
     pub socket: PathBuf,
     pub transport: TransportConfig,
     pub timing: Timing,
+    /// Overrides node.yaml's `leader_cooldown`.
+    pub leader_cooldown: Option<Duration>,
+}
+
+/// Default leadership cooldown (SPEC §7).
+pub const DEFAULT_LEADER_COOLDOWN: Duration = Duration::from_secs(30);
+
+/// Test hook: when `QU_FAILPOINT` names this point, the process aborts
+/// here, as a crash at exactly this step would.
+pub(crate) fn failpoint(name: &str) {
+    if std::env::var("QU_FAILPOINT").as_deref() == Ok(name) {
+        eprintln!("qu: failpoint {name} reached: aborting");
+        std::process::abort();
+    }
 }
 
 /// Everything the daemon's handlers share.
@@ -141,8 +156,18 @@ pub(crate) struct Daemon {
     local: LocalStore,
     log: LogStore,
     removed: AtomicBool,
+    /// This node formed or joined a cluster; until then it serves no Raft
+    /// traffic (a node whose data was wiped must be re-added first).
+    claimed: AtomicBool,
     /// Serialises cluster formation and joins.
     form_lock: tokio::sync::Mutex<()>,
+    policy: std::sync::Mutex<policy::Policy>,
+    policy_view: std::sync::Mutex<policy::PolicyView>,
+    /// Nodes a `qu node add` is working on (not yet to be reconciled).
+    adding: std::sync::Mutex<std::collections::BTreeSet<qu_raft::NodeId>>,
+    /// Peers seen in the replicated peers but not in the Raft membership, and since when.
+    unmatched_since:
+        std::sync::Mutex<std::collections::BTreeMap<qu_raft::NodeId, tokio::time::Instant>>,
 }
 
 impl Daemon {
@@ -152,6 +177,20 @@ impl Daemon {
 
     fn is_removed(&self) -> bool {
         self.removed.load(Ordering::SeqCst)
+    }
+
+    fn is_claimed(&self) -> bool {
+        self.claimed.load(Ordering::SeqCst)
+    }
+
+    /// How long reconciliation waits before completing or rolling back a
+    /// membership change nobody is working on.
+    fn reconcile_grace(&self) -> Duration {
+        match self.timing {
+            Timing::Fast => Duration::from_secs(3),
+            Timing::Lan => Duration::from_secs(30),
+            Timing::Wan => Duration::from_secs(60),
+        }
     }
 
     fn state(&self) -> Arc<Applied> {
@@ -188,6 +227,11 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         .map_err(DaemonError::Storage)?;
     let applied = sm.subscribe();
     let removed = local.removed().map_err(DaemonError::Storage)?;
+    let claimed = local.claimed_by().map_err(DaemonError::Storage)?.is_some();
+    let cooldown = opts
+        .leader_cooldown
+        .or(node.leader_cooldown)
+        .unwrap_or(DEFAULT_LEADER_COOLDOWN);
 
     let control_listener = control::bind(&opts.socket).await?;
 
@@ -225,7 +269,15 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         local,
         log,
         removed: AtomicBool::new(removed),
+        claimed: AtomicBool::new(claimed),
         form_lock: tokio::sync::Mutex::new(()),
+        policy: std::sync::Mutex::new(policy::Policy::new(policy::PolicyConfig {
+            cooldown,
+            max_backoff: Duration::from_secs(600).max(cooldown),
+        })),
+        policy_view: std::sync::Mutex::new(policy::PolicyView::default()),
+        adding: Default::default(),
+        unmatched_since: Default::default(),
     });
     if removed {
         let _ = daemon.raft.shutdown().await;
@@ -263,6 +315,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         ),
         tokio::spawn(cluster::ping_loop(daemon.clone(), shutdown_rx.clone())),
         tokio::spawn(cluster::removal_watch(daemon.clone(), shutdown_rx.clone())),
+        tokio::spawn(cluster::policy_loop(daemon.clone(), shutdown_rx.clone())),
+        tokio::spawn(cluster::reconcile_loop(daemon.clone(), shutdown_rx.clone())),
     ];
 
     let outcome = wait_for_signal().await;
@@ -295,6 +349,7 @@ impl Daemon {
             advertise = %self.node.advertise,
             socket = %socket.display(),
             timing = ?self.timing,
+            leader_cooldown = %crate::config::duration::format(self.policy.lock().map(|p| p.cooldown()).unwrap_or_default()),
             "qu serving"
         );
         if self.is_removed() {

@@ -61,6 +61,15 @@ impl Service for MemberService {
                 "this node was removed from the cluster",
             ));
         }
+        if !d.is_claimed() {
+            // Members talk to us although we hold no cluster state: our data
+            // was wiped (or lost). Voting or acknowledging entries now could
+            // lose committed writes, so serve nothing until re-added.
+            tracing::warn!(from = %caller.node_id, "refusing cluster traffic: this node holds no cluster state (was its raft/ directory wiped?). Recover: 'qu node remove {}' on a member, then 'qu node add' this node again", d.me());
+            return Err(RpcError::forbidden(
+                "this node holds no cluster state (data wiped?) and must be removed and re-added",
+            ));
+        }
         let raft = &d.raft;
         Ok(match req {
             MemberRequest::Ping => MemberResponse::Pong,

@@ -199,6 +199,11 @@ impl Daemon {
                 snapshot: m.snapshot.as_ref().map(|l| l.index),
                 purged: m.purged.as_ref().map(|l| l.index),
             },
+            policy: self
+                .policy_view
+                .lock()
+                .map(|v| v.clone())
+                .unwrap_or_default(),
         }
     }
 }

@@ -109,18 +109,35 @@ impl Node {
         self.root.path().join("serve.log")
     }
 
-    /// Starts `qu serve` with stderr to a log file; does not wait.
+    /// Starts `qu serve` with stderr appended to a log file; does not wait.
     pub fn spawn_serve(&mut self, extra: &[&str]) {
-        let log = std::fs::File::create(self.log_path()).expect("log file");
-        let child = self
-            .command()
-            .arg("serve")
+        self.spawn_serve_env(extra, &[]);
+    }
+
+    /// Like `spawn_serve`, with extra environment variables.
+    pub fn spawn_serve_env(&mut self, extra: &[&str], env: &[(&str, &str)]) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
+        let mut cmd = self.command();
+        cmd.arg("serve")
             .args(extra)
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn qu serve");
-        self.child = Some(child);
+            .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("spawn qu serve"));
+    }
+
+    /// Starts `qu serve --timing fast` plus `extra`, and waits until ready.
+    pub fn start_with(&mut self, extra: &[&str]) {
+        let mut args = vec!["--timing", "fast"];
+        args.extend_from_slice(extra);
+        self.spawn_serve(&args);
+        self.wait_ready();
     }
 
     /// Starts `qu serve` (fast Raft timing) and waits until `qu status` answers.
@@ -141,6 +158,7 @@ impl Node {
             .find_map(|l| l.strip_prefix("node_id: "))
             .expect("node_id in node.yaml")
             .trim()
+            .trim_matches(|c| c == '\'' || c == '"')
             .to_string()
     }
 
@@ -239,6 +257,12 @@ pub fn cluster(n: usize) -> Vec<Node> {
     for node in nodes.iter_mut() {
         node.start();
     }
+    form(nodes)
+}
+
+/// Adds every other node on node 0 and waits until all agree.
+pub fn form(nodes: Vec<Node>) -> Vec<Node> {
+    let n = nodes.len();
     for i in 1..n {
         let addr = nodes[i].advertise();
         let out = nodes[0].qu(&["node", "add", &addr, "--yes"]);
