@@ -199,6 +199,63 @@ pub enum Health {
     Down,
 }
 
+/// What one node saw in the round that decided a transition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub node: NodeId,
+    pub ok: bool,
+    /// `HTTP 503`, `connection refused`, `timeout after 10s`, … (empty when ok).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+}
+
+/// A committed flip of a check's state (SPEC §9), with the evidence of the
+/// round that confirmed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitionRecord {
+    /// The round (wall-clock aligned index) that confirmed the flip.
+    pub round: u64,
+    pub from: Health,
+    pub to: Health,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// Number of voters when the verdict was reached.
+    pub voters: usize,
+    pub evidence: Vec<Evidence>,
+}
+
+impl TransitionRecord {
+    /// `2/3 down: connection refused` — how many voters saw the new state,
+    /// and the most common reason among those that failed.
+    pub fn votes(&self) -> String {
+        let agreeing = self
+            .evidence
+            .iter()
+            .filter(|e| e.ok == (self.to == Health::Up))
+            .count();
+        let word = match self.to {
+            Health::Up => "ok",
+            Health::Down => "down",
+            Health::Unknown => "unknown",
+        };
+        let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+        for e in self
+            .evidence
+            .iter()
+            .filter(|e| !e.ok && !e.reason.is_empty())
+        {
+            *reasons.entry(e.reason.as_str()).or_default() += 1;
+        }
+        let top = reasons.iter().max_by_key(|(_, n)| **n).map(|(r, _)| *r);
+        match (self.to, top) {
+            (Health::Down, Some(r)) => format!("{agreeing}/{} {word}: {r}", self.voters),
+            _ => format!("{agreeing}/{} {word}", self.voters),
+        }
+    }
+}
+
 /// A check's committed state and when it began.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct CheckState {
@@ -206,6 +263,22 @@ pub struct CheckState {
     /// Milliseconds since the Unix epoch of the last committed flip.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since_ms: Option<u64>,
+    /// How many flips were committed for this check.
+    #[serde(default)]
+    pub flips: u64,
+    /// The last committed flip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<TransitionRecord>,
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Health::Unknown => "unknown",
+            Health::Up => "up",
+            Health::Down => "down",
+        })
+    }
 }
 
 /// A field that failed validation, and how to fix it.

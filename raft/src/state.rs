@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{find_by_id_or_name, Alert, Check, CheckState, Peer, ValidationError};
+use crate::model::{
+    find_by_id_or_name, Alert, Check, CheckState, Peer, TransitionRecord, ValidationError,
+};
 use crate::NodeId;
 
 /// The whole replicated state.
@@ -87,6 +89,12 @@ pub enum Command {
         id_or_name: String,
         force: bool,
     },
+    /// A check's state flips (decided by the leader's aggregator). Not a
+    /// configuration mutation: `version` stays.
+    Transition {
+        check_id: String,
+        record: TransitionRecord,
+    },
 }
 
 impl Command {
@@ -105,6 +113,9 @@ impl Command {
             Command::RemoveCheck { id_or_name } => format!("remove check {id_or_name}"),
             Command::AddAlert { alert } => format!("add alert {}", alert.name),
             Command::RemoveAlert { id_or_name, .. } => format!("remove alert {id_or_name}"),
+            Command::Transition { check_id, record } => {
+                format!("check {check_id} {} -> {}", record.from, record.to)
+            }
         }
     }
 }
@@ -247,6 +258,26 @@ impl ClusterState {
                     .into());
                 }
             }
+            Command::Transition { check_id, record } => {
+                let current = self
+                    .check_states
+                    .get(check_id)
+                    .map(|s| s.health)
+                    .unwrap_or_default();
+                if !self.checks.contains_key(check_id) {
+                    return Err(v("check", format!("check {check_id} no longer exists")).into());
+                }
+                if current != record.from || record.from == record.to {
+                    return Err(v(
+                        "transition",
+                        format!(
+                            "stale transition {} -> {} (the check is {current})",
+                            record.from, record.to
+                        ),
+                    )
+                    .into());
+                }
+            }
             Command::RemoveAlert { id_or_name, force } => {
                 let alert =
                     find_by_id_or_name(&self.alerts, id_or_name, |a| &a.name).ok_or_else(|| {
@@ -291,6 +322,21 @@ impl ClusterState {
             );
         }
         let mut touched = vec![RecordKey::Meta];
+        if let Command::Transition { check_id, record } = &req.command {
+            let st = self.check_states.entry(check_id.clone()).or_default();
+            st.health = record.to;
+            st.since_ms = Some(record.at_ms);
+            st.flips += 1;
+            st.last = Some(record.clone());
+            touched.push(RecordKey::CheckState(check_id.clone()));
+            return (
+                Response::Applied {
+                    version: self.version,
+                    summary: format!("check {check_id} is {} ({})", record.to, record.votes()),
+                },
+                touched,
+            );
+        }
         let summary = match &req.command {
             Command::Bootstrap {
                 cluster_id,
@@ -380,6 +426,7 @@ impl ClusterState {
                     format!("removed alert {} ({})", alert.name, alert.id)
                 }
             }
+            Command::Transition { .. } => unreachable_transition(),
         };
         self.version += 1;
         (
@@ -390,6 +437,12 @@ impl ClusterState {
             touched,
         )
     }
+}
+
+/// Transitions return early in `apply`.
+fn unreachable_transition() -> String {
+    tracing::error!("apply: transition reached the configuration path");
+    String::new()
 }
 
 /// `validate` passed, so the lookup cannot fail; keep apply total anyway.
@@ -650,6 +703,85 @@ mod tests {
                 founder: peer(9),
             }),
         );
+    }
+
+    #[test]
+    fn transitions_flip_state_without_bumping_the_version_and_stale_ones_are_refused() {
+        use crate::model::{Evidence, Health};
+        let mut s = bootstrapped();
+        applied(
+            &mut s,
+            Command::AddCheck {
+                check: tcp_check("c1", "db", vec![]),
+            },
+        );
+        let v = s.version;
+        let rec = |from, to| TransitionRecord {
+            round: 7,
+            from,
+            to,
+            at_ms: 1_000,
+            voters: 3,
+            evidence: vec![
+                Evidence {
+                    node: NodeId(1),
+                    ok: false,
+                    reason: "connection refused".into(),
+                    latency_ms: None,
+                },
+                Evidence {
+                    node: NodeId(2),
+                    ok: false,
+                    reason: "connection refused".into(),
+                    latency_ms: None,
+                },
+                Evidence {
+                    node: NodeId(3),
+                    ok: true,
+                    reason: String::new(),
+                    latency_ms: Some(3),
+                },
+            ],
+        };
+        let (r, _) = s.apply(&Request::new(Command::Transition {
+            check_id: "c1".into(),
+            record: rec(Health::Unknown, Health::Down),
+        }));
+        match r {
+            Response::Applied { version, summary } => {
+                assert_eq!(version, v, "a transition is not a configuration mutation");
+                assert!(
+                    summary.contains("2/3 down: connection refused"),
+                    "{summary}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.check_states["c1"].health, Health::Down);
+        assert_eq!(s.check_states["c1"].flips, 1);
+        // The same flip again is stale: refused, nothing changes.
+        refused(
+            &mut s,
+            Request::new(Command::Transition {
+                check_id: "c1".into(),
+                record: rec(Health::Unknown, Health::Down),
+            }),
+        );
+        refused(
+            &mut s,
+            Request::new(Command::Transition {
+                check_id: "gone".into(),
+                record: rec(Health::Unknown, Health::Down),
+            }),
+        );
+        // Removing the check removes its state.
+        applied(
+            &mut s,
+            Command::RemoveCheck {
+                id_or_name: "c1".into(),
+            },
+        );
+        assert!(s.check_states.is_empty());
     }
 
     #[test]

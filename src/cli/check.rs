@@ -19,6 +19,13 @@ pub enum CheckCommand {
     Add(AddCommand),
     /// List checks: ID, NAME, TYPE, TARGET, INTERVAL, STATE, ALERTS
     List(JsonArg),
+    /// Show one check: committed state, last transition, and the last round per node
+    Show {
+        id_or_name: String,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a check by id or name
     Remove {
         id_or_name: String,
@@ -130,6 +137,78 @@ pub(super) fn run(env: &Env, cmd: CheckCommand) -> Result<ExitCode, Failure> {
                 return print_json(&checks).map(|_| ExitCode::SUCCESS);
             }
             print!("{}", render_checks(&checks));
+            Ok(ExitCode::SUCCESS)
+        }
+        CheckCommand::Show { id_or_name, json } => {
+            let ControlReply::CheckShow(d) = ask(
+                env,
+                ControlRequest::CheckShow { id_or_name },
+                Duration::from_secs(10),
+            )?
+            else {
+                return Err(unexpected());
+            };
+            if json {
+                return print_json(&d).map(|_| ExitCode::SUCCESS);
+            }
+            let c = &d.check;
+            println!("check       {} ({})", c.name, c.id);
+            println!("type        {}", c.kind);
+            println!("target      {}", c.target);
+            println!("interval    {} (timeout {})", c.interval, c.timeout);
+            println!(
+                "state       {}{}",
+                c.state,
+                c.since
+                    .as_ref()
+                    .map(|s| format!(" since {s}"))
+                    .unwrap_or_default()
+            );
+            println!(
+                "votes       {}",
+                c.votes.clone().unwrap_or_else(|| "-".into())
+            );
+            println!(
+                "alerts      {}",
+                if c.alerts.is_empty() {
+                    "(none)".into()
+                } else {
+                    c.alerts.join(",")
+                }
+            );
+            println!("flips       {}", d.flips);
+            println!("missed      {} round(s) on this node", d.missed_rounds);
+            match &d.last_round {
+                Some(r) => {
+                    println!(
+                        "\nLAST ROUND {} (verdict: {:?}, {} voters, streak {})",
+                        r.round, r.verdict, r.voters, r.streak
+                    );
+                    let rows: Vec<Vec<String>> = r
+                        .votes
+                        .iter()
+                        .map(|v| {
+                            vec![
+                                v.node.to_string(),
+                                if v.ok { "ok".into() } else { "fail".into() },
+                                v.latency_ms
+                                    .map(|l| format!("{l}ms"))
+                                    .unwrap_or_else(|| "-".into()),
+                                if v.reason.is_empty() {
+                                    "-".into()
+                                } else {
+                                    v.reason.clone()
+                                },
+                            ]
+                        })
+                        .collect();
+                    print!(
+                        "{}",
+                        table::render(&["NODE_ID", "RESULT", "LATENCY", "REASON"], &rows)
+                    );
+                }
+                None => println!("\nLAST ROUND  none evaluated yet (or no leader reachable)"),
+            }
             Ok(ExitCode::SUCCESS)
         }
         CheckCommand::Remove {

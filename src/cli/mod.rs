@@ -108,6 +108,9 @@ pub struct ServeArgs {
     /// How long a smaller live voter must be live before leadership moves to it [default: node.yaml's leader_cooldown, else 30s]
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub leader_cooldown: Option<Duration>,
+    /// Local address probes leave from [default: node.yaml's probe_source, else chosen by routing]
+    #[arg(long, value_name = "ADDR")]
+    pub probe_source: Option<IpAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -280,6 +283,7 @@ fn cmd_serve(env: &Env, args: ServeArgs) -> Result<ExitCode, Failure> {
         transport: crate::transport::TransportConfig::default(),
         timing: args.timing,
         leader_cooldown: args.leader_cooldown,
+        probe_source: args.probe_source,
     };
     let rt = runtime(true)?;
     rt.block_on(crate::daemon::serve(opts))?;

@@ -82,6 +82,7 @@ pub fn init_node(paths: &StatePaths, opts: &InitOptions) -> Result<InitOutcome, 
         advertise: opts.advertise.clone(),
         join_from: opts.join_from.clone(),
         leader_cooldown: None,
+        probe_source: None,
     };
     node.save(&paths.node_file())?;
     Ok(InitOutcome {

@@ -37,6 +37,10 @@ pub struct NodeConfig {
         with = "crate::config::duration::serde_go_opt"
     )]
     pub leader_cooldown: Option<std::time::Duration>,
+    /// Local address probes leave from (default: chosen by routing).
+    /// `qu serve --probe-source` wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_source: Option<IpAddr>,
 }
 
 /// Errors reading, validating or writing node.yaml.
@@ -150,6 +154,7 @@ mod tests {
             advertise: "alpha:9001".into(),
             join_from: vec![],
             leader_cooldown: Some(std::time::Duration::from_secs(45)),
+            probe_source: None,
         };
         cfg.save(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();

@@ -50,6 +50,10 @@ pub enum ControlRequest {
         if_version: Option<u64>,
     },
     CheckList,
+    /// One check in detail, with the last round per node.
+    CheckShow {
+        id_or_name: String,
+    },
     CheckRemove {
         id_or_name: String,
         #[serde(default)]
@@ -118,6 +122,7 @@ pub enum ControlReply {
     CheckList {
         checks: Vec<CheckRow>,
     },
+    CheckShow(Box<CheckDetail>),
     AlertList {
         alerts: Vec<AlertRow>,
     },
@@ -170,6 +175,19 @@ pub struct CheckRow {
     /// Alert names.
     pub alerts: Vec<String>,
     pub spec: CheckKind,
+}
+
+/// `qu check show`: the check, its committed state and the last round.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckDetail {
+    pub check: CheckRow,
+    /// The last committed flip, with its per-node evidence.
+    pub last_transition: Option<qu_raft::model::TransitionRecord>,
+    pub flips: u64,
+    /// The leader's last evaluated round (None when no leader answered).
+    pub last_round: Option<crate::checks::aggregate::RoundOutcome>,
+    /// Rounds this node could not start on time.
+    pub missed_rounds: u64,
 }
 
 /// One alert as listings show it, secrets masked.

@@ -75,6 +75,7 @@ impl Daemon {
             ControlRequest::CheckList => Ok(ControlReply::CheckList {
                 checks: self.check_rows(),
             }),
+            ControlRequest::CheckShow { id_or_name } => self.check_show(&id_or_name).await,
             ControlRequest::CheckRemove {
                 id_or_name,
                 if_version,
@@ -110,6 +111,62 @@ impl Daemon {
                 .await,
             ),
         }
+    }
+
+    async fn check_show(&self, key: &str) -> Result<ControlReply, ControlError> {
+        let state = self.state();
+        let check = qu_raft::model::find_by_id_or_name(&state.state.checks, key, |c| &c.name)
+            .cloned()
+            .ok_or_else(|| {
+                cerr(format!(
+                    "no check with id or name {key:?} (see 'qu check list')"
+                ))
+            })?;
+        let row = self
+            .check_rows()
+            .into_iter()
+            .find(|r| r.id == check.id)
+            .ok_or_else(|| cerr("the check disappeared"))?;
+        let cs = state
+            .state
+            .check_states
+            .get(&check.id)
+            .cloned()
+            .unwrap_or_default();
+        let last_round = match self.leader() {
+            Some(l) if l == self.me() => self
+                .aggregator
+                .lock()
+                .ok()
+                .and_then(|a| a.last_round(&check.id).cloned()),
+            Some(l) => match self.peer_addr(l) {
+                Some(addr) => match self
+                    .pool
+                    .call_within::<_, super::rpc::MemberResponse>(
+                        &addr,
+                        &super::rpc::MemberRequest::LastRound {
+                            check_id: check.id.clone(),
+                        },
+                        std::time::Duration::from_secs(3),
+                    )
+                    .await
+                {
+                    Ok(super::rpc::MemberResponse::LastRound(r)) => r,
+                    _ => None,
+                },
+                None => None,
+            },
+            None => None,
+        };
+        Ok(ControlReply::CheckShow(Box::new(
+            super::control::CheckDetail {
+                check: row,
+                last_transition: cs.last,
+                flips: cs.flips,
+                last_round,
+                missed_rounds: self.scheduler_stats.missed(&check.id),
+            },
+        )))
     }
 
     fn resolve_member(&self, text: &str) -> Result<NodeId, ControlError> {

@@ -14,6 +14,7 @@ mod handlers;
 pub mod liveness;
 mod mirror;
 pub mod policy;
+mod probing;
 mod raft_network;
 pub mod rpc;
 mod service;
@@ -63,6 +64,8 @@ pub enum DaemonError {
     Storage(std::io::Error),
     #[error("cannot start Raft: {0}")]
     Raft(String),
+    #[error("{0}")]
+    Probe(#[from] crate::checks::probe::ProbeSetupError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
 }
@@ -124,6 +127,8 @@ pub struct ServeOptions {
     pub timing: Timing,
     /// Overrides node.yaml's `leader_cooldown`.
     pub leader_cooldown: Option<Duration>,
+    /// Local address probes leave from (overrides node.yaml's `probe_source`).
+    pub probe_source: Option<std::net::IpAddr>,
 }
 
 /// Default leadership cooldown (SPEC §7).
@@ -168,6 +173,9 @@ pub(crate) struct Daemon {
     /// Peers seen in the replicated peers but not in the Raft membership, and since when.
     unmatched_since:
         std::sync::Mutex<std::collections::BTreeMap<qu_raft::NodeId, tokio::time::Instant>>,
+    /// The leader's round state (empty on followers).
+    aggregator: std::sync::Mutex<crate::checks::aggregate::Aggregator>,
+    scheduler_stats: Arc<crate::checks::scheduler::SchedulerStats>,
 }
 
 impl Daemon {
@@ -233,6 +241,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         .or(node.leader_cooldown)
         .unwrap_or(DEFAULT_LEADER_COOLDOWN);
 
+    let probers = Arc::new(crate::checks::probe::Probers::new(
+        opts.probe_source.or(node.probe_source),
+    )?);
     let control_listener = control::bind(&opts.socket).await?;
 
     let pool = Arc::new(Pool::new(identity.clone(), opts.transport.clone()));
@@ -278,6 +289,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         policy_view: std::sync::Mutex::new(policy::PolicyView::default()),
         adding: Default::default(),
         unmatched_since: Default::default(),
+        aggregator: Default::default(),
+        scheduler_stats: Default::default(),
     });
     if removed {
         let _ = daemon.raft.shutdown().await;
@@ -297,6 +310,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     )?;
 
     daemon.log_startup(&opts.socket);
+    let (results_tx, results_rx) = tokio::sync::mpsc::channel(probing::REPORT_QUEUE);
     let tasks = vec![
         tokio::spawn(control_loop(
             control_listener,
@@ -317,6 +331,15 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         tokio::spawn(cluster::removal_watch(daemon.clone(), shutdown_rx.clone())),
         tokio::spawn(cluster::policy_loop(daemon.clone(), shutdown_rx.clone())),
         tokio::spawn(cluster::reconcile_loop(daemon.clone(), shutdown_rx.clone())),
+        tokio::spawn(probing::scheduler_loop(
+            daemon.clone(),
+            probers,
+            results_tx,
+            daemon.scheduler_stats.clone(),
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(probing::report_loop(daemon.clone(), results_rx)),
+        tokio::spawn(probing::aggregate_loop(daemon.clone(), shutdown_rx.clone())),
     ];
 
     let outcome = wait_for_signal().await;

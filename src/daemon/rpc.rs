@@ -86,6 +86,14 @@ pub enum MemberRequest {
     },
     /// The leader tells a node it was removed from the cluster.
     Removed,
+    /// Probe results for the leader's aggregator (the sender is the TLS peer).
+    Report {
+        reports: Vec<crate::checks::aggregate::ProbeReport>,
+    },
+    /// The leader's last evaluated round of a check.
+    LastRound {
+        check_id: String,
+    },
 }
 
 /// Why the leader could not carry out a forwarded operation.
@@ -118,6 +126,7 @@ pub enum MemberResponse {
     Proposed(Result<Response, ClusterFailure>),
     Mutated(Result<(String, u64), ClusterFailure>),
     Ack,
+    LastRound(Option<crate::checks::aggregate::RoundOutcome>),
 }
 
 /// Bytes as base64 in JSON (snapshots).

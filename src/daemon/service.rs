@@ -115,6 +115,16 @@ impl Service for MemberService {
                     Err(ClusterFailure::NotLeader { leader: d.leader() })
                 })
             }
+            MemberRequest::Report { reports } => {
+                d.ingest(caller.node_id, reports);
+                MemberResponse::Ack
+            }
+            MemberRequest::LastRound { check_id } => MemberResponse::LastRound(
+                d.aggregator
+                    .lock()
+                    .ok()
+                    .and_then(|a| a.last_round(&check_id).cloned()),
+            ),
             MemberRequest::Removed => {
                 if d.leader() != Some(caller.node_id) {
                     return Err(RpcError::forbidden(

@@ -115,7 +115,7 @@ impl Daemon {
                     since: cs
                         .since_ms
                         .map(|ms| rfc3339(UNIX_EPOCH + Duration::from_millis(ms))),
-                    votes: None,
+                    votes: cs.last.as_ref().map(|t| t.votes()),
                     alerts: c
                         .alerts
                         .iter()

@@ -1,0 +1,36 @@
+//! TCP probes: UP when a connection opens (to any resolved address).
+
+use std::net::{IpAddr, SocketAddr};
+
+use tokio::net::TcpSocket;
+
+async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<()> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(src) = source.filter(|s| s.is_ipv4() == addr.is_ipv4()) {
+        socket.bind(SocketAddr::new(src, 0))?;
+    }
+    let stream = socket.connect(addr).await?;
+    drop(stream);
+    Ok(())
+}
+
+pub async fn probe(target: &str, source: Option<IpAddr>) -> Result<(), String> {
+    let (host, port) = target
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{target:?} is not HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{target:?} has no valid port"))?;
+    let mut last = String::from("no address");
+    for addr in super::resolve(host, port).await? {
+        match connect(addr, source).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = super::describe_io(&e),
+        }
+    }
+    Err(last)
+}

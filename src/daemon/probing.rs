@@ -1,0 +1,170 @@
+//! Probing in the daemon: every member runs the scheduler; results go to
+//! the leader in batches; the leader aggregates rounds and commits flips
+//! through Raft.
+//!
+//! Invariants: reporting never blocks probing (bounded queue, sends in
+//! their own tasks); the leader takes reports only from authenticated
+//! members and names them by their TLS identity; a flip is proposed only by
+//! the leader, and only one per check at a time; a node that loses
+//! leadership forgets its round state (the next leader starts from the
+//! committed states).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::rpc::{MemberRequest, MemberResponse};
+use super::Daemon;
+use crate::checks::aggregate::{Aggregator, ProbeReport};
+use crate::checks::probe::Probers;
+use crate::checks::scheduler::{now_ms, Scheduler, SchedulerStats};
+use qu_raft::state::{Command, Request};
+use qu_raft::NodeId;
+
+/// Results waiting to be reported (per node).
+pub const REPORT_QUEUE: usize = 65_536;
+/// Most results in one report.
+const REPORT_BATCH: usize = 2_048;
+
+/// Runs the scheduler while this node is a serving member.
+pub(super) async fn scheduler_loop(
+    daemon: Arc<Daemon>,
+    probers: Arc<Probers>,
+    out: mpsc::Sender<ProbeReport>,
+    stats: Arc<SchedulerStats>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut scheduler = Scheduler::new(probers, out, stats);
+    let mut applied = daemon.applied.clone();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        let active = daemon.is_claimed() && !daemon.is_removed();
+        if active {
+            let state = applied.borrow_and_update().clone();
+            scheduler.sync(&state.state.checks);
+        } else {
+            scheduler.stop_all();
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            r = applied.changed() => if r.is_err() { return },
+            // Claim or removal changes are not state changes: look again.
+            _ = tick.tick() => {}
+        }
+    }
+}
+
+/// Ships results to the leader in batches as they come.
+pub(super) async fn report_loop(daemon: Arc<Daemon>, mut rx: mpsc::Receiver<ProbeReport>) {
+    let mut batch = Vec::with_capacity(REPORT_BATCH);
+    while rx.recv_many(&mut batch, REPORT_BATCH).await > 0 {
+        let reports = std::mem::replace(&mut batch, Vec::with_capacity(REPORT_BATCH));
+        match daemon.leader() {
+            Some(l) if l == daemon.me() => daemon.ingest(daemon.me(), reports),
+            Some(l) => {
+                let Some(addr) = daemon.peer_addr(l) else {
+                    continue;
+                };
+                let d = daemon.clone();
+                tokio::spawn(async move {
+                    let req = MemberRequest::Report { reports };
+                    if let Err(e) = d
+                        .pool
+                        .call_within::<_, MemberResponse>(&addr, &req, Duration::from_secs(3))
+                        .await
+                    {
+                        tracing::debug!(leader = %l, "cannot report probe results: {e}");
+                    }
+                });
+            }
+            None => tracing::debug!("no leader: probe results dropped"),
+        }
+    }
+}
+
+impl Daemon {
+    /// Takes reports from `from` (the TLS-authenticated sender) if we lead.
+    pub(super) fn ingest(&self, from: NodeId, reports: Vec<ProbeReport>) {
+        if self.leader() != Some(self.me()) {
+            return;
+        }
+        let now = now_ms();
+        if let Ok(mut agg) = self.aggregator.lock() {
+            for r in reports {
+                agg.ingest(from, r, now);
+            }
+        }
+    }
+}
+
+/// On the leader: evaluates rounds as they end and commits flips.
+pub(super) async fn aggregate_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
+    let mut leading = false;
+    let mut synced_version: Option<(u64, usize)> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let is_leader = daemon.leader() == Some(daemon.me()) && !daemon.is_removed();
+        if !is_leader {
+            if leading {
+                tracing::info!("no longer leader: dropping round state");
+                if let Ok(mut agg) = daemon.aggregator.lock() {
+                    *agg = Aggregator::default();
+                }
+                synced_version = None;
+            }
+            leading = false;
+            continue;
+        }
+        leading = true;
+        let state = daemon.state();
+        let voters: BTreeSet<NodeId> = daemon.voters();
+        let now = now_ms();
+        let key = (state.state.version, state.state.checks.len());
+        let proposals = match daemon.aggregator.lock() {
+            Ok(mut agg) => {
+                if synced_version != Some(key) {
+                    agg.sync(&state.state.checks, now);
+                    synced_version = Some(key);
+                }
+                agg.evaluate(now, &voters, &state.state.check_states)
+            }
+            Err(_) => continue,
+        };
+        for p in proposals {
+            let d = daemon.clone();
+            tokio::spawn(async move {
+                let name = d
+                    .state()
+                    .state
+                    .checks
+                    .get(&p.check_id)
+                    .map(|c| c.name.clone())
+                    .unwrap_or_else(|| p.check_id.clone());
+                let votes = p.record.votes();
+                let (from, to) = (p.record.from, p.record.to);
+                let deadline = tokio::time::Instant::now() + super::cluster::MUTATION_TIMEOUT;
+                let req = Request::new(Command::Transition {
+                    check_id: p.check_id.clone(),
+                    record: p.record,
+                });
+                match d.propose_as_leader(req, deadline).await {
+                    Ok(_) => {
+                        tracing::info!(check = %name, %from, %to, %votes, "check state committed")
+                    }
+                    Err(e) => {
+                        tracing::warn!(check = %name, %from, %to, "cannot commit the check's new state: {e}")
+                    }
+                }
+                if let Ok(mut agg) = d.aggregator.lock() {
+                    agg.settle(&p.check_id);
+                }
+            });
+        }
+    }
+}
