@@ -2,6 +2,8 @@
 //! directory, port and control socket; waiting for conditions with deadlines.
 #![allow(dead_code)]
 
+pub mod target;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -46,6 +48,7 @@ pub struct Node {
     pub dir: PathBuf,
     pub socket: PathBuf,
     pub port: u16,
+    pub ip: String,
     pub child: Option<Child>,
 }
 
@@ -62,6 +65,7 @@ impl Node {
             dir,
             socket,
             port: free_port(),
+            ip: "127.0.0.1".into(),
             root,
             child: None,
         }
@@ -69,7 +73,17 @@ impl Node {
 
     /// A node with `qu init` done on 127.0.0.1 and its own port.
     pub fn init(extra: &[&str]) -> Node {
-        let node = Node::new();
+        Node::init_at("127.0.0.1", extra)
+    }
+
+    /// A node with `qu init` done on loopback address `ip` (127.0.0.0/8).
+    pub fn init_at(ip: &str, extra: &[&str]) -> Node {
+        let mut node = Node::new();
+        node.ip = ip.to_string();
+        node.port = {
+            let l = std::net::TcpListener::bind((ip, 0)).expect("bind an ephemeral port");
+            l.local_addr().expect("local addr").port()
+        };
         let advertise = node.advertise();
         let port = node.port.to_string();
         let mut args = vec![
@@ -77,7 +91,7 @@ impl Node {
             "--advertise",
             &advertise,
             "--bind",
-            "127.0.0.1",
+            ip,
             "--port",
             &port,
         ];
@@ -88,7 +102,7 @@ impl Node {
     }
 
     pub fn advertise(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 
     pub fn command(&self) -> Command {
