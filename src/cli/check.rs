@@ -17,7 +17,7 @@ pub enum CheckCommand {
     /// Add a check
     #[command(subcommand)]
     Add(AddCommand),
-    /// List checks: ID, NAME, TYPE, TARGET, INTERVAL, STATE, ALERTS
+    /// List checks: ID, NAME, TYPE, TARGET, INTERVAL, STATE, SINCE, VOTES, ALERTS
     List(JsonArg),
     /// Show one check: committed state, last transition, and the last round per node
     Show {
@@ -235,6 +235,8 @@ fn render_checks(checks: &[CheckRow]) -> String {
                 c.target.clone(),
                 c.interval.clone(),
                 c.state.clone(),
+                c.since.clone().unwrap_or_else(|| "-".into()),
+                c.votes.clone().unwrap_or_else(|| "-".into()),
                 if c.alerts.is_empty() {
                     "(none)".into()
                 } else {
@@ -245,7 +247,7 @@ fn render_checks(checks: &[CheckRow]) -> String {
         .collect();
     table::render(
         &[
-            "ID", "NAME", "TYPE", "TARGET", "INTERVAL", "STATE", "ALERTS",
+            "ID", "NAME", "TYPE", "TARGET", "INTERVAL", "STATE", "SINCE", "VOTES", "ALERTS",
         ],
         &rows,
     )
