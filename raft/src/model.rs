@@ -281,6 +281,52 @@ impl std::fmt::Display for Health {
     }
 }
 
+/// Where a delivery stands (SPEC §10).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered {
+        at_ms: u64,
+        attempts: u32,
+    },
+    Failed {
+        at_ms: u64,
+        attempts: u32,
+        reason: String,
+    },
+}
+
+/// One page to send: a committed transition × one alert of its check.
+/// Everything needed to render it is kept here, so it can be sent after
+/// the check or the leader is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// `<check id>-<flip number>-<alert id>`: unique, and the idempotency
+    /// key receivers see (SMTP Message-ID, webhook `delivery_id`).
+    pub id: String,
+    pub check_id: String,
+    pub check_name: String,
+    pub check_type: String,
+    pub target: String,
+    pub alert_id: String,
+    pub transition: TransitionRecord,
+    pub created_ms: u64,
+    #[serde(flatten)]
+    pub status: DeliveryStatus,
+}
+
+impl Delivery {
+    pub fn is_pending(&self) -> bool {
+        self.status == DeliveryStatus::Pending
+    }
+}
+
+/// Whether a flip pages: up→down and unknown→down (DOWN), down→up (RECOVERED).
+pub fn pages(from: Health, to: Health) -> bool {
+    matches!((from, to), (_, Health::Down) | (Health::Down, Health::Up)) && from != to
+}
+
 /// A field that failed validation, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("{field}: {message}")]

@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    find_by_id_or_name, Alert, Check, CheckState, Peer, TransitionRecord, ValidationError,
+    find_by_id_or_name, pages, Alert, Check, CheckState, Delivery, DeliveryStatus, Peer,
+    TransitionRecord, ValidationError,
 };
 use crate::NodeId;
 
@@ -34,6 +35,9 @@ pub struct ClusterState {
     pub alerts: BTreeMap<String, Alert>,
     #[serde(default)]
     pub check_states: BTreeMap<String, CheckState>,
+    /// The alert delivery ledger (SPEC §10).
+    #[serde(default)]
+    pub deliveries: BTreeMap<String, Delivery>,
 }
 
 /// A command and its optional compare-and-set guard.
@@ -95,6 +99,15 @@ pub enum Command {
         check_id: String,
         record: TransitionRecord,
     },
+    /// The leader sent (or gave up on) a delivery. Not a configuration mutation.
+    DeliveryOutcome {
+        id: String,
+        status: DeliveryStatus,
+    },
+    /// Drops finished deliveries older than `before_ms`. Not a configuration mutation.
+    PruneDeliveries {
+        before_ms: u64,
+    },
 }
 
 impl Command {
@@ -115,6 +128,10 @@ impl Command {
             Command::RemoveAlert { id_or_name, .. } => format!("remove alert {id_or_name}"),
             Command::Transition { check_id, record } => {
                 format!("check {check_id} {} -> {}", record.from, record.to)
+            }
+            Command::DeliveryOutcome { id, .. } => format!("delivery {id} outcome"),
+            Command::PruneDeliveries { before_ms } => {
+                format!("prune deliveries before {before_ms}")
             }
         }
     }
@@ -158,6 +175,7 @@ pub enum RecordKey {
     Check(String),
     Alert(String),
     CheckState(String),
+    Delivery(String),
 }
 
 impl ClusterState {
@@ -258,6 +276,15 @@ impl ClusterState {
                     .into());
                 }
             }
+            Command::DeliveryOutcome { id, status } => {
+                let Some(d) = self.deliveries.get(id) else {
+                    return Err(v("delivery", format!("no delivery {id}")).into());
+                };
+                if !d.is_pending() || *status == DeliveryStatus::Pending {
+                    return Err(v("delivery", format!("delivery {id} is already settled")).into());
+                }
+            }
+            Command::PruneDeliveries { .. } => {}
             Command::Transition { check_id, record } => {
                 let current = self
                     .check_states
@@ -322,13 +349,74 @@ impl ClusterState {
             );
         }
         let mut touched = vec![RecordKey::Meta];
+        if let Command::DeliveryOutcome { id, status } = &req.command {
+            if let Some(d) = self.deliveries.get_mut(id) {
+                d.status = status.clone();
+            }
+            touched.push(RecordKey::Delivery(id.clone()));
+            return (
+                Response::Applied {
+                    version: self.version,
+                    summary: format!("delivery {id} settled"),
+                },
+                touched,
+            );
+        }
+        if let Command::PruneDeliveries { before_ms } = &req.command {
+            let old: Vec<String> = self
+                .deliveries
+                .values()
+                .filter(|d| match &d.status {
+                    DeliveryStatus::Pending => false,
+                    DeliveryStatus::Delivered { at_ms, .. }
+                    | DeliveryStatus::Failed { at_ms, .. } => at_ms < before_ms,
+                })
+                .map(|d| d.id.clone())
+                .collect();
+            for id in &old {
+                self.deliveries.remove(id);
+                touched.push(RecordKey::Delivery(id.clone()));
+            }
+            return (
+                Response::Applied {
+                    version: self.version,
+                    summary: format!("pruned {} deliveries", old.len()),
+                },
+                touched,
+            );
+        }
         if let Command::Transition { check_id, record } = &req.command {
-            let st = self.check_states.entry(check_id.clone()).or_default();
-            st.health = record.to;
-            st.since_ms = Some(record.at_ms);
-            st.flips += 1;
-            st.last = Some(record.clone());
+            let flips = {
+                let st = self.check_states.entry(check_id.clone()).or_default();
+                st.health = record.to;
+                st.since_ms = Some(record.at_ms);
+                st.flips += 1;
+                st.last = Some(record.clone());
+                st.flips
+            };
             touched.push(RecordKey::CheckState(check_id.clone()));
+            if pages(record.from, record.to) {
+                if let Some(check) = self.checks.get(check_id) {
+                    for alert_id in &check.alerts {
+                        let id = format!("{check_id}-{flips}-{alert_id}");
+                        self.deliveries.insert(
+                            id.clone(),
+                            Delivery {
+                                id: id.clone(),
+                                check_id: check_id.clone(),
+                                check_name: check.name.clone(),
+                                check_type: check.kind.type_name().into(),
+                                target: check.kind.target().into(),
+                                alert_id: alert_id.clone(),
+                                transition: record.clone(),
+                                created_ms: record.at_ms,
+                                status: DeliveryStatus::Pending,
+                            },
+                        );
+                        touched.push(RecordKey::Delivery(id));
+                    }
+                }
+            }
             return (
                 Response::Applied {
                     version: self.version,
@@ -426,7 +514,9 @@ impl ClusterState {
                     format!("removed alert {} ({})", alert.name, alert.id)
                 }
             }
-            Command::Transition { .. } => unreachable_transition(),
+            Command::Transition { .. }
+            | Command::DeliveryOutcome { .. }
+            | Command::PruneDeliveries { .. } => unreachable_transition(),
         };
         self.version += 1;
         (
@@ -782,6 +872,72 @@ mod tests {
             },
         );
         assert!(s.check_states.is_empty());
+    }
+
+    #[test]
+    fn a_paging_transition_creates_one_pending_delivery_per_alert_settled_once() {
+        use crate::model::{Health, TransitionRecord};
+        let mut s = bootstrapped();
+        applied(
+            &mut s,
+            Command::AddAlert {
+                alert: webhook("a1", "hook"),
+            },
+        );
+        applied(
+            &mut s,
+            Command::AddAlert {
+                alert: webhook("a2", "other"),
+            },
+        );
+        applied(
+            &mut s,
+            Command::AddCheck {
+                check: tcp_check("c1", "db", vec!["a1".into(), "a2".into()]),
+            },
+        );
+        let flip = |s: &mut ClusterState, from, to| {
+            let rec = TransitionRecord {
+                round: 1,
+                from,
+                to,
+                at_ms: 5,
+                voters: 1,
+                evidence: vec![],
+            };
+            s.apply(&Request::new(Command::Transition {
+                check_id: "c1".into(),
+                record: rec,
+            }))
+        };
+        flip(&mut s, Health::Unknown, Health::Up);
+        assert!(s.deliveries.is_empty(), "unknown → up does not page");
+        flip(&mut s, Health::Up, Health::Down);
+        assert_eq!(s.deliveries.len(), 2);
+        assert!(s.deliveries.contains_key("c1-2-a1") && s.deliveries.contains_key("c1-2-a2"));
+        assert!(s.deliveries.values().all(Delivery::is_pending));
+        let done = DeliveryStatus::Delivered {
+            at_ms: 9,
+            attempts: 1,
+        };
+        let (r, _) = s.apply(&Request::new(Command::DeliveryOutcome {
+            id: "c1-2-a1".into(),
+            status: done.clone(),
+        }));
+        assert!(matches!(r, Response::Applied { .. }));
+        refused(
+            &mut s,
+            Request::new(Command::DeliveryOutcome {
+                id: "c1-2-a1".into(),
+                status: done,
+            }),
+        );
+        flip(&mut s, Health::Down, Health::Up);
+        assert_eq!(s.deliveries.len(), 4, "recovery pages too");
+        // Pruning drops settled old records only.
+        s.apply(&Request::new(Command::PruneDeliveries { before_ms: 100 }));
+        assert_eq!(s.deliveries.len(), 3);
+        assert!(!s.deliveries.contains_key("c1-2-a1"));
     }
 
     #[test]

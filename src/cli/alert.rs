@@ -17,6 +17,10 @@ pub enum AlertCommand {
     Add(AddCommand),
     /// List alerts (secrets masked)
     List(JsonArg),
+    /// Send a test page now through the leader; prints success or the provider's exact error
+    Test { id_or_name: String },
+    /// Recent deliveries: check, event, alert, outcome
+    Log(JsonArg),
     /// Remove an alert; refused while a check uses it unless --force detaches it
     Remove {
         id_or_name: String,
@@ -168,6 +172,50 @@ pub(super) fn run(env: &Env, cmd: AlertCommand) -> Result<ExitCode, Failure> {
             print!(
                 "{}",
                 table::render(&["ID", "NAME", "TYPE", "TARGET", "USED_BY"], &rows)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        AlertCommand::Test { id_or_name } => {
+            let ControlReply::AlertTested { message } = ask(
+                env,
+                ControlRequest::AlertTest { id_or_name },
+                Duration::from_secs(60),
+            )?
+            else {
+                return Err(unexpected());
+            };
+            println!("{message}");
+            Ok(ExitCode::SUCCESS)
+        }
+        AlertCommand::Log(args) => {
+            let ControlReply::AlertLog { deliveries } =
+                ask(env, ControlRequest::AlertLog, Duration::from_secs(10))?
+            else {
+                return Err(unexpected());
+            };
+            if args.json {
+                return print_json(&deliveries).map(|_| ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = deliveries
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.created.clone(),
+                        d.check.clone(),
+                        d.event.clone(),
+                        d.alert.clone(),
+                        d.status.clone(),
+                        d.attempts.to_string(),
+                        d.reason.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table::render(
+                    &["CREATED", "CHECK", "EVENT", "ALERT", "STATUS", "ATTEMPTS", "REASON"],
+                    &rows
+                )
             );
             Ok(ExitCode::SUCCESS)
         }

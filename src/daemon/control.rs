@@ -65,6 +65,12 @@ pub enum ControlRequest {
         if_version: Option<u64>,
     },
     AlertList,
+    /// Send a test page now, through the leader.
+    AlertTest {
+        id_or_name: String,
+    },
+    /// Recent deliveries and their outcome.
+    AlertLog,
     AlertRemove {
         id_or_name: String,
         force: bool,
@@ -125,6 +131,12 @@ pub enum ControlReply {
     CheckShow(Box<CheckDetail>),
     AlertList {
         alerts: Vec<AlertRow>,
+    },
+    AlertTested {
+        message: String,
+    },
+    AlertLog {
+        deliveries: Vec<DeliveryRow>,
     },
 }
 
@@ -201,6 +213,24 @@ pub struct AlertRow {
     pub target: String,
     pub used_by: Vec<String>,
     pub spec: AlertKind,
+}
+
+/// One delivery as `qu alert log` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub check: String,
+    /// DOWN or RECOVERED.
+    pub event: String,
+    pub alert: String,
+    /// pending, delivered or failed.
+    pub status: String,
+    /// When the transition was committed (RFC 3339).
+    pub created: String,
+    /// When it was delivered or given up (RFC 3339).
+    pub settled: Option<String>,
+    pub attempts: u32,
+    pub reason: Option<String>,
 }
 
 /// The Raft block of `qu status`.

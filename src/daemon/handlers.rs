@@ -96,6 +96,34 @@ impl Daemon {
                     .await,
                 )
             }
+            ControlRequest::AlertTest { id_or_name } => {
+                let result = match self.leader() {
+                    Some(l) if l == self.me() => self.alert_test_as_leader(&id_or_name).await,
+                    Some(l) => match self.peer_addr(l) {
+                        Some(addr) => match self
+                            .pool
+                            .call_within::<_, super::rpc::MemberResponse>(
+                                &addr,
+                                &super::rpc::MemberRequest::AlertTest { id_or_name },
+                                std::time::Duration::from_secs(40),
+                            )
+                            .await
+                        {
+                            Ok(super::rpc::MemberResponse::AlertTested(r)) => r,
+                            Ok(_) => Err("unexpected reply from the leader".into()),
+                            Err(e) => Err(format!("cannot reach the leader {l}: {e}")),
+                        },
+                        None => Err("the leader's address is unknown".into()),
+                    },
+                    None => Err("no leader: the cluster has no quorum; not sending".into()),
+                };
+                result
+                    .map(|message| ControlReply::AlertTested { message })
+                    .map_err(cerr)
+            }
+            ControlRequest::AlertLog => Ok(ControlReply::AlertLog {
+                deliveries: self.delivery_rows(),
+            }),
             ControlRequest::AlertList => Ok(ControlReply::AlertList {
                 alerts: self.alert_rows(),
             }),

@@ -8,6 +8,7 @@
 //! state or bind; on shutdown Raft stops and the control socket file is
 //! removed.
 
+mod alerting;
 mod cluster;
 pub mod control;
 mod handlers;
@@ -18,7 +19,7 @@ mod probing;
 mod raft_network;
 pub mod rpc;
 mod service;
-mod view;
+pub mod view;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -131,6 +132,11 @@ pub struct ServeOptions {
     pub probe_source: Option<std::net::IpAddr>,
 }
 
+/// A short random id (8 hex digits) for records and test pages.
+pub fn random_id() -> String {
+    cluster::random_hex(4)
+}
+
 /// Default leadership cooldown (SPEC §7).
 pub const DEFAULT_LEADER_COOLDOWN: Duration = Duration::from_secs(30);
 
@@ -176,6 +182,8 @@ pub(crate) struct Daemon {
     /// The leader's round state (empty on followers).
     aggregator: std::sync::Mutex<crate::checks::aggregate::Aggregator>,
     scheduler_stats: Arc<crate::checks::scheduler::SchedulerStats>,
+    /// Shared client for webhook and Discord alerts.
+    alert_http: reqwest::Client,
 }
 
 impl Daemon {
@@ -244,6 +252,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     let probers = Arc::new(crate::checks::probe::Probers::new(
         opts.probe_source.or(node.probe_source),
     )?);
+    let alert_http = crate::alerts::http_client().map_err(|e| {
+        DaemonError::Probe(crate::checks::probe::ProbeSetupError::new(e.to_string()))
+    })?;
     let control_listener = control::bind(&opts.socket).await?;
 
     let pool = Arc::new(Pool::new(identity.clone(), opts.transport.clone()));
@@ -291,6 +302,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         unmatched_since: Default::default(),
         aggregator: Default::default(),
         scheduler_stats: Default::default(),
+        alert_http,
     });
     if removed {
         let _ = daemon.raft.shutdown().await;
@@ -340,6 +352,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         )),
         tokio::spawn(probing::report_loop(daemon.clone(), results_rx)),
         tokio::spawn(probing::aggregate_loop(daemon.clone(), shutdown_rx.clone())),
+        tokio::spawn(alerting::dispatch_loop(daemon.clone(), shutdown_rx.clone())),
     ];
 
     let outcome = wait_for_signal().await;

@@ -94,6 +94,10 @@ pub enum MemberRequest {
     LastRound {
         check_id: String,
     },
+    /// `qu alert test`, forwarded to the leader.
+    AlertTest {
+        id_or_name: String,
+    },
 }
 
 /// Why the leader could not carry out a forwarded operation.
@@ -127,6 +131,7 @@ pub enum MemberResponse {
     Mutated(Result<(String, u64), ClusterFailure>),
     Ack,
     LastRound(Option<crate::checks::aggregate::RoundOutcome>),
+    AlertTested(Result<String, String>),
 }
 
 /// Bytes as base64 in JSON (snapshots).

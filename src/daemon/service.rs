@@ -115,6 +115,13 @@ impl Service for MemberService {
                     Err(ClusterFailure::NotLeader { leader: d.leader() })
                 })
             }
+            MemberRequest::AlertTest { id_or_name } => {
+                MemberResponse::AlertTested(if d.leader() == Some(d.me()) {
+                    d.alert_test_as_leader(&id_or_name).await
+                } else {
+                    Err("not the leader".into())
+                })
+            }
             MemberRequest::Report { reports } => {
                 d.ingest(caller.node_id, reports);
                 MemberResponse::Ack

@@ -168,6 +168,55 @@ impl Daemon {
         rows
     }
 
+    pub(super) fn delivery_rows(&self) -> Vec<super::control::DeliveryRow> {
+        use qu_raft::model::DeliveryStatus;
+        let state = self.state();
+        let s = &state.state;
+        let at = |ms: u64| rfc3339(UNIX_EPOCH + Duration::from_millis(ms));
+        let mut rows: Vec<(u64, super::control::DeliveryRow)> = s
+            .deliveries
+            .values()
+            .map(|d| {
+                let (status, settled, attempts, reason) = match &d.status {
+                    DeliveryStatus::Pending => ("pending", None, 0, None),
+                    DeliveryStatus::Delivered { at_ms, attempts } => {
+                        ("delivered", Some(at(*at_ms)), *attempts, None)
+                    }
+                    DeliveryStatus::Failed {
+                        at_ms,
+                        attempts,
+                        reason,
+                    } => ("failed", Some(at(*at_ms)), *attempts, Some(reason.clone())),
+                };
+                (
+                    d.created_ms,
+                    super::control::DeliveryRow {
+                        id: d.id.clone(),
+                        check: d.check_name.clone(),
+                        event: if d.transition.to == Health::Down {
+                            "DOWN"
+                        } else {
+                            "RECOVERED"
+                        }
+                        .into(),
+                        alert: s
+                            .alerts
+                            .get(&d.alert_id)
+                            .map(|a| a.name.clone())
+                            .unwrap_or_else(|| d.alert_id.clone()),
+                        status: status.into(),
+                        created: at(d.created_ms),
+                        settled,
+                        attempts,
+                        reason,
+                    },
+                )
+            })
+            .collect();
+        rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
+        rows.into_iter().map(|(_, r)| r).collect()
+    }
+
     pub(super) fn status(&self) -> StatusReport {
         let m = self.raft.metrics().borrow_watched().clone();
         let state = self.state();

@@ -55,6 +55,7 @@ fn record_key(k: &RecordKey) -> Vec<u8> {
         RecordKey::Check(id) => format!("check/{id}").into_bytes(),
         RecordKey::Alert(id) => format!("alert/{id}").into_bytes(),
         RecordKey::CheckState(id) => format!("cstate/{id}").into_bytes(),
+        RecordKey::Delivery(id) => format!("delivery/{id}").into_bytes(),
     }
 }
 
@@ -90,6 +91,11 @@ fn record_value(a: &Applied, k: &RecordKey) -> io::Result<Option<Vec<u8>>> {
         RecordKey::CheckState(id) => a
             .state
             .check_states
+            .get(id)
+            .map_or(Ok(None), |v| enc(serde_json::to_vec(v))),
+        RecordKey::Delivery(id) => a
+            .state
+            .deliveries
             .get(id)
             .map_or(Ok(None), |v| enc(serde_json::to_vec(v))),
     }
@@ -191,6 +197,11 @@ fn load(sm: &sled::Tree) -> io::Result<Applied> {
             );
         } else if let Some(id) = key.strip_prefix("alert/") {
             a.state.alerts.insert(
+                id.to_string(),
+                serde_json::from_slice(&v).map_err(json_err)?,
+            );
+        } else if let Some(id) = key.strip_prefix("delivery/") {
+            a.state.deliveries.insert(
                 id.to_string(),
                 serde_json::from_slice(&v).map_err(json_err)?,
             );

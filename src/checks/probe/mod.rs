@@ -28,6 +28,12 @@ pub struct ProbeOutcome {
 #[error("cannot build the HTTP client: {0}")]
 pub struct ProbeSetupError(String);
 
+impl ProbeSetupError {
+    pub fn new(detail: String) -> ProbeSetupError {
+        ProbeSetupError(detail)
+    }
+}
+
 /// Every prober of a node, built once.
 pub struct Probers {
     http: http::HttpProber,

@@ -1,0 +1,191 @@
+//! What a page says (SPEC §10): check name, type, target, new state, since
+//! when, which nodes saw what, and the master. One module renders every
+//! form: a one-line subject, a text body, and the webhook JSON.
+//!
+//! Invariant: the subject is a single line of printable characters whatever
+//! the check name contains (no header injection).
+
+use serde::Serialize;
+
+use qu_raft::model::{Delivery, Evidence, Health};
+use qu_raft::NodeId;
+
+/// Why a message is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Event {
+    Down,
+    Recovered,
+    Test,
+}
+
+impl Event {
+    pub fn word(self) -> &'static str {
+        match self {
+            Event::Down => "DOWN",
+            Event::Recovered => "RECOVERED",
+            Event::Test => "TEST",
+        }
+    }
+}
+
+/// A rendered-to-be page.
+#[derive(Debug, Clone, Serialize)]
+pub struct Message {
+    /// The idempotency key: the same for every resend of one page.
+    pub delivery_id: String,
+    pub event: Event,
+    pub check_id: String,
+    pub check_name: String,
+    pub check_type: String,
+    pub target: String,
+    /// RFC 3339.
+    pub since: String,
+    /// `2/3 down: connection refused`.
+    pub votes: String,
+    pub evidence: Vec<Evidence>,
+    pub master: Option<NodeId>,
+}
+
+/// Replaces control characters (CR, LF, …) with spaces.
+pub fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+impl Message {
+    pub fn from_delivery(d: &Delivery, master: Option<NodeId>) -> Message {
+        let t = &d.transition;
+        Message {
+            delivery_id: d.id.clone(),
+            event: if t.to == Health::Down {
+                Event::Down
+            } else {
+                Event::Recovered
+            },
+            check_id: d.check_id.clone(),
+            check_name: d.check_name.clone(),
+            check_type: d.check_type.clone(),
+            target: d.target.clone(),
+            since: crate::daemon::view::rfc3339(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(t.at_ms),
+            ),
+            votes: t.votes(),
+            evidence: t.evidence.clone(),
+            master,
+        }
+    }
+
+    /// The message `qu alert test` sends.
+    pub fn test(alert_name: &str, master: Option<NodeId>) -> Message {
+        Message {
+            delivery_id: format!("test-{}", crate::daemon::random_id()),
+            event: Event::Test,
+            check_id: String::new(),
+            check_name: format!("test of alert {alert_name}"),
+            check_type: "-".into(),
+            target: "-".into(),
+            since: crate::daemon::view::rfc3339(std::time::SystemTime::now()),
+            votes: "-".into(),
+            evidence: vec![],
+            master,
+        }
+    }
+
+    pub fn subject(&self) -> String {
+        one_line(&format!("[qu] {}: {}", self.event.word(), self.check_name))
+    }
+
+    pub fn text(&self) -> String {
+        let mut out =
+            match self.event {
+                Event::Test => format!(
+                "This is a test page from qu (sent by {}). If you read this, the alert works.\n",
+                self.master.map(|m| m.to_string()).unwrap_or_else(|| "-".into())
+            ),
+                _ => format!(
+                    "{} is {} since {}\ncheck:  {} {}\nvotes:  {}\n",
+                    one_line(&self.check_name),
+                    self.event.word(),
+                    self.since,
+                    self.check_type,
+                    one_line(&self.target),
+                    self.votes
+                ),
+            };
+        for e in &self.evidence {
+            let what = if e.ok {
+                "ok".to_string()
+            } else {
+                one_line(&e.reason)
+            };
+            let latency = e
+                .latency_ms
+                .map(|l| format!(" ({l}ms)"))
+                .unwrap_or_default();
+            out.push_str(&format!("  {}: {what}{latency}\n", e.node));
+        }
+        if self.event != Event::Test {
+            out.push_str(&format!(
+                "master: {}\n",
+                self.master
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| "-".into())
+            ));
+        }
+        out
+    }
+
+    /// The documented webhook payload (see README).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_is_one_line_whatever_the_name() {
+        let mut m = Message::test("x", None);
+        m.event = Event::Down;
+        m.check_name = "evil\r\nBcc: victim@example.com".into();
+        let s = m.subject();
+        assert!(!s.contains('\r') && !s.contains('\n'), "{s:?}");
+        assert!(s.starts_with("[qu] DOWN: evil"));
+    }
+
+    #[test]
+    fn text_names_check_state_votes_nodes_and_master() {
+        let m = Message {
+            delivery_id: "d".into(),
+            event: Event::Down,
+            check_id: "c".into(),
+            check_name: "homepage".into(),
+            check_type: "http".into(),
+            target: "https://example.com".into(),
+            since: "2026-05-12T14:00:02Z".into(),
+            votes: "2/3 down: connection refused".into(),
+            evidence: vec![Evidence {
+                node: NodeId(0xa7),
+                ok: false,
+                reason: "connection refused".into(),
+                latency_ms: Some(3),
+            }],
+            master: Some(NodeId(0xa7)),
+        };
+        let t = m.text();
+        for needle in [
+            "homepage is DOWN since 2026-05-12T14:00:02Z",
+            "http https://example.com",
+            "2/3 down: connection refused",
+            "00000000000000a7: connection refused (3ms)",
+            "master: 00000000000000a7",
+        ] {
+            assert!(t.contains(needle), "{needle} missing:\n{t}");
+        }
+        assert_eq!(m.json()["event"], "down");
+    }
+}
