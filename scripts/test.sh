@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc)
 command -v kill >/dev/null 2>&1 || need_pkgs+=(procps)
+# SMTP tests run a real SMTP server: Debian's aiosmtpd under Debian's python.
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need_pkgs+=(python3-aiosmtpd)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${need_pkgs[*]}"

@@ -2,6 +2,7 @@
 //! directory, port and control socket; waiting for conditions with deadlines.
 #![allow(dead_code)]
 
+pub mod receiver;
 pub mod target;
 
 use std::path::{Path, PathBuf};
