@@ -5,77 +5,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::smtp::SmtpServer;
 use common::{stderr, stdout, wait_for, Node};
 use qu::alerts::message::{Event, Message};
 use qu::alerts::{http_client, provider_for, SendError};
 use qu_raft::model::AlertKind;
-
-struct SmtpServer {
-    child: Child,
-    port: u16,
-    maildir: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl SmtpServer {
-    fn start(extra: &[&str]) -> SmtpServer {
-        let dir = tempfile::tempdir().unwrap();
-        let maildir = dir.path().join("mail");
-        let port = common::free_port();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py");
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(script)
-            .args(["--port", &port.to_string(), "--maildir", maildir.to_str().unwrap()])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the SMTP server (is python3-aiosmtpd installed? ./scripts/test.sh installs it)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(
-            line.trim(),
-            "READY",
-            "the SMTP server did not start (python3-aiosmtpd missing?)"
-        );
-        SmtpServer {
-            child,
-            port,
-            maildir,
-            _dir: dir,
-        }
-    }
-
-    fn mails(&self) -> Vec<String> {
-        let mut files: Vec<_> = std::fs::read_dir(&self.maildir)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        files.sort();
-        files
-            .iter()
-            .map(|p| std::fs::read_to_string(p).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn smtp(port: u16, user: Option<&str>, password: Option<&str>, starttls: bool) -> AlertKind {
     AlertKind::Smtp {

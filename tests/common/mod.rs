@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod receiver;
+pub mod smtp;
 pub mod target;
 
 use std::path::{Path, PathBuf};
