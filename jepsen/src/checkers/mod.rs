@@ -1,0 +1,58 @@
+//! Checkers over a recorded history. Each returns a `Report`: pass/fail,
+//! the counterexamples found, and figures.
+
+pub mod deliveries;
+pub mod leadership;
+pub mod linearizable;
+pub mod minority_page;
+pub mod timings;
+
+use crate::history::Event;
+
+/// One checker's result.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Report {
+    pub checker: &'static str,
+    pub ok: bool,
+    /// Counterexamples: each names the operations or events involved.
+    pub problems: Vec<String>,
+    /// Measurements (name, value).
+    pub figures: Vec<(String, String)>,
+}
+
+impl Report {
+    pub fn new(checker: &'static str, problems: Vec<String>) -> Report {
+        Report {
+            checker,
+            ok: problems.is_empty(),
+            problems,
+            figures: vec![],
+        }
+    }
+}
+
+/// Runs every checker.
+pub fn check_all(history: &[Event]) -> Vec<Report> {
+    vec![
+        linearizable::check(history),
+        minority_page::check(history),
+        deliveries::check(history),
+        leadership::check(history),
+        timings::check(history),
+    ]
+}
+
+/// The run's voter count and probe interval (from the `meta` line).
+pub(crate) fn meta(history: &[Event]) -> (usize, u64) {
+    history
+        .iter()
+        .find_map(|e| match e {
+            Event::Meta {
+                voters,
+                interval_ms,
+                ..
+            } => Some((*voters, *interval_ms)),
+            _ => None,
+        })
+        .unwrap_or((3, 1000))
+}

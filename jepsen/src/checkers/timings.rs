@@ -1,0 +1,88 @@
+//! (e) Timings: leader kill → next acknowledged write, and outage → DOWN
+//! page (p50/p99/max). Figures only; this checker does not fail.
+
+use super::{meta, Report};
+use crate::history::{Event, Op};
+
+fn percentiles(mut v: Vec<u64>) -> String {
+    if v.is_empty() {
+        return "no samples".into();
+    }
+    v.sort_unstable();
+    let at = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
+    format!(
+        "p50 {}ms p99 {}ms max {}ms (n={})",
+        at(0.5),
+        at(0.99),
+        v[v.len() - 1],
+        v.len()
+    )
+}
+
+pub fn check(history: &[Event]) -> Report {
+    let (voters, _) = meta(history);
+    let quorum = voters / 2 + 1;
+    let kills: Vec<u64> = history
+        .iter()
+        .filter_map(|e| match e {
+            Event::Nemesis {
+                t,
+                action,
+                fault,
+                leader: true,
+                ..
+            } if action == "start" && fault.contains("kill") => Some(*t),
+            _ => None,
+        })
+        .collect();
+    let writes: Vec<u64> = history
+        .iter()
+        .filter_map(|e| match e {
+            Event::Ok {
+                t,
+                op: Op::Cas { .. },
+                ..
+            } => Some(*t),
+            _ => None,
+        })
+        .collect();
+    let failover: Vec<u64> = kills
+        .iter()
+        .filter_map(|k| writes.iter().find(|w| *w > k).map(|w| w - k))
+        .collect();
+    let mut outages = Vec::new();
+    let mut was: std::collections::BTreeMap<&str, bool> = Default::default();
+    for e in history {
+        if let Event::Truth {
+            t,
+            check,
+            failing_for,
+        } = e
+        {
+            let now = failing_for.len() >= quorum;
+            if now && !was.get(check.as_str()).copied().unwrap_or(false) {
+                outages.push((*t, check.as_str()));
+            }
+            was.insert(check.as_str(), now);
+        }
+    }
+    let detection: Vec<u64> = outages
+        .iter()
+        .filter_map(|(t, c)| {
+            history.iter().find_map(|e| match e {
+                Event::Delivery {
+                    t: d, check, event, ..
+                } if check == c && event == "down" && d >= t => Some(d - t),
+                _ => None,
+            })
+        })
+        .collect();
+    let mut r = Report::new("timings", vec![]);
+    r.figures.push((
+        "leader kill → next acknowledged write".into(),
+        percentiles(failover),
+    ));
+    r.figures
+        .push(("outage → DOWN page".into(), percentiles(detection)));
+    r
+}

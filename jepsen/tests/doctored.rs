@@ -1,0 +1,310 @@
+//! Each checker passes a clean history and fails a doctored one that holds
+//! exactly the violation it exists to catch.
+
+use std::collections::BTreeSet;
+
+use qu_jepsen::checkers::{
+    check_all, deliveries, leadership, linearizable, minority_page, timings,
+};
+use qu_jepsen::history::{Event, Op, Value};
+
+fn items(list: &[&str]) -> Option<BTreeSet<String>> {
+    Some(list.iter().map(|s| s.to_string()).collect())
+}
+
+fn cas(
+    process: u64,
+    t0: u64,
+    t1: u64,
+    expected: u64,
+    write: &str,
+    version: Option<u64>,
+) -> Vec<Event> {
+    let op = Op::Cas {
+        expected,
+        write: write.into(),
+    };
+    let end = match version {
+        Some(v) => Event::Ok {
+            t: t1,
+            process,
+            op: op.clone(),
+            value: Value {
+                version: Some(v),
+                items: None,
+            },
+        },
+        None => Event::Info {
+            t: t1,
+            process,
+            op: op.clone(),
+            reason: "timeout".into(),
+        },
+    };
+    vec![Event::Invoke { t: t0, process, op }, end]
+}
+
+fn read(process: u64, t0: u64, t1: u64, version: u64, seen: &[&str]) -> Vec<Event> {
+    vec![
+        Event::Invoke {
+            t: t0,
+            process,
+            op: Op::Read,
+        },
+        Event::Ok {
+            t: t1,
+            process,
+            op: Op::Read,
+            value: Value {
+                version: Some(version),
+                items: items(seen),
+            },
+        },
+    ]
+}
+
+fn truth(t: u64, failing: &[&str]) -> Event {
+    Event::Truth {
+        t,
+        check: "web".into(),
+        failing_for: failing.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// A clean run: three writes, reads, an outage seen by a majority, its
+/// pages, a leader kill with a resend, a heal and convergence.
+fn clean() -> Vec<Event> {
+    let mut h = vec![Event::Meta {
+        voters: 3,
+        interval_ms: 1000,
+        seed: 7,
+    }];
+    h.extend(cas(1, 0, 10, 1, "w1", Some(2)));
+    h.extend(cas(2, 5, 20, 2, "w2", Some(3)));
+    h.extend(read(3, 21, 25, 3, &["w1", "w2"]));
+    h.extend(cas(1, 30, 40, 3, "w3", None)); // indeterminate, never applied
+    h.push(truth(100, &["n1", "n2"]));
+    h.push(Event::Transition {
+        t: 2600,
+        check: "web".into(),
+        flip: 1,
+        to: "down".into(),
+    });
+    h.push(Event::Delivery {
+        t: 2700,
+        delivery_id: "web-1-a1".into(),
+        check: "web".into(),
+        event: "down".into(),
+    });
+    h.push(Event::Nemesis {
+        t: 3000,
+        action: "start".into(),
+        fault: "kill".into(),
+        targets: vec!["n1".into()],
+        leader: true,
+    });
+    h.push(Event::Delivery {
+        t: 4000,
+        delivery_id: "web-1-a1".into(),
+        check: "web".into(),
+        event: "down".into(),
+    });
+    h.extend(cas(2, 3100, 4500, 3, "w4", Some(4)));
+    h.push(truth(5000, &[]));
+    h.push(Event::Transition {
+        t: 7000,
+        check: "web".into(),
+        flip: 2,
+        to: "up".into(),
+    });
+    h.push(Event::Delivery {
+        t: 7100,
+        delivery_id: "web-2-a1".into(),
+        check: "web".into(),
+        event: "recovered".into(),
+    });
+    h.push(Event::Healed {
+        t: 8000,
+        live: ["n1", "n2", "n3"].iter().map(|s| s.to_string()).collect(),
+    });
+    h.push(Event::Leader {
+        t: 8100,
+        node: Some("n2".into()),
+    });
+    h.push(Event::Leader {
+        t: 9000,
+        node: Some("n1".into()),
+    });
+    h.push(Event::Leader {
+        t: 9500,
+        node: Some("n1".into()),
+    });
+    h.extend(read(3, 9600, 9700, 4, &["w1", "w2", "w4"]));
+    h
+}
+
+#[test]
+fn a_clean_history_passes_every_checker() {
+    for r in check_all(&clean()) {
+        assert!(
+            r.ok,
+            "{} failed a clean history: {:?}",
+            r.checker, r.problems
+        );
+    }
+    let t = timings::check(&clean());
+    assert!(t.figures[0].1.contains("p50 1500ms"), "{:?}", t.figures);
+    assert!(t.figures[1].1.contains("p50 2600ms"), "{:?}", t.figures);
+}
+
+#[test]
+fn a_stale_read_is_caught() {
+    let mut h = clean();
+    // Invoked after w2 completed at version 3, yet sees version 2.
+    h.extend(read(4, 30, 35, 2, &["w1"]));
+    let r = linearizable::check(&h);
+    assert!(!r.ok);
+    assert!(
+        r.problems.iter().any(|p| p.contains("stale")),
+        "{:?}",
+        r.problems
+    );
+}
+
+#[test]
+fn a_lost_write_is_caught() {
+    let mut h = clean();
+    h.extend(read(4, 9800, 9900, 4, &["w1", "w4"])); // w2 vanished
+    let r = linearizable::check(&h);
+    assert!(!r.ok);
+    assert!(
+        r.problems.iter().any(|p| p.contains("w2")),
+        "{:?}",
+        r.problems
+    );
+}
+
+#[test]
+fn a_duplicate_version_is_caught() {
+    let mut h = clean();
+    h.extend(cas(5, 50, 60, 1, "w9", Some(2))); // a second write of version 2
+    let r = linearizable::check(&h);
+    assert!(!r.ok);
+    assert!(
+        r.problems.iter().any(|p| p.contains("written twice")),
+        "{:?}",
+        r.problems
+    );
+}
+
+#[test]
+fn a_read_from_the_future_is_caught() {
+    let mut h = clean();
+    h.extend(read(6, 1, 3, 2, &["w1", "w5"]));
+    h.extend(cas(7, 9000, 9010, 4, "w5", None));
+    let r = linearizable::check(&h);
+    assert!(!r.ok);
+    assert!(
+        r.problems.iter().any(|p| p.contains("future")),
+        "{:?}",
+        r.problems
+    );
+}
+
+#[test]
+fn a_minority_page_is_caught() {
+    let mut h = clean();
+    h.push(Event::Truth {
+        t: 20_000,
+        check: "db".into(),
+        failing_for: ["n3".to_string()].into(),
+    });
+    h.push(Event::Delivery {
+        t: 25_000,
+        delivery_id: "db-1-a1".into(),
+        check: "db".into(),
+        event: "down".into(),
+    });
+    let r = minority_page::check(&h);
+    assert!(!r.ok);
+    assert!(
+        r.problems.iter().any(|p| p.contains("minority page")),
+        "{:?}",
+        r.problems
+    );
+    // A majority for less than two rounds is also too early.
+    let mut h = clean();
+    h.push(Event::Truth {
+        t: 20_000,
+        check: "db".into(),
+        failing_for: ["n1".to_string(), "n2".to_string()].into(),
+    });
+    h.push(Event::Delivery {
+        t: 20_300,
+        delivery_id: "db-1-a1".into(),
+        check: "db".into(),
+        event: "down".into(),
+    });
+    assert!(!minority_page::check(&h).ok);
+}
+
+#[test]
+fn a_lost_alert_a_phantom_page_and_a_plain_duplicate_are_caught() {
+    let lost: Vec<Event> = clean()
+        .into_iter()
+        .filter(|e| !matches!(e, Event::Delivery { delivery_id, .. } if delivery_id == "web-2-a1"))
+        .collect();
+    let r = deliveries::check(&lost);
+    assert!(
+        r.problems.iter().any(|p| p.contains("lost alert")),
+        "{:?}",
+        r.problems
+    );
+
+    let mut phantom = clean();
+    phantom.push(Event::Delivery {
+        t: 7200,
+        delivery_id: "web-9-a1".into(),
+        check: "web".into(),
+        event: "down".into(),
+    });
+    assert!(deliveries::check(&phantom)
+        .problems
+        .iter()
+        .any(|p| p.contains("phantom")));
+
+    let mut dup = clean();
+    dup.push(Event::Delivery {
+        t: 7300,
+        delivery_id: "web-2-a1".into(),
+        check: "web".into(),
+        event: "recovered".into(),
+    });
+    assert!(deliveries::check(&dup)
+        .problems
+        .iter()
+        .any(|p| p.contains("duplicate")));
+}
+
+#[test]
+fn leadership_that_never_converges_or_flaps_is_caught() {
+    let mut never = clean();
+    never.retain(|e| !matches!(e, Event::Leader { .. }));
+    never.push(Event::Leader {
+        t: 9000,
+        node: Some("n2".into()),
+    });
+    assert!(!leadership::check(&never).ok);
+
+    let mut flap = clean();
+    flap.push(Event::Leader {
+        t: 9900,
+        node: Some("n3".into()),
+    });
+    let r = leadership::check(&flap);
+    assert!(
+        r.problems.iter().any(|p| p.contains("flapping")),
+        "{:?}",
+        r.problems
+    );
+}
