@@ -92,46 +92,7 @@ impl Daemon {
     }
 
     pub(super) fn check_rows(&self) -> Vec<CheckRow> {
-        let state = self.state();
-        let s = &state.state;
-        let mut rows: Vec<CheckRow> = s
-            .checks
-            .values()
-            .map(|c| {
-                let cs = s.check_states.get(&c.id).cloned().unwrap_or_default();
-                CheckRow {
-                    id: c.id.clone(),
-                    name: c.name.clone(),
-                    kind: c.kind.type_name().into(),
-                    target: c.kind.target().into(),
-                    interval: duration::format(Duration::from_millis(c.interval_ms)),
-                    timeout: duration::format(Duration::from_millis(c.timeout_ms)),
-                    state: match cs.health {
-                        Health::Unknown => "unknown",
-                        Health::Up => "up",
-                        Health::Down => "down",
-                    }
-                    .into(),
-                    since: cs
-                        .since_ms
-                        .map(|ms| rfc3339(UNIX_EPOCH + Duration::from_millis(ms))),
-                    votes: cs.last.as_ref().map(|t| t.votes()),
-                    alerts: c
-                        .alerts
-                        .iter()
-                        .map(|a| {
-                            s.alerts
-                                .get(a)
-                                .map(|a| a.name.clone())
-                                .unwrap_or_else(|| a.clone())
-                        })
-                        .collect(),
-                    spec: c.kind.clone(),
-                }
-            })
-            .collect();
-        rows.sort_by(|a, b| a.name.cmp(&b.name));
-        rows
+        check_rows_of(&self.state().state)
     }
 
     pub(super) fn alert_rows(&self) -> Vec<AlertRow> {
@@ -240,7 +201,7 @@ impl Daemon {
             voters: voters.len(),
             config_version: state.state.version,
             peers: self.peer_rows(),
-            checks: self.check_rows(),
+            checks: check_rows_of(&state.state),
             raft: RaftInfo {
                 last_log_index: m.last_log_index,
                 committed: m.local_committed.as_ref().map(|l| l.index),
@@ -255,4 +216,46 @@ impl Daemon {
                 .unwrap_or_default(),
         }
     }
+}
+
+/// Check rows from one state snapshot.
+fn check_rows_of(s: &qu_raft::state::ClusterState) -> Vec<CheckRow> {
+    let mut rows: Vec<CheckRow> = s
+        .checks
+        .values()
+        .map(|c| {
+            let cs = s.check_states.get(&c.id).cloned().unwrap_or_default();
+            CheckRow {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                kind: c.kind.type_name().into(),
+                target: c.kind.target().into(),
+                interval: duration::format(Duration::from_millis(c.interval_ms)),
+                timeout: duration::format(Duration::from_millis(c.timeout_ms)),
+                state: match cs.health {
+                    Health::Unknown => "unknown",
+                    Health::Up => "up",
+                    Health::Down => "down",
+                }
+                .into(),
+                since: cs
+                    .since_ms
+                    .map(|ms| rfc3339(UNIX_EPOCH + Duration::from_millis(ms))),
+                votes: cs.last.as_ref().map(|t| t.votes()),
+                alerts: c
+                    .alerts
+                    .iter()
+                    .map(|a| {
+                        s.alerts
+                            .get(a)
+                            .map(|a| a.name.clone())
+                            .unwrap_or_else(|| a.clone())
+                    })
+                    .collect(),
+                spec: c.kind.clone(),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    rows
 }
