@@ -30,7 +30,8 @@ fn ok(node: &Node, args: &[&str]) -> String {
 fn check_names(node: &Node) -> Vec<String> {
     let out = node.qu(&["check", "list", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    v.as_array()
+    v["checks"]
+        .as_array()
         .map(|a| {
             a.iter()
                 .filter_map(|c| c["name"].as_str().map(str::to_string))
@@ -520,4 +521,37 @@ fn removing_a_node_shrinks_the_quorum_unpins_it_and_tells_it() {
         &nodes[other],
         &["check", "add", "tcp", "still", "10.0.0.1:22"],
     );
+}
+
+#[test]
+fn linearizable_reads_go_through_the_leader_and_refuse_without_quorum() {
+    let _g = serial();
+    let mut nodes = cluster(3);
+    let m = master(&nodes[0]).unwrap();
+    let follower = nodes.iter().position(|n| n.node_id() != m).unwrap();
+    let out = ok(
+        &nodes[follower],
+        &["check", "add", "tcp", "lin", "10.0.0.1:22"],
+    );
+    let v: u64 = out.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    let read: serde_json::Value = serde_json::from_str(&ok(
+        &nodes[follower],
+        &["check", "list", "--json", "--linearizable"],
+    ))
+    .unwrap();
+    assert_eq!(read["version"], v);
+    assert_eq!(read["checks"][0]["name"], "lin");
+    // Without a quorum, a linearizable read fails while a local one answers.
+    let keep = follower;
+    for (i, n) in nodes.iter_mut().enumerate() {
+        if i != keep {
+            n.kill();
+        }
+    }
+    let out = nodes[keep].qu(&["check", "list", "--json", "--linearizable"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(nodes[keep]
+        .qu(&["check", "list", "--json"])
+        .status
+        .success());
 }

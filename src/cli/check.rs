@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::{
-    ask, mutate, parse_duration, print_json, table, unexpected, Failure, IfVersion, JsonArg,
-};
+use super::{ask, mutate, parse_duration, print_json, table, unexpected, Failure, IfVersion};
 use crate::config::Env;
 use crate::daemon::control::{CheckRow, CheckSpec, ControlReply, ControlRequest};
 use qu_raft::model::CheckKind;
@@ -18,7 +16,14 @@ pub enum CheckCommand {
     #[command(subcommand)]
     Add(AddCommand),
     /// List checks: ID, NAME, TYPE, TARGET, INTERVAL, STATE, SINCE, VOTES, ALERTS
-    List(JsonArg),
+    List {
+        /// Print JSON ({"version": N, "checks": [...]}) instead of text
+        #[arg(long)]
+        json: bool,
+        /// Read through the master after a quorum confirms it (fails without quorum) instead of this node's copy
+        #[arg(long)]
+        linearizable: bool,
+    },
     /// Show one check: committed state, last transition, and the last round per node
     Show {
         id_or_name: String,
@@ -127,14 +132,18 @@ pub(super) fn run(env: &Env, cmd: CheckCommand) -> Result<ExitCode, Failure> {
                 },
             )
         }
-        CheckCommand::List(args) => {
-            let ControlReply::CheckList { checks } =
-                ask(env, ControlRequest::CheckList, Duration::from_secs(10))?
+        CheckCommand::List { json, linearizable } => {
+            let ControlReply::CheckList { version, checks } = ask(
+                env,
+                ControlRequest::CheckList { linearizable },
+                Duration::from_secs(10),
+            )?
             else {
                 return Err(unexpected());
             };
-            if args.json {
-                return print_json(&checks).map(|_| ExitCode::SUCCESS);
+            if json {
+                let out = serde_json::json!({ "version": version, "checks": checks });
+                return print_json(&out).map(|_| ExitCode::SUCCESS);
             }
             print!("{}", render_checks(&checks));
             Ok(ExitCode::SUCCESS)

@@ -49,7 +49,11 @@ pub enum ControlRequest {
         #[serde(default)]
         if_version: Option<u64>,
     },
-    CheckList,
+    CheckList {
+        /// Read through the leader after confirming it with a quorum.
+        #[serde(default)]
+        linearizable: bool,
+    },
     /// One check in detail, with the last round per node.
     CheckShow {
         id_or_name: String,
@@ -126,6 +130,9 @@ pub enum ControlReply {
         nodes: Vec<PeerRow>,
     },
     CheckList {
+        /// The config version of the state the rows come from.
+        #[serde(default)]
+        version: u64,
         checks: Vec<CheckRow>,
     },
     CheckShow(Box<CheckDetail>),

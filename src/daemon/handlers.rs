@@ -72,9 +72,40 @@ impl Daemon {
                     .await,
                 )
             }
-            ControlRequest::CheckList => Ok(ControlReply::CheckList {
-                checks: self.check_rows(),
-            }),
+            ControlRequest::CheckList {
+                linearizable: false,
+            } => {
+                let state = self.state();
+                Ok(ControlReply::CheckList {
+                    version: state.state.version,
+                    checks: super::view::check_rows_of(&state.state),
+                })
+            }
+            ControlRequest::CheckList { linearizable: true } => {
+                let (version, checks) = match self.leader() {
+                    Some(l) if l == self.me() => self.read_checks_as_leader().await,
+                    Some(l) => match self.peer_addr(l) {
+                        Some(addr) => match self
+                            .pool
+                            .call_within::<_, super::rpc::MemberResponse>(
+                                &addr,
+                                &super::rpc::MemberRequest::ReadChecks,
+                                std::time::Duration::from_secs(5),
+                            )
+                            .await
+                        {
+                            Ok(super::rpc::MemberResponse::Checks(r)) => r,
+                            Ok(_) => Err("unexpected reply from the leader".into()),
+                            Err(e) => Err(format!("cannot reach the leader {l}: {e}")),
+                        },
+                        None => Err("the leader's address is unknown".into()),
+                    },
+                    None => Err("no leader: cannot read linearizably without quorum".into()),
+                }
+                .map_err(cerr)?;
+                Ok(ControlReply::CheckList { version, checks })
+            }
+
             ControlRequest::CheckShow { id_or_name } => self.check_show(&id_or_name).await,
             ControlRequest::CheckRemove {
                 id_or_name,

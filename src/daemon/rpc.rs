@@ -98,6 +98,8 @@ pub enum MemberRequest {
     AlertTest {
         id_or_name: String,
     },
+    /// A linearizable read of the checks, served by the leader.
+    ReadChecks,
 }
 
 /// Why the leader could not carry out a forwarded operation.
@@ -132,6 +134,7 @@ pub enum MemberResponse {
     Ack,
     LastRound(Option<crate::checks::aggregate::RoundOutcome>),
     AlertTested(Result<String, String>),
+    Checks(Result<(u64, Vec<super::control::CheckRow>), String>),
 }
 
 /// Bytes as base64 in JSON (snapshots).

@@ -122,6 +122,7 @@ impl Service for MemberService {
                     Err("not the leader".into())
                 })
             }
+            MemberRequest::ReadChecks => MemberResponse::Checks(d.read_checks_as_leader().await),
             MemberRequest::Report { reports } => {
                 d.ingest(caller.node_id, reports);
                 MemberResponse::Ack

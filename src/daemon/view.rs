@@ -178,6 +178,25 @@ impl Daemon {
         rows.into_iter().map(|(_, r)| r).collect()
     }
 
+    /// Checks as of a state at least as new as anything committed before
+    /// the call (ReadIndex confirmed by a quorum, then applied).
+    pub(super) async fn read_checks_as_leader(&self) -> Result<(u64, Vec<CheckRow>), String> {
+        use openraft::raft::ReadPolicy;
+        if self.leader() != Some(self.me()) {
+            return Err("not the leader".into());
+        }
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            self.raft.ensure_linearizable(ReadPolicy::ReadIndex),
+        )
+        .await
+        .map_err(|_| "no quorum confirmed the read in time".to_string())?
+        .map_err(|e| format!("cannot read linearizably: {e}"))?;
+        let _ = read;
+        let state = self.state();
+        Ok((state.state.version, check_rows_of(&state.state)))
+    }
+
     pub(super) fn status(&self) -> StatusReport {
         let m = self.raft.metrics().borrow_watched().clone();
         let state = self.state();
@@ -219,7 +238,7 @@ impl Daemon {
 }
 
 /// Check rows from one state snapshot.
-fn check_rows_of(s: &qu_raft::state::ClusterState) -> Vec<CheckRow> {
+pub(super) fn check_rows_of(s: &qu_raft::state::ClusterState) -> Vec<CheckRow> {
     let mut rows: Vec<CheckRow> = s
         .checks
         .values()
