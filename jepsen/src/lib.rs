@@ -8,3 +8,4 @@
 
 pub mod checkers;
 pub mod history;
+pub mod runner;

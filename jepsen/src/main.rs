@@ -1,14 +1,52 @@
-//! `qu-jepsen check HISTORY.jsonl`: runs every checker over a recorded
-//! history and prints the report; exit 0 when all pass, 1 otherwise.
-//! `qu-jepsen run …` (the fault-injection runner) is not built yet and says so.
+//! qu-jepsen: fault-injection runs against real `qu` processes.
+//!
+//! - `qu-jepsen run [--seed S] [--time 60s] [--nodes 3] [--qu PATH]`: builds
+//!   namespaces, runs a cluster under faults, records the history, checks it,
+//!   prints the report (needs root). Exit 0 when every checker passes.
+//! - `qu-jepsen check HISTORY.jsonl [--json]`: checks a recorded history.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-fn usage() -> ExitCode {
-    eprintln!(
-        "usage: qu-jepsen check HISTORY.jsonl [--json]\n       qu-jepsen run    (not built yet)"
-    );
-    ExitCode::from(2)
+use qu_jepsen::checkers::Report;
+
+const USAGE: &str = "usage:
+  qu-jepsen run [--seed S] [--time 60s] [--nodes 3] [--qu PATH]   (root: namespaces, iptables)
+  qu-jepsen check HISTORY.jsonl [--json]";
+
+fn print_reports(reports: &[Report]) -> bool {
+    for r in reports {
+        println!("{} {}", if r.ok { "PASS" } else { "FAIL" }, r.checker);
+        for p in &r.problems {
+            println!("    counterexample: {p}");
+        }
+        for (k, v) in &r.figures {
+            println!("    {k}: {v}");
+        }
+    }
+    let failed = reports.iter().filter(|r| !r.ok).count();
+    println!("{} passed, {failed} failed", reports.len() - failed);
+    failed == 0
+}
+
+fn parse_time(s: &str) -> Option<Duration> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = n.parse().ok()?;
+    match unit {
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n * 60)),
+        _ => None,
+    }
+}
+
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
 }
 
 fn main() -> ExitCode {
@@ -16,7 +54,8 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("check") => {
             let Some(path) = args.get(1) else {
-                return usage();
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
             };
             let history = match qu_jepsen::history::load(std::path::Path::new(path)) {
                 Ok(h) => h,
@@ -26,34 +65,98 @@ fn main() -> ExitCode {
                 }
             };
             let reports = qu_jepsen::checkers::check_all(&history);
-            if args.iter().any(|a| a == "--json") {
+            let ok = if args.iter().any(|a| a == "--json") {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&reports).unwrap_or_default()
                 );
+                reports.iter().all(|r| r.ok)
             } else {
-                for r in &reports {
-                    println!("{} {}", if r.ok { "PASS" } else { "FAIL" }, r.checker);
-                    for p in &r.problems {
-                        println!("    counterexample: {p}");
-                    }
-                    for (k, v) in &r.figures {
-                        println!("    {k}: {v}");
-                    }
-                }
-                let failed = reports.iter().filter(|r| !r.ok).count();
-                println!("{} passed, {failed} failed", reports.len() - failed);
-            }
-            if reports.iter().all(|r| r.ok) {
+                print_reports(&reports)
+            };
+            if ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             }
         }
         Some("run") => {
-            eprintln!("qu-jepsen: the fault-injection runner (namespaces, nemeses, workloads) is not built yet (issue 7); 'qu-jepsen check' checks recorded histories");
+            let seed = flag(&args, "--seed")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(1);
+            let Some(time) = parse_time(flag(&args, "--time").unwrap_or("60s")) else {
+                eprintln!("qu-jepsen: --time takes e.g. 60s or 2m");
+                return ExitCode::from(2);
+            };
+            let nodes = flag(&args, "--nodes")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(3);
+            let qu = flag(&args, "--qu").map(PathBuf::from).unwrap_or_else(|| {
+                std::env::current_exe()
+                    .ok()
+                    .and_then(|p| p.parent().map(|d| d.join("qu")))
+                    .filter(|p| p.exists())
+                    .unwrap_or_else(|| PathBuf::from("qu"))
+            });
+            let stop = Arc::new(AtomicBool::new(false));
+            let s = stop.clone();
+            let _ = ctrlc::set_handler(move || {
+                eprintln!("qu-jepsen: interrupted; healing and cleaning up…");
+                s.store(true, Ordering::SeqCst);
+            });
+            println!(
+                "qu-jepsen: seed {seed}, {nodes} nodes, {}s (replay with --seed {seed})",
+                time.as_secs()
+            );
+            match qu_jepsen::runner::run(
+                qu_jepsen::runner::Options {
+                    seed,
+                    time,
+                    nodes,
+                    qu,
+                },
+                stop,
+            ) {
+                Ok(out) => {
+                    println!(
+                        "faults injected: {}, operations: {}",
+                        out.injections, out.operations
+                    );
+                    let ok = print_reports(&out.reports);
+                    println!("history and report kept in {}", out.dir.display());
+                    if ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(e) => {
+                    eprintln!("qu-jepsen: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Some("serve-target") if args.len() >= 3 => {
+            match qu_jepsen::runner::servers::target(&args[1], &args[2]) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("qu-jepsen target: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Some("serve-sink") if args.len() >= 3 => {
+            match qu_jepsen::runner::servers::sink(&args[1], &args[2]) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("qu-jepsen sink: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        _ => {
+            eprintln!("{USAGE}");
             ExitCode::from(2)
         }
-        _ => usage(),
     }
 }

@@ -1,0 +1,95 @@
+//! The harness's own network: one namespace per host, all joined by a
+//! bridge in a namespace of the harness's own; partitions are iptables DROP
+//! rules inside the node namespaces. Everything is named `qj-*` and removed
+//! on teardown (and at the start of the next run, if a run was killed).
+
+use super::sh::{must, run};
+use std::time::Duration;
+
+pub const BRIDGE_NS: &str = "qj-br";
+
+/// One host of the test network.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub ns: String,
+    pub ip: String,
+    idx: u8,
+}
+
+pub fn host(name: &str, idx: u8) -> Host {
+    Host {
+        ns: format!("qj-{name}"),
+        ip: format!("10.77.0.{idx}"),
+        idx,
+    }
+}
+
+/// Deletes every `qj-*` namespace (and with them their links and rules).
+pub fn teardown() {
+    if let Ok(out) = run(&["ip", "netns", "list"], Duration::from_secs(5)) {
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let name = line.split_whitespace().next().unwrap_or("");
+            if name.starts_with("qj-") {
+                let _ = run(&["ip", "netns", "del", name], Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Builds the bridge and the hosts.
+pub fn setup(hosts: &[Host]) -> Result<(), String> {
+    teardown();
+    must(&["ip", "netns", "add", BRIDGE_NS])?;
+    must(&[
+        "ip", "-n", BRIDGE_NS, "link", "add", "br0", "type", "bridge",
+    ])?;
+    must(&["ip", "-n", BRIDGE_NS, "link", "set", "br0", "up"])?;
+    for h in hosts {
+        let (inner, outer) = (format!("qjv{}", h.idx), format!("qjb{}", h.idx));
+        must(&["ip", "netns", "add", &h.ns])?;
+        must(&[
+            "ip", "link", "add", &inner, "netns", &h.ns, "type", "veth", "peer", "name", &outer,
+            "netns", BRIDGE_NS,
+        ])?;
+        must(&[
+            "ip",
+            "-n",
+            &h.ns,
+            "addr",
+            "add",
+            &format!("{}/24", h.ip),
+            "dev",
+            &inner,
+        ])?;
+        must(&["ip", "-n", &h.ns, "link", "set", &inner, "up"])?;
+        must(&["ip", "-n", &h.ns, "link", "set", "lo", "up"])?;
+        must(&[
+            "ip", "-n", BRIDGE_NS, "link", "set", &outer, "master", "br0",
+        ])?;
+        must(&["ip", "-n", BRIDGE_NS, "link", "set", &outer, "up"])?;
+    }
+    Ok(())
+}
+
+/// Cuts `a` off from every host in `others`, both directions.
+pub fn isolate(a: &Host, others: &[&Host]) -> Result<(), String> {
+    for o in others {
+        must(&[
+            "ip", "netns", "exec", &a.ns, "iptables", "-A", "INPUT", "-s", &o.ip, "-j", "DROP",
+        ])?;
+        must(&[
+            "ip", "netns", "exec", &a.ns, "iptables", "-A", "OUTPUT", "-d", &o.ip, "-j", "DROP",
+        ])?;
+    }
+    Ok(())
+}
+
+/// Removes every rule in every host.
+pub fn heal(hosts: &[Host]) {
+    for h in hosts {
+        let _ = run(
+            &["ip", "netns", "exec", &h.ns, "iptables", "-F"],
+            Duration::from_secs(5),
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! `qu` processes, each in its own namespace; the CLI reaches them through
+//! their control sockets (unix sockets do not care about namespaces).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::net::Host;
+use super::sh::run;
+
+pub struct QuNode {
+    pub host: Host,
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub id: String,
+    child: Option<Child>,
+    qu: PathBuf,
+    log: PathBuf,
+}
+
+/// What the CLI needs to talk to a node: cheap to clone across threads.
+#[derive(Clone)]
+pub struct NodeCli {
+    pub id: String,
+    qu: PathBuf,
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+impl NodeCli {
+    /// Runs a CLI command; `Err` holds stderr.
+    pub fn qu(&self, args: &[&str], secs: u64) -> Result<String, String> {
+        let out = Command::new("timeout")
+            .arg(secs.to_string())
+            .arg(&self.qu)
+            .args(args)
+            .env("QUPTIME_DIR", &self.dir)
+            .env("QUPTIME_SOCKET", &self.socket)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
+
+    pub fn status(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(&self.qu(&["status", "--json"], 5).ok()?).ok()
+    }
+}
+
+impl QuNode {
+    pub fn cli(&self) -> NodeCli {
+        NodeCli {
+            id: self.id.clone(),
+            qu: self.qu.clone(),
+            dir: self.dir.clone(),
+            socket: self.socket.clone(),
+        }
+    }
+
+    pub fn init(qu: &Path, host: Host, run_dir: &Path) -> Result<QuNode, String> {
+        let dir = run_dir.join(&host.ns);
+        let socket = run_dir.join(format!("{}.sock", host.ns));
+        let advertise = format!("{}:9001", host.ip);
+        let mut node = QuNode {
+            log: run_dir.join(format!("{}.log", host.ns)),
+            host,
+            dir,
+            socket,
+            id: String::new(),
+            child: None,
+            qu: qu.to_path_buf(),
+        };
+        let out = node.qu(
+            &[
+                "init",
+                "--advertise",
+                &advertise,
+                "--bind",
+                &node.host.ip.clone(),
+                "--port",
+                "9001",
+            ],
+            20,
+        )?;
+        node.id = out
+            .lines()
+            .find_map(|l| l.strip_prefix("node id").map(|v| v.trim().to_string()))
+            .ok_or("qu init printed no node id")?;
+        Ok(node)
+    }
+
+    /// Runs a CLI command; `Err` holds stderr.
+    pub fn qu(&self, args: &[&str], secs: u64) -> Result<String, String> {
+        let mut full = vec![self.qu.to_str().unwrap_or("qu")];
+        full.extend_from_slice(args);
+        let out = Command::new("timeout")
+            .arg(secs.to_string())
+            .args(&full)
+            .env("QUPTIME_DIR", &self.dir)
+            .env("QUPTIME_SOCKET", &self.socket)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
+
+    pub fn start(&mut self) -> Result<(), String> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| e.to_string())?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.host.ns])
+            .arg(&self.qu)
+            .args([
+                "serve",
+                "--timing",
+                "fast",
+                "--leader-cooldown",
+                "2s",
+                "--probe-source",
+                &self.host.ip,
+            ])
+            .env("QUPTIME_DIR", &self.dir)
+            .env("QUPTIME_SOCKET", &self.socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start qu serve: {e}"))?;
+        self.child = Some(child);
+        let until = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < until {
+            if self.qu(&["status", "--json"], 5).is_ok()
+                || self.socket.exists() && self.status().is_some()
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!(
+            "{} did not start; see {}",
+            self.host.ns,
+            self.log.display()
+        ))
+    }
+
+    pub fn status(&self) -> Option<serde_json::Value> {
+        let out = Command::new("timeout")
+            .args(["5", self.qu.to_str()?, "status", "--json"])
+            .env("QUPTIME_DIR", &self.dir)
+            .env("QUPTIME_SOCKET", &self.socket)
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    pub fn alive(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            // `ip netns exec` execs qu, so the child pid is qu's.
+            let _ = run(&["kill", sig, &c.id().to_string()], Duration::from_secs(5));
+        }
+    }
+
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+}
+
+impl Drop for QuNode {
+    fn drop(&mut self) {
+        self.resume();
+        self.kill();
+    }
+}
