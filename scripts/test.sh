@@ -10,6 +10,11 @@ command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc)
 command -v kill >/dev/null 2>&1 || need_pkgs+=(procps)
 # SMTP tests run a real SMTP server: Debian's aiosmtpd under Debian's python.
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need_pkgs+=(python3-aiosmtpd)
+# The fault-injection smoke (root only) partitions nodes with iptables.
+if [ "$(id -u)" = 0 ]; then
+  command -v iptables >/dev/null 2>&1 || need_pkgs+=(iptables)
+  command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${need_pkgs[*]}"
@@ -23,3 +28,12 @@ fi
 # One shared build for all tests; keep it outside the clone when CI asks.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo test --workspace --locked "$@"
+
+# Fault-injection smoke: a short seeded run with partitions, kills and pauses
+# (network namespaces need root). Longer soaks: qu-jepsen run --time 10m.
+if [ "$(id -u)" = 0 ]; then
+  cargo build --workspace --locked --quiet
+  "$CARGO_TARGET_DIR/debug/qu-jepsen" run --seed 21 --time 45s
+else
+  echo "test.sh: skipping the fault-injection smoke (qu-jepsen run needs root for network namespaces)"
+fi

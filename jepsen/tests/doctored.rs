@@ -185,6 +185,31 @@ fn a_lost_write_is_caught() {
 }
 
 #[test]
+fn a_history_without_a_final_read_is_not_passed() {
+    let mut h = clean();
+    h.retain(|e| {
+        !matches!(
+            e,
+            Event::Ok {
+                process: 3,
+                t: 9700,
+                ..
+            } | Event::Invoke {
+                process: 3,
+                t: 9600,
+                ..
+            }
+        )
+    });
+    let r = linearizable::check(&h);
+    assert!(
+        r.problems.iter().any(|p| p.contains("no read after")),
+        "{:?}",
+        r.problems
+    );
+}
+
+#[test]
 fn a_duplicate_version_is_caught() {
     let mut h = clean();
     h.extend(cas(5, 50, 60, 1, "w9", Some(2))); // a second write of version 2

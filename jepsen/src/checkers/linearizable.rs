@@ -132,12 +132,23 @@ pub fn check(history: &[Event]) -> Report {
             }
         }
     }
-    // Every acknowledged write is in the final read.
-    if let Some(last) = done
+    // Every acknowledged write is in the final read, which must have begun
+    // after the last acknowledged write completed.
+    let last_write = done
+        .iter()
+        .filter(|d| matches!(d.op, Op::Cas { .. }))
+        .map(|d| d.completed)
+        .max()
+        .unwrap_or(0);
+    let final_read = done
         .iter()
         .filter(|d| d.op == Op::Read && d.value.items.is_some())
         .max_by_key(|d| d.completed)
-    {
+        .filter(|d| d.invoked >= last_write);
+    if final_read.is_none() && !version_of.is_empty() {
+        problems.push("the history has no read after the last acknowledged write: lost writes cannot be ruled out".into());
+    }
+    if let Some(last) = final_read {
         let items = last.value.items.clone().unwrap_or_default();
         for w in version_of.keys() {
             if !items.contains(w) {
