@@ -33,7 +33,7 @@ cargo test --workspace --locked "$@"
 # (network namespaces need root). Longer soaks: qu-jepsen run --time 10m.
 if [ "$(id -u)" = 0 ]; then
   cargo build --workspace --locked --quiet
-  "$CARGO_TARGET_DIR/debug/qu-jepsen" run --seed 21 --time 45s
+  "$CARGO_TARGET_DIR/debug/qu-jepsen" run --seed 33 --time 45s
 else
   echo "test.sh: skipping the fault-injection smoke (qu-jepsen run needs root for network namespaces)"
 fi

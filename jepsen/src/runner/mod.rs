@@ -365,22 +365,34 @@ fn run_in(
         }));
     }
 
-    // The target goes down and up for everyone.
+    // The target goes down for everyone, then for one node only (which must
+    // never page), then up again.
     {
-        let (h, stop, mode, check, ids) = (
+        let (h, stop, mode, check) = (
             history.clone(),
             stop.clone(),
             mode_file.clone(),
             check_id.clone(),
-            ids.clone(),
         );
+        let nodes_by_ip: Vec<(String, String)> = node_hosts
+            .iter()
+            .zip(clis.iter())
+            .map(|(h, c)| (h.ip.clone(), c.id.clone()))
+            .collect();
         threads.push(std::thread::spawn(move || {
-            let mut down = false;
+            let mut phase = 0;
             while running(&stop) {
                 std::thread::sleep(Duration::from_secs(7));
-                down = !down;
-                let _ = std::fs::write(&mode, if down { "down" } else { "up" });
-                let failing = if down { ids.clone() } else { BTreeSet::new() };
+                phase = (phase + 1) % 4;
+                let (content, failing): (String, BTreeSet<String>) = match phase {
+                    1 => (
+                        "down".into(),
+                        nodes_by_ip.iter().map(|(_, id)| id.clone()).collect(),
+                    ),
+                    3 => (nodes_by_ip[0].0.clone(), [nodes_by_ip[0].1.clone()].into()),
+                    _ => ("up".into(), BTreeSet::new()),
+                };
+                let _ = std::fs::write(&mode, content);
                 record(
                     &h,
                     Event::Truth {
@@ -431,16 +443,39 @@ fn run_in(
         }
         let live = alive.lock().map(|a| a.clone()).unwrap_or_default();
         let leader = leader_of(&clis, &live);
-        let kind = rng.below(4);
-        let victim = match (kind, leader) {
-            (1 | 2, Some(l)) => l,
-            _ => rng.below(o.nodes as u64) as usize,
+        let n = o.nodes;
+        let kinds: &[&str] = if n >= 5 {
+            &[
+                "partition",
+                "partition-leader",
+                "kill-leader",
+                "pause",
+                "pause-leader",
+                "one-way",
+                "loss",
+                "majorities-ring",
+                "bridge",
+            ]
+        } else {
+            &[
+                "partition",
+                "partition-leader",
+                "kill-leader",
+                "pause",
+                "pause-leader",
+                "one-way",
+                "loss",
+            ]
+        };
+        let fault = kinds[rng.below(kinds.len() as u64) as usize];
+        let victim = match (fault.ends_with("-leader"), leader) {
+            (true, Some(l)) => l,
+            _ => rng.below(n as u64) as usize,
         };
         let is_leader = Some(victim) == leader;
-        let fault = match kind {
-            0 | 1 => "partition",
-            2 => "kill",
-            _ => "pause",
+        let targets: Vec<String> = match fault {
+            "majorities-ring" | "bridge" => clis.iter().map(|c| c.id.clone()).collect(),
+            _ => vec![clis[victim].id.clone()],
         };
         injections += 1;
         record(
@@ -449,23 +484,32 @@ fn run_in(
                 t: now_ms(),
                 action: "start".into(),
                 fault: fault.into(),
-                targets: vec![clis[victim].id.clone()],
-                leader: is_leader,
+                targets,
+                leader: is_leader || fault == "majorities-ring" || fault == "bridge",
             },
         );
         {
             let mut ns = nodes.lock().map_err(|_| "lock")?;
+            let others: Vec<&net::Host> = node_hosts
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != victim)
+                .map(|(_, h)| h)
+                .collect();
             match fault {
-                "partition" => {
-                    let others: Vec<&net::Host> = node_hosts
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| *i != victim)
-                        .map(|(_, h)| h)
-                        .collect();
-                    net::isolate(&node_hosts[victim], &others)?;
+                "partition" | "partition-leader" => net::isolate(&node_hosts[victim], &others)?,
+                "one-way" => net::drop_inbound(&node_hosts[victim], &others)?,
+                "loss" => net::lossy(&node_hosts[victim], "0.3")?,
+                // Each node sees its two ring neighbours: every node sees a
+                // majority (itself + 2 of 5), no two see the same one.
+                "majorities-ring" => {
+                    net::partition(node_hosts, |i, j| (i + 1) % n == j || (j + 1) % n == i)?
                 }
-                "kill" => {
+                // Two halves joined by the victim, which sees everyone.
+                "bridge" => net::partition(node_hosts, |i, j| {
+                    i == victim || j == victim || (i < n / 2) == (j < n / 2)
+                })?,
+                "kill-leader" => {
                     ns[victim].kill();
                     if let Ok(mut a) = alive.lock() {
                         a[victim] = false;
@@ -478,8 +522,9 @@ fn run_in(
         {
             let mut ns = nodes.lock().map_err(|_| "lock")?;
             match fault {
-                "partition" => net::heal(node_hosts),
-                "kill" => {
+                "partition" | "partition-leader" | "one-way" | "loss" | "majorities-ring"
+                | "bridge" => net::heal(node_hosts),
+                "kill-leader" => {
                     ns[victim].start()?;
                     if let Ok(mut a) = alive.lock() {
                         a[victim] = true;

@@ -84,6 +84,56 @@ pub fn isolate(a: &Host, others: &[&Host]) -> Result<(), String> {
     Ok(())
 }
 
+/// Each host in `hosts` keeps contact only with the hosts `sees(i, j)`
+/// allows (both directions are set up by the caller's relation).
+pub fn partition(hosts: &[Host], sees: impl Fn(usize, usize) -> bool) -> Result<(), String> {
+    for (i, a) in hosts.iter().enumerate() {
+        let cut: Vec<&Host> = hosts
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i && !sees(i, *j))
+            .map(|(_, h)| h)
+            .collect();
+        for o in cut {
+            must(&[
+                "ip", "netns", "exec", &a.ns, "iptables", "-A", "INPUT", "-s", &o.ip, "-j", "DROP",
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// `a` stops receiving from the others (it can still send): a one-way fault.
+pub fn drop_inbound(a: &Host, others: &[&Host]) -> Result<(), String> {
+    for o in others {
+        must(&[
+            "ip", "netns", "exec", &a.ns, "iptables", "-A", "INPUT", "-s", &o.ip, "-j", "DROP",
+        ])?;
+    }
+    Ok(())
+}
+
+/// `a` loses this share of incoming packets at random.
+pub fn lossy(a: &Host, probability: &str) -> Result<(), String> {
+    must(&[
+        "ip",
+        "netns",
+        "exec",
+        &a.ns,
+        "iptables",
+        "-A",
+        "INPUT",
+        "-m",
+        "statistic",
+        "--mode",
+        "random",
+        "--probability",
+        probability,
+        "-j",
+        "DROP",
+    ])
+}
+
 /// Removes every rule in every host.
 pub fn heal(hosts: &[Host]) {
     for h in hosts {

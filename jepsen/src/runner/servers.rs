@@ -37,7 +37,8 @@ fn read_request(conn: &mut std::net::TcpStream) -> Option<String> {
     Some(String::from_utf8_lossy(&buf[end..]).to_string())
 }
 
-/// Answers 503 while `mode_file` says `down`, else 200.
+/// Answers 503 while `mode_file` says `down` (or lists the client's address
+/// among comma-separated IPs), else 200.
 pub fn target(bind: &str, mode_file: &str) -> Result<(), String> {
     let l = TcpListener::bind(bind).map_err(|e| format!("bind {bind}: {e}"))?;
     for conn in l.incoming().flatten() {
