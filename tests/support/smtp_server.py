@@ -15,6 +15,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 p = argparse.ArgumentParser()
+p.add_argument("--host", default="127.0.0.1")
 p.add_argument("--port", type=int, required=True)
 p.add_argument("--maildir", required=True)
 p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
@@ -53,7 +54,7 @@ if a.auth:
     kwargs["authenticator"] = authenticator
     kwargs["auth_required"] = True
     kwargs["auth_require_tls"] = bool(a.tls)
-c = Controller(Store(), hostname="127.0.0.1", port=a.port, **kwargs)
+c = Controller(Store(), hostname=a.host, port=a.port, **kwargs)
 c.start()
 print("READY", flush=True)
 try:

@@ -43,6 +43,9 @@ pub struct Outcome {
 
 type History = Arc<Mutex<Vec<Event>>>;
 
+/// The SMTP sink (Debian's python3-aiosmtpd), shared with qu's own tests.
+const SMTP_SERVER: &str = include_str!("../../../tests/support/smtp_server.py");
+
 fn record(h: &History, e: Event) {
     if let Ok(mut v) = h.lock() {
         v.push(e);
@@ -142,6 +145,25 @@ fn run_in(
     let sink_log = dir.join("sink.jsonl");
     let target_addr = format!("{}:8080", target.ip);
     let sink_addr = format!("{}:8081", target.ip);
+    let maildir = dir.join("mail");
+    let smtp_script = dir.join("smtp_server.py");
+    std::fs::write(&smtp_script, SMTP_SERVER).map_err(|e| e.to_string())?;
+    let smtp = Command::new("ip")
+        .args(["netns", "exec", &target.ns, "/usr/bin/python3"])
+        .arg(&smtp_script)
+        .args([
+            "--host",
+            &target.ip,
+            "--port",
+            "2525",
+            "--maildir",
+            maildir.to_str().unwrap_or(""),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start the SMTP sink (python3-aiosmtpd): {e}"))?;
     let _servers = Servers(vec![
         spawn_in(
             &target.ns,
@@ -155,6 +177,7 @@ fn run_in(
             &target.ns,
             &["serve-sink", &sink_addr, sink_log.to_str().unwrap_or("")],
         )?,
+        smtp,
     ]);
 
     let node_hosts = &hosts[..o.nodes];
@@ -193,6 +216,25 @@ fn run_in(
         ],
         20,
     )?;
+    let smtp_port = "2525";
+    clis[0].qu(
+        &[
+            "alert",
+            "add",
+            "smtp",
+            "mail",
+            "--host",
+            &target.ip,
+            "--port",
+            smtp_port,
+            "--from",
+            "qu@example.com",
+            "--to",
+            "ops@example.com",
+            "--starttls=false",
+        ],
+        20,
+    )?;
     clis[0].qu(
         &[
             "check",
@@ -205,7 +247,7 @@ fn run_in(
             "--timeout",
             "500ms",
             "--alerts",
-            "sink",
+            "sink,mail",
         ],
         20,
     )?;
@@ -663,6 +705,52 @@ fn run_in(
                 delivery_id: b["delivery_id"].as_str().unwrap_or_default().to_string(),
                 check: b["check_id"].as_str().unwrap_or_default().to_string(),
                 event: b["event"].as_str().unwrap_or_default().to_string(),
+            },
+        );
+    }
+    for entry in std::fs::read_dir(&maildir)
+        .map(|d| d.flatten().collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let t = entry
+            .file_name()
+            .to_string_lossy()
+            .split('-')
+            .next()
+            .and_then(|ns| ns.parse::<u64>().ok())
+            .map(|ns| ns / 1_000_000)
+            .unwrap_or(0);
+        let header = |name: &str| {
+            text.lines()
+                .take_while(|l| !l.is_empty())
+                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+        };
+        let (Some(id), Some(subject)) = (header("Message-ID:"), header("Subject:")) else {
+            continue;
+        };
+        let id = id
+            .trim_start_matches('<')
+            .split('@')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if id.starts_with("test-") {
+            continue;
+        }
+        let event = if subject.contains("RECOVERED") {
+            "recovered"
+        } else {
+            "down"
+        };
+        let check = id.split('-').next().unwrap_or_default().to_string();
+        record(
+            &history,
+            Event::Delivery {
+                t,
+                delivery_id: id,
+                check,
+                event: event.into(),
             },
         );
     }
