@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::testing::log_id;
 use openraft::{EntryPayload, Membership};
-use qu_raft::model::{Check, CheckKind, Peer};
+use qu_raft::model::{
+    Alert, AlertKind, Check, CheckKind, Evidence, Health, Peer, TransitionRecord,
+};
 use qu_raft::state::{Command, Request};
 use qu_raft::store;
 use qu_raft::types::Entry;
@@ -37,6 +39,16 @@ fn entries() -> Vec<Entry> {
             founder: peer(1),
         },
         Command::AddPeer { peer: peer(2) },
+        Command::AddAlert {
+            alert: Alert {
+                id: "a1".into(),
+                name: "pager".into(),
+                kind: AlertKind::Webhook {
+                    url: "http://127.0.0.1:9/hook".into(),
+                    headers: vec![],
+                },
+            },
+        },
         Command::AddCheck {
             check: Check {
                 id: "k1".into(),
@@ -46,7 +58,24 @@ fn entries() -> Vec<Entry> {
                 },
                 interval_ms: 30_000,
                 timeout_ms: 10_000,
-                alerts: vec![],
+                alerts: vec!["a1".into()],
+            },
+        },
+        // A paging flip: a check state and a pending delivery in the ledger.
+        Command::Transition {
+            check_id: "k1".into(),
+            record: TransitionRecord {
+                round: 7,
+                from: Health::Unknown,
+                to: Health::Down,
+                at_ms: 1_000,
+                voters: 1,
+                evidence: vec![Evidence {
+                    node: NodeId(1),
+                    ok: false,
+                    reason: "connection refused".into(),
+                    latency_ms: Some(1),
+                }],
             },
         },
     ];
@@ -66,8 +95,14 @@ async fn snapshot_built_on_one_node_installs_identically_on_another() {
     let stream = futures_util::stream::iter(entries().into_iter().map(|e| Ok((e, None))));
     a.apply(stream).await.unwrap();
     let applied = a.current();
-    assert_eq!(applied.state.version, 3);
-    assert_eq!(applied.last_applied.map(|l| l.index), Some(4));
+    assert_eq!(applied.state.version, 4);
+    assert_eq!(applied.last_applied.map(|l| l.index), Some(6));
+    assert_eq!(applied.state.check_states.len(), 1);
+    assert_eq!(
+        applied.state.deliveries.len(),
+        1,
+        "the flip queued a delivery"
+    );
 
     let snap = a
         .get_snapshot_builder()
@@ -75,7 +110,7 @@ async fn snapshot_built_on_one_node_installs_identically_on_another() {
         .build_snapshot()
         .await
         .unwrap();
-    assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(4));
+    assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(6));
 
     let b_dir = tempfile::tempdir().unwrap();
     {
@@ -91,7 +126,8 @@ async fn snapshot_built_on_one_node_installs_identically_on_another() {
             .expect("installed snapshot kept");
         assert_eq!(current.meta, snap.meta);
     }
-    // Reopened from disk, b still holds exactly that state.
+    // Reopened from disk, b still holds exactly that state, delivery ledger
+    // included.
     let (_log, mut b, _) = store::open(b_dir.path()).unwrap();
     assert_eq!(*b.current(), *applied);
     let (last, membership) = b.applied_state().await.unwrap();

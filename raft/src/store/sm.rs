@@ -101,18 +101,29 @@ fn record_value(a: &Applied, k: &RecordKey) -> io::Result<Option<Vec<u8>>> {
     }
 }
 
-/// Every record of `a`, for a full rewrite (snapshot install).
+/// Every record of `a`, for a full rewrite (snapshot install). The
+/// destructuring names every field of `ClusterState`, so a new keyed field
+/// cannot be added without deciding here how it is persisted.
 fn all_keys(a: &Applied) -> Vec<RecordKey> {
-    let s = &a.state;
+    let ClusterState {
+        cluster_id: _,
+        version: _,
+        peers,
+        checks,
+        alerts,
+        check_states,
+        deliveries,
+    } = &a.state;
     std::iter::once(RecordKey::Meta)
-        .chain(s.peers.keys().map(|k| RecordKey::Peer(*k)))
-        .chain(s.checks.keys().map(|k| RecordKey::Check(k.clone())))
-        .chain(s.alerts.keys().map(|k| RecordKey::Alert(k.clone())))
+        .chain(peers.keys().map(|k| RecordKey::Peer(*k)))
+        .chain(checks.keys().map(|k| RecordKey::Check(k.clone())))
+        .chain(alerts.keys().map(|k| RecordKey::Alert(k.clone())))
         .chain(
-            s.check_states
+            check_states
                 .keys()
                 .map(|k| RecordKey::CheckState(k.clone())),
         )
+        .chain(deliveries.keys().map(|k| RecordKey::Delivery(k.clone())))
         .collect()
 }
 
