@@ -95,6 +95,23 @@ struct CheckAgg {
     last: Option<RoundOutcome>,
 }
 
+impl CheckAgg {
+    /// A leader that stalled does not replay a backlog of rounds; one whose
+    /// clock stepped back (NTP, a corrected skew) does not wait for its old
+    /// future: both restart at the round in progress.
+    fn realign(&mut self, now_ms: u64) {
+        let current = self.schedule.round_at(now_ms);
+        if current > self.next_eval + 3 {
+            self.next_eval = current.saturating_sub(1);
+            self.streak = None;
+        } else if current + 1 < self.next_eval {
+            self.next_eval = current;
+            self.streak = None;
+            self.rounds.clear();
+        }
+    }
+}
+
 /// Per-check round state on the leader.
 #[derive(Debug, Default)]
 pub struct Aggregator {
@@ -134,6 +151,7 @@ impl Aggregator {
             self.stale_reports += 1;
             return false;
         };
+        a.realign(now_ms);
         if r.round < a.next_eval || a.schedule.start_of(r.round) > now_ms + MAX_SKEW_MS {
             self.stale_reports += 1;
             return false;
@@ -151,12 +169,7 @@ impl Aggregator {
     ) -> Vec<Proposal> {
         let mut out = Vec::new();
         for (id, a) in self.checks.iter_mut() {
-            // A leader that stalled does not replay a backlog of rounds.
-            let current = a.schedule.round_at(now_ms);
-            if current > a.next_eval + 3 {
-                a.next_eval = current.saturating_sub(1);
-                a.streak = None;
-            }
+            a.realign(now_ms);
             while a.schedule.eval_at(a.next_eval) <= now_ms {
                 let k = a.next_eval;
                 a.next_eval += 1;
@@ -492,6 +505,25 @@ mod tests {
         assert!(!s
             .agg
             .ingest(NodeId(1), report("c", 12, false), s.sched.start_of(12)));
+    }
+
+    #[test]
+    fn a_leader_clock_stepping_back_resumes_evaluating_at_once() {
+        let mut s = sim(3);
+        s.round(10, &[T, T, T]);
+        s.round(11, &[T, T, T]);
+        assert_eq!(s.committed["c"].health, Health::Up);
+        // The leader's clock runs 30 s ahead for a while (it evaluates
+        // rounds nobody else has reached), then is corrected.
+        assert!(s
+            .agg
+            .evaluate(s.sched.eval_at(41), &s.voters, &s.committed)
+            .is_empty());
+        // Back on time: the very next rounds count again.
+        assert!(s.round(12, &[F, F, F]).is_empty());
+        let p = s.round(13, &[F, F, F]);
+        assert_eq!(p.len(), 1, "the outage was not seen after the clock step");
+        assert_eq!(p[0].record.to, Health::Down);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! another (nor the next round of its own check); a round the scheduler
 //! could not start on time (the process stalled) is counted as missed, not
 //! silently dropped; handing a result to the reporter never blocks probing
-//! (a full queue drops the result and counts it).
+//! (a full queue drops the result and counts it); a wall clock that steps
+//! back is noticed within `MAX_SLEEP_MS` (no sleeping through the step).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -115,6 +116,44 @@ impl Drop for Scheduler {
     }
 }
 
+/// Longest single sleep of a check's loop: a wall clock that steps back
+/// (NTP, a corrected skew) is noticed within this, not after the step.
+const MAX_SLEEP_MS: u64 = 5_000;
+
+/// What a check's loop does next for round `k` at wall-clock `now` (pure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Not yet: sleep this long, then look again.
+    Sleep(u64),
+    /// Probe round `k` now.
+    Probe,
+    /// Round `k` cannot be probed on time: go on with this round instead,
+    /// counting `missed` rounds (0 when the clock stepped back).
+    Skip { next: u64, missed: u64 },
+}
+
+fn step(sched: &Schedule, k: u64, now: u64) -> Step {
+    let start = sched.start_of(k);
+    if start > now.saturating_add(sched.interval_ms) {
+        // The clock stepped back more than a round: k is in its old future.
+        Step::Skip {
+            next: sched.next_round(now),
+            missed: 0,
+        }
+    } else if start > now {
+        Step::Sleep((start - now).min(MAX_SLEEP_MS))
+    } else if now - start > sched.interval_ms / 2 {
+        // Woke too late to call this a probe of round k.
+        let next = sched.next_round(now);
+        Step::Skip {
+            next,
+            missed: next - k,
+        }
+    } else {
+        Step::Probe
+    }
+}
+
 async fn check_loop(
     check: Check,
     probers: Arc<Probers>,
@@ -125,17 +164,22 @@ async fn check_loop(
     let timeout = Duration::from_millis(check.timeout_ms);
     let mut k = sched.next_round(now_ms());
     loop {
-        let now = now_ms();
-        let start = sched.start_of(k);
-        if start > now {
-            tokio::time::sleep(Duration::from_millis(start - now)).await;
-        } else if now - start > sched.interval_ms / 2 {
-            // Woke too late to call this a probe of round k.
-            let next = sched.next_round(now);
-            stats.add_missed(&check.id, next - k);
-            tracing::warn!(check = %check.name, missed = next - k, "probe rounds missed (the process stalled)");
-            k = next;
-            continue;
+        match step(&sched, k, now_ms()) {
+            Step::Sleep(ms) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                continue;
+            }
+            Step::Skip { next, missed } => {
+                if missed > 0 {
+                    stats.add_missed(&check.id, missed);
+                    tracing::warn!(check = %check.name, missed, "probe rounds missed (the process stalled)");
+                } else {
+                    tracing::warn!(check = %check.name, "the wall clock stepped back; probing resumes at the round in progress");
+                }
+                k = next;
+                continue;
+            }
+            Step::Probe => {}
         }
         let (probers, out, stats, kind, id) = (
             probers.clone(),
@@ -159,5 +203,63 @@ async fn check_loop(
             }
         });
         k += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sched() -> Schedule {
+        Schedule {
+            interval_ms: 30_000,
+            offset_ms: 1_234,
+            timeout_ms: 10_000,
+        }
+    }
+
+    #[test]
+    fn probes_at_the_start_of_each_round_and_sleeps_in_bounded_steps() {
+        let s = sched();
+        let k = s.next_round(1_000_000);
+        let start = s.start_of(k);
+        assert_eq!(step(&s, k, start - 2_000), Step::Sleep(2_000));
+        assert_eq!(step(&s, k, start - 20_000), Step::Sleep(MAX_SLEEP_MS));
+        assert_eq!(step(&s, k, start), Step::Probe);
+        assert_eq!(step(&s, k, start + 100), Step::Probe);
+    }
+
+    #[test]
+    fn a_stall_counts_the_missed_rounds() {
+        let s = sched();
+        let k = 100;
+        let late = s.start_of(k + 3) + 16_000;
+        assert_eq!(
+            step(&s, k, late),
+            Step::Skip {
+                next: k + 4,
+                missed: 4
+            }
+        );
+    }
+
+    #[test]
+    fn a_clock_stepping_back_resumes_at_the_round_in_progress() {
+        let s = sched();
+        // The loop waits for round k, but the clock went back 10 minutes.
+        let k = 100;
+        let now = s.start_of(k) - 600_000;
+        assert_eq!(
+            step(&s, k, now),
+            Step::Skip {
+                next: s.next_round(now),
+                missed: 0
+            }
+        );
+        // One round back is an ordinary wait.
+        assert!(matches!(
+            step(&s, k, s.start_of(k) - 20_000),
+            Step::Sleep(_)
+        ));
     }
 }
