@@ -4,7 +4,8 @@
 //! of `ok` (happened), `fail` (definitely did not happen) or `info`
 //! (unknown). Around them: nemesis events, the ground truth of targets,
 //! deliveries seen by the alert sinks, committed transitions and leader
-//! samples. Times are the harness's monotonic clock in milliseconds.
+//! samples. Times are the harness's wall clock in milliseconds since the
+//! Unix epoch (the sinks run on the same host, so their clock is the same).
 
 use std::collections::BTreeSet;
 use std::io::BufRead;
@@ -86,12 +87,15 @@ pub enum Event {
         check: String,
         failing_for: BTreeSet<String>,
     },
-    /// A committed transition (read from the cluster at the end).
+    /// A committed transition (read from the cluster at the end), with the
+    /// alert ids its deliveries go to (empty: any one delivery counts).
     Transition {
         t: u64,
         check: String,
         flip: u64,
         to: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        alerts: Vec<String>,
     },
     /// A page an alert sink received.
     Delivery {

@@ -1,10 +1,12 @@
 //! qu-jepsen: the fault-injection harness for qu.
 //!
-//! Built so far: the history format (`history`) and the checkers
-//! (`checkers`), each tested on doctored histories that contain the
-//! violation it must catch. Not built yet: the runner (network namespaces,
-//! nemeses, workloads) that records histories — see issue 7 and
-//! ARCHITECTURE.md.
+//! - `history`: the JSON-lines history format of a run.
+//! - `checkers`: linearizable configuration, no minority page, every
+//!   transition delivered, leadership convergence, detection after the heal,
+//!   timings; each tested on doctored histories that hold the violation it
+//!   must catch (`tests/doctored.rs`).
+//! - `runner`: network namespaces, a `qu` cluster in them, workloads,
+//!   nemeses, sinks, and the run that records and checks a history.
 
 pub mod checkers;
 pub mod history;

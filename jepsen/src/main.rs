@@ -118,10 +118,17 @@ fn main() -> ExitCode {
                 stop,
             ) {
                 Ok(out) => {
+                    let kinds: Vec<String> =
+                        out.faults.iter().map(|(k, n)| format!("{k} {n}")).collect();
                     println!(
-                        "faults injected: {}, operations: {}",
-                        out.injections, out.operations
+                        "faults injected: {} ({}), operations: {}",
+                        out.injections(),
+                        kinds.join(", "),
+                        out.operations
                     );
+                    if !out.clock_faults {
+                        println!("clock faults skipped: libfaketime is not installed (apt-get install faketime)");
+                    }
                     let ok = print_reports(&out.reports);
                     println!("history and report kept in {}", out.dir.display());
                     if ok {

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use qu_jepsen::checkers::{
-    check_all, deliveries, leadership, linearizable, minority_page, timings,
+    check_all, deliveries, detection, leadership, linearizable, minority_page, timings,
 };
 use qu_jepsen::history::{Event, Op, Value};
 
@@ -89,6 +89,7 @@ fn clean() -> Vec<Event> {
         check: "web".into(),
         flip: 1,
         to: "down".into(),
+        alerts: vec!["a1".into()],
     });
     h.push(Event::Delivery {
         t: 2700,
@@ -116,6 +117,7 @@ fn clean() -> Vec<Event> {
         check: "web".into(),
         flip: 2,
         to: "up".into(),
+        alerts: vec!["a1".into()],
     });
     h.push(Event::Delivery {
         t: 7100,
@@ -140,6 +142,35 @@ fn clean() -> Vec<Event> {
         node: Some("n1".into()),
     });
     h.extend(read(3, 9600, 9700, 4, &["w1", "w2", "w4"]));
+    // After the heal: an outage with no fault, paged, and its recovery.
+    h.push(truth(10_000, &["n1", "n2", "n3"]));
+    h.push(Event::Transition {
+        t: 0,
+        check: "web".into(),
+        flip: 3,
+        to: "down".into(),
+        alerts: vec!["a1".into()],
+    });
+    h.push(Event::Delivery {
+        t: 14_000,
+        delivery_id: "web-3-a1".into(),
+        check: "web".into(),
+        event: "down".into(),
+    });
+    h.push(truth(22_000, &[]));
+    h.push(Event::Transition {
+        t: 0,
+        check: "web".into(),
+        flip: 4,
+        to: "up".into(),
+        alerts: vec!["a1".into()],
+    });
+    h.push(Event::Delivery {
+        t: 25_000,
+        delivery_id: "web-4-a1".into(),
+        check: "web".into(),
+        event: "recovered".into(),
+    });
     h
 }
 
@@ -154,7 +185,13 @@ fn a_clean_history_passes_every_checker() {
     }
     let t = timings::check(&clean());
     assert!(t.figures[0].1.contains("p50 1500ms"), "{:?}", t.figures);
-    assert!(t.figures[1].1.contains("p50 2600ms"), "{:?}", t.figures);
+    assert!(
+        t.figures[1].1.contains("max 4000ms (n=2)"),
+        "{:?}",
+        t.figures
+    );
+    let d = detection::check(&clean());
+    assert_eq!(d.figures[0].1, "1", "{:?}", d.figures);
 }
 
 #[test]
@@ -332,4 +369,65 @@ fn leadership_that_never_converges_or_flaps_is_caught() {
         "{:?}",
         r.problems
     );
+}
+
+#[test]
+fn a_page_lost_on_one_of_two_channels_is_caught() {
+    let mut h = clean();
+    for e in h.iter_mut() {
+        if let Event::Transition {
+            flip: 1, alerts, ..
+        } = e
+        {
+            alerts.push("m1".into()); // mail too; only the webhook got it
+        }
+    }
+    let r = deliveries::check(&h);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.contains("web-1-m1") && p.contains("lost alert")),
+        "{:?}",
+        r.problems
+    );
+}
+
+#[test]
+fn a_missed_or_late_outage_after_the_heal_is_caught() {
+    let missed: Vec<Event> = clean()
+        .into_iter()
+        .filter(|e| !matches!(e, Event::Delivery { delivery_id, .. } if delivery_id == "web-3-a1"))
+        .collect();
+    let r = detection::check(&missed);
+    assert!(
+        r.problems.iter().any(|p| p.contains("missed outage")),
+        "{:?}",
+        r.problems
+    );
+
+    let mut late = clean();
+    for e in late.iter_mut() {
+        if let Event::Delivery { delivery_id, t, .. } = e {
+            if delivery_id == "web-4-a1" {
+                *t = 22_000 + detection::bound_ms(1000) + 1;
+            }
+        }
+    }
+    let r = detection::check(&late);
+    assert!(
+        r.problems.iter().any(|p| p.contains("recovery")),
+        "{:?}",
+        r.problems
+    );
+
+    // An outage shorter than the bound is owed nothing.
+    let mut short: Vec<Event> = missed.clone();
+    for e in short.iter_mut() {
+        if let Event::Truth { t, failing_for, .. } = e {
+            if *t == 22_000 && failing_for.is_empty() {
+                *t = 12_000;
+            }
+        }
+    }
+    assert!(detection::check(&short).ok);
 }

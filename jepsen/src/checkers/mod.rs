@@ -2,6 +2,7 @@
 //! the counterexamples found, and figures.
 
 pub mod deliveries;
+pub mod detection;
 pub mod leadership;
 pub mod linearizable;
 pub mod minority_page;
@@ -38,6 +39,7 @@ pub fn check_all(history: &[Event]) -> Vec<Report> {
         minority_page::check(history),
         deliveries::check(history),
         leadership::check(history),
+        detection::check(history),
         timings::check(history),
     ]
 }

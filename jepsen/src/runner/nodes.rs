@@ -1,5 +1,8 @@
 //! `qu` processes, each in its own namespace; the CLI reaches them through
 //! their control sockets (unix sockets do not care about namespaces).
+//! With libfaketime installed, each node runs under it with a clock file of
+//! its own, so the nemesis can shift that node's wall clock while it runs
+//! (monotonic clocks are never faked: tokio's timers stay true).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,6 +19,20 @@ pub struct QuNode {
     child: Option<Child>,
     qu: PathBuf,
     log: PathBuf,
+    /// libfaketime's per-node offset file, when libfaketime is installed.
+    clock: Option<PathBuf>,
+}
+
+/// Where Debian puts libfaketime (package `faketime`), if it is installed.
+pub fn libfaketime() -> Option<PathBuf> {
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
 }
 
 /// What the CLI needs to talk to a node: cheap to clone across threads.
@@ -62,6 +79,7 @@ impl QuNode {
     }
 
     pub fn init(qu: &Path, host: Host, run_dir: &Path) -> Result<QuNode, String> {
+        let clock = libfaketime().map(|_| run_dir.join(format!("{}.faketime", host.ns)));
         let dir = run_dir.join(&host.ns);
         let socket = run_dir.join(format!("{}.sock", host.ns));
         let advertise = format!("{}:9001", host.ip);
@@ -73,7 +91,9 @@ impl QuNode {
             id: String::new(),
             child: None,
             qu: qu.to_path_buf(),
+            clock,
         };
+        node.set_clock_offset(0)?;
         let out = node.qu(
             &[
                 "init",
@@ -112,13 +132,42 @@ impl QuNode {
         }
     }
 
+    /// Shifts this node's wall clock by `secs` (0 = true time), effective
+    /// at once in the running process. False when libfaketime is missing.
+    pub fn set_clock_offset(&self, secs: i64) -> Result<bool, String> {
+        let Some(file) = &self.clock else {
+            return Ok(false);
+        };
+        std::fs::write(file, format!("{secs:+}s\n"))
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        Ok(true)
+    }
+
+    /// Deletes the node's Raft log and state machine (keys and node.yaml
+    /// stay): a disk loss. Only while the node is stopped.
+    pub fn wipe_raft(&self) -> Result<(), String> {
+        let raft = self.dir.join("raft");
+        match std::fs::remove_dir_all(&raft) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("cannot wipe {}: {e}", raft.display())),
+        }
+    }
+
     pub fn start(&mut self) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .map_err(|e| e.to_string())?;
-        let child = Command::new("ip")
+        let mut cmd = Command::new("ip");
+        if let (Some(lib), Some(file)) = (libfaketime(), &self.clock) {
+            cmd.env("LD_PRELOAD", lib)
+                .env("FAKETIME_TIMESTAMP_FILE", file)
+                .env("FAKETIME_NO_CACHE", "1")
+                .env("DONT_FAKE_MONOTONIC", "1");
+        }
+        let child = cmd
             .args(["netns", "exec", &self.host.ns])
             .arg(&self.qu)
             .args([

@@ -1,9 +1,99 @@
-//! Servers the harness runs inside its target namespace (as subcommands of
-//! its own binary): the HTTP target, whose answer the harness switches
-//! through a file, and the webhook sink, which logs every delivery.
+//! Servers the harness runs inside its target namespace: the HTTP target,
+//! whose answer the harness switches through a file, and the webhook sink,
+//! which logs every delivery (both subcommands of the harness's own
+//! binary), and a real SMTP server (Debian's python3-aiosmtpd, the script
+//! qu's own tests use) that stores every mail.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The SMTP sink, shared with qu's own tests.
+const SMTP_SERVER: &str = include_str!("../../../tests/support/smtp_server.py");
+pub const TARGET_PORT: u16 = 8080;
+pub const SINK_PORT: u16 = 8081;
+pub const SMTP_PORT: u16 = 2525;
+
+/// Where the servers of a run keep their state.
+pub struct Files {
+    pub mode: PathBuf,
+    pub sink_log: PathBuf,
+    pub maildir: PathBuf,
+}
+
+impl Files {
+    pub fn in_dir(dir: &Path) -> Files {
+        Files {
+            mode: dir.join("target.mode"),
+            sink_log: dir.join("sink.jsonl"),
+            maildir: dir.join("mail"),
+        }
+    }
+}
+
+/// The running servers; killed when dropped.
+pub struct Services(Vec<Child>);
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        for c in self.0.iter_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn harness_in(ns: &str, args: &[&str]) -> Result<Child, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(me)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())
+}
+
+impl Services {
+    /// Starts the target, the webhook sink and the SMTP sink on `ip` in `ns`.
+    pub fn start(ns: &str, ip: &str, dir: &Path, files: &Files) -> Result<Services, String> {
+        std::fs::write(&files.mode, "up").map_err(|e| e.to_string())?;
+        let mut s = Services(Vec::new());
+        s.0.push(harness_in(
+            ns,
+            &[
+                "serve-target",
+                &format!("{ip}:{TARGET_PORT}"),
+                files.mode.to_str().unwrap_or(""),
+            ],
+        )?);
+        s.0.push(harness_in(
+            ns,
+            &[
+                "serve-sink",
+                &format!("{ip}:{SINK_PORT}"),
+                files.sink_log.to_str().unwrap_or(""),
+            ],
+        )?);
+        let script = dir.join("smtp_server.py");
+        std::fs::write(&script, SMTP_SERVER).map_err(|e| e.to_string())?;
+        s.0.push(
+            Command::new("ip")
+                .args(["netns", "exec", ns, "/usr/bin/python3"])
+                .arg(&script)
+                .args(["--host", ip, "--port", &SMTP_PORT.to_string(), "--maildir"])
+                .arg(&files.maildir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("cannot start the SMTP sink (python3-aiosmtpd): {e}"))?,
+        );
+        Ok(s)
+    }
+}
 
 fn read_request(conn: &mut std::net::TcpStream) -> Option<String> {
     let mut buf = Vec::new();
@@ -37,8 +127,8 @@ fn read_request(conn: &mut std::net::TcpStream) -> Option<String> {
     Some(String::from_utf8_lossy(&buf[end..]).to_string())
 }
 
-/// Answers 503 while `mode_file` says `down` (or lists the client's address
-/// among comma-separated IPs), else 200.
+/// Answers 503 while `mode_file` says `down` or lists the client's address
+/// among comma-separated IPs, else 200.
 pub fn target(bind: &str, mode_file: &str) -> Result<(), String> {
     let l = TcpListener::bind(bind).map_err(|e| format!("bind {bind}: {e}"))?;
     for conn in l.incoming().flatten() {
@@ -49,8 +139,9 @@ pub fn target(bind: &str, mode_file: &str) -> Result<(), String> {
             if read_request(&mut conn).is_none() {
                 return;
             }
+            let peer = conn.peer_addr().map(|a| a.ip().to_string()).ok();
             let down = std::fs::read_to_string(&mode)
-                .map(|m| m.trim() == "down")
+                .map(|m| fails_for(&m, peer.as_deref()))
                 .unwrap_or(false);
             let status = if down { "503 Down" } else { "200 OK" };
             let _ = conn.write_all(
@@ -60,6 +151,12 @@ pub fn target(bind: &str, mode_file: &str) -> Result<(), String> {
         });
     }
     Ok(())
+}
+
+/// Whether a target in `mode` fails a client at `peer`.
+fn fails_for(mode: &str, peer: Option<&str>) -> bool {
+    let mode = mode.trim();
+    mode == "down" || peer.is_some_and(|p| mode.split(',').any(|ip| ip.trim() == p))
 }
 
 /// Logs each POSTed body as `{"t": ms, "body": …}` and answers 204.
@@ -91,4 +188,23 @@ pub fn sink(bind: &str, log: &str) -> Result<(), String> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fails_for;
+
+    #[test]
+    fn the_mode_file_fails_all_none_or_the_listed_addresses() {
+        assert!(fails_for("down\n", Some("10.77.0.11")));
+        assert!(!fails_for("up", Some("10.77.0.11")));
+        assert!(fails_for("10.77.0.11", Some("10.77.0.11")));
+        assert!(fails_for("10.77.0.12,10.77.0.11", Some("10.77.0.11")));
+        assert!(!fails_for("10.77.0.12", Some("10.77.0.11")));
+        assert!(
+            !fails_for("10.77.0.1", Some("10.77.0.11")),
+            "no prefix match"
+        );
+        assert!(!fails_for("10.77.0.11", None));
+    }
 }

@@ -1,0 +1,97 @@
+//! (f) Liveness: once every fault is healed, an outage that a majority of
+//! voters sees for long enough is paged within a bound, and its end is
+//! paged as RECOVERED within the same bound. (Safety checkers alone pass a
+//! cluster that never pages anything.)
+//!
+//! The bound: two confirming rounds plus the evaluation delay, a Raft
+//! commit, a possible leadership hand-over and the send — eight intervals
+//! and two seconds (10 s at the harness's 1 s interval).
+
+use std::collections::BTreeMap;
+
+use super::{meta, Report};
+use crate::history::Event;
+
+pub fn bound_ms(interval_ms: u64) -> u64 {
+    8 * interval_ms + 2_000
+}
+
+pub fn check(history: &[Event]) -> Report {
+    const NAME: &str = "a healed cluster pages a majority outage and its recovery";
+    let (voters, interval) = meta(history);
+    let quorum = voters / 2 + 1;
+    let bound = bound_ms(interval);
+    let Some(healed_at) = history.iter().rev().find_map(|e| match e {
+        Event::Healed { t, .. } => Some(*t),
+        _ => None,
+    }) else {
+        return Report::new(NAME, vec![]);
+    };
+    // Per check: when its majority outages after the heal began and ended.
+    let mut periods: BTreeMap<&str, Vec<(u64, Option<u64>)>> = BTreeMap::new();
+    for e in history {
+        let Event::Truth {
+            t,
+            check,
+            failing_for,
+        } = e
+        else {
+            continue;
+        };
+        let list = periods.entry(check.as_str()).or_default();
+        let open = matches!(list.last(), Some((_, None)));
+        let majority = failing_for.len() >= quorum;
+        if majority && !open && *t >= healed_at {
+            list.push((*t, None));
+        } else if !majority && open {
+            if let Some(last) = list.last_mut() {
+                last.1 = Some(*t);
+            }
+        }
+    }
+    let first_page = |check: &str, event: &str, from: u64| {
+        history.iter().find_map(|e| match e {
+            Event::Delivery {
+                t,
+                check: c,
+                event: ev,
+                ..
+            } if c == check && ev == event && *t >= from => Some(*t),
+            _ => None,
+        })
+    };
+    let mut problems = Vec::new();
+    let mut outages = 0;
+    for (check, list) in &periods {
+        for (start, end) in list {
+            let lasted = end.map(|e| e.saturating_sub(*start));
+            if lasted.is_some_and(|l| l < bound) {
+                continue; // too short to be owed a page
+            }
+            outages += 1;
+            match first_page(check, "down", *start) {
+                Some(t) if t - start <= bound => {}
+                Some(t) => problems.push(format!(
+                    "{check}: outage from {start} paged only after {} ms (bound {bound} ms)",
+                    t - start
+                )),
+                None => problems.push(format!(
+                    "{check}: outage from {start} seen by a majority was never paged (a missed outage)"
+                )),
+            }
+            let Some(end) = end else { continue };
+            match first_page(check, "recovered", *end) {
+                Some(t) if t - end <= bound => {}
+                Some(t) => problems.push(format!(
+                    "{check}: recovery at {end} paged only after {} ms (bound {bound} ms)",
+                    t - end
+                )),
+                None => problems.push(format!("{check}: recovery at {end} was never paged")),
+            }
+        }
+    }
+    let mut r = Report::new(NAME, problems);
+    r.figures
+        .push(("outages after the heal".into(), outages.to_string()));
+    r
+}

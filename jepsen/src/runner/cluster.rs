@@ -1,0 +1,189 @@
+//! The cluster under test: its `qu` processes, which of them the harness
+//! believes alive, and the operations the nemesis performs on them (kill,
+//! restart, pause, clock shifts, disk loss with removal and re-adding).
+//!
+//! Invariant: every operation that can hang has a deadline; `heal_all`
+//! brings every node back (resumed, restarted, true clock) whatever state
+//! a fault left it in.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::net::Host;
+use super::nodes::{NodeCli, QuNode};
+
+pub struct Cluster {
+    pub hosts: Vec<Host>,
+    pub clis: Vec<NodeCli>,
+    nodes: Mutex<Vec<QuNode>>,
+    alive: Mutex<Vec<bool>>,
+}
+
+/// Retries `f` until it succeeds or `within` passes; the last error.
+fn retry<T>(within: Duration, mut f: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+    let until = Instant::now() + within;
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() > until => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(300)),
+        }
+    }
+}
+
+impl Cluster {
+    /// Starts one node per host and forms a cluster with `qu node add`.
+    pub fn form(qu: &Path, hosts: &[Host], dir: &Path) -> Result<Cluster, String> {
+        let mut nodes = Vec::new();
+        for h in hosts {
+            let mut n = QuNode::init(qu, h.clone(), dir)?;
+            n.start()?;
+            nodes.push(n);
+        }
+        let clis: Vec<NodeCli> = nodes.iter().map(QuNode::cli).collect();
+        for n in &nodes[1..] {
+            clis[0].qu(
+                &["node", "add", &format!("{}:9001", n.host.ip), "--yes"],
+                60,
+            )?;
+        }
+        let c = Cluster {
+            hosts: hosts.to_vec(),
+            clis,
+            alive: Mutex::new(vec![true; nodes.len()]),
+            nodes: Mutex::new(nodes),
+        };
+        c.wait_voters(0, Duration::from_secs(30))
+            .map_err(|e| format!("the cluster did not form: {e}"))?;
+        Ok(c)
+    }
+
+    pub fn len(&self) -> usize {
+        self.clis.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clis.is_empty()
+    }
+
+    pub fn ids(&self) -> BTreeSet<String> {
+        self.clis.iter().map(|c| c.id.clone()).collect()
+    }
+
+    pub fn alive(&self) -> Vec<bool> {
+        self.alive.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    fn set_alive(&self, i: usize, up: bool) {
+        if let Ok(mut a) = self.alive.lock() {
+            a[i] = up;
+        }
+    }
+
+    /// The master as the first answering live node reports it.
+    pub fn leader(&self) -> Option<usize> {
+        let live = self.alive();
+        self.clis
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| live.get(*i).copied().unwrap_or(false))
+            .find_map(|(_, c)| {
+                let s = c.status()?;
+                let m = s["master"].as_str()?.to_string();
+                self.clis.iter().position(|c| c.id == m)
+            })
+    }
+
+    fn with<R>(&self, i: usize, f: impl FnOnce(&mut QuNode) -> R) -> Result<R, String> {
+        let mut nodes = self.nodes.lock().map_err(|_| "node table poisoned")?;
+        let n = nodes.get_mut(i).ok_or("no such node")?;
+        Ok(f(n))
+    }
+
+    /// Waits until node `i` reports every node as a voter.
+    fn wait_voters(&self, i: usize, within: Duration) -> Result<(), String> {
+        let want = self.len();
+        retry(within, || match self.clis[i].status() {
+            Some(s) if s["voters"] == want => Ok(()),
+            Some(s) => Err(format!("{} voters of {want}", s["voters"])),
+            None => Err("no status".into()),
+        })
+    }
+
+    pub fn kill(&self, i: usize) -> Result<(), String> {
+        self.set_alive(i, false);
+        self.with(i, QuNode::kill)
+    }
+
+    pub fn restart(&self, i: usize) -> Result<(), String> {
+        self.with(i, QuNode::start)??;
+        self.set_alive(i, true);
+        Ok(())
+    }
+
+    pub fn pause(&self, i: usize) -> Result<(), String> {
+        self.with(i, |n| n.pause())
+    }
+
+    pub fn resume(&self, i: usize) -> Result<(), String> {
+        self.with(i, |n| n.resume())
+    }
+
+    /// Shifts node `i`'s wall clock; false when libfaketime is missing.
+    pub fn skew(&self, i: usize, secs: i64) -> Result<bool, String> {
+        self.with(i, |n| n.set_clock_offset(secs))?
+    }
+
+    /// Disk loss: kill node `i`, delete its Raft state, start it again. It
+    /// comes back fresh and refuses cluster traffic until re-added.
+    pub fn wipe(&self, i: usize) -> Result<(), String> {
+        self.kill(i)?;
+        self.with(i, |n| n.wipe_raft())??;
+        self.with(i, QuNode::start)?
+    }
+
+    /// The documented recovery of a wiped node: `qu node remove` it and
+    /// `qu node add` it again from a member, then wait until it votes.
+    pub fn rejoin(&self, i: usize) -> Result<(), String> {
+        let member = self
+            .leader()
+            .filter(|l| *l != i)
+            .unwrap_or(if i == 0 { 1 } else { 0 });
+        let (id, addr) = (
+            self.clis[i].id.clone(),
+            format!("{}:9001", self.hosts[i].ip),
+        );
+        retry(Duration::from_secs(30), || {
+            match self.clis[member].qu(&["node", "remove", &id], 20) {
+                Ok(_) => Ok(()),
+                // A retry after a removal that went through but timed out.
+                Err(e) if e.contains("no node id starts with") => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+        .map_err(|e| format!("cannot remove the wiped node {id}: {e}"))?;
+        retry(Duration::from_secs(40), || {
+            self.clis[member].qu(&["node", "add", &addr, "--yes"], 60)
+        })
+        .map_err(|e| format!("cannot re-add the wiped node {id}: {e}"))?;
+        self.wait_voters(i, Duration::from_secs(30))
+            .map_err(|e| format!("the re-added node {id} did not catch up: {e}"))?;
+        self.set_alive(i, true);
+        Ok(())
+    }
+
+    /// Brings every node back: resumed, started if dead, on true time.
+    pub fn heal_all(&self) -> Result<(), String> {
+        for i in 0..self.len() {
+            self.resume(i)?;
+            self.skew(i, 0)?;
+            if !self.with(i, |n| n.alive())? {
+                self.restart(i)?;
+            }
+            self.set_alive(i, true);
+        }
+        Ok(())
+    }
+}

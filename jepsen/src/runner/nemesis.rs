@@ -1,0 +1,181 @@
+//! The nemesis: a seeded schedule of faults, one at a time, each injected,
+//! held, and healed, each recorded with the harness's clock.
+//!
+//! Faults: partitions (one node, the leader, majorities ring and bridge
+//! for 5 nodes), one-way inbound drops, random packet loss (iptables
+//! `statistic`), kill -9 of the leader and restart, SIGSTOP/SIGCONT of a
+//! node or the leader, wall-clock skew of a node or the leader (libfaketime,
+//! when installed), and disk loss with the documented recovery (`qu node
+//! remove` + `qu node add`): a membership change under load.
+//!
+//! Invariant: `heal` undoes exactly what `inject` did; the runner's final
+//! `Cluster::heal_all` and `net::heal` cover a fault interrupted midway.
+
+use std::collections::BTreeMap;
+
+use super::cluster::Cluster;
+use super::net;
+use super::sh::Rng;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    Partition,
+    PartitionLeader,
+    OneWay,
+    Loss,
+    KillLeader,
+    Pause,
+    PauseLeader,
+    Skew,
+    SkewLeader,
+    WipeRejoin,
+    MajoritiesRing,
+    Bridge,
+}
+
+impl Fault {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Partition => "partition",
+            Fault::PartitionLeader => "partition-leader",
+            Fault::OneWay => "one-way",
+            Fault::Loss => "loss",
+            Fault::KillLeader => "kill-leader",
+            Fault::Pause => "pause",
+            Fault::PauseLeader => "pause-leader",
+            Fault::Skew => "skew",
+            Fault::SkewLeader => "skew-leader",
+            Fault::WipeRejoin => "wipe-rejoin",
+            Fault::MajoritiesRing => "majorities-ring",
+            Fault::Bridge => "bridge",
+        }
+    }
+
+    fn at_leader(self) -> bool {
+        matches!(
+            self,
+            Fault::PartitionLeader | Fault::KillLeader | Fault::PauseLeader | Fault::SkewLeader
+        )
+    }
+
+    /// Faults that involve every node (no single victim).
+    fn whole_cluster(self) -> bool {
+        matches!(self, Fault::MajoritiesRing | Fault::Bridge)
+    }
+
+    /// The faults a run of `nodes` nodes draws from.
+    pub fn menu(nodes: usize, clocks: bool) -> Vec<Fault> {
+        let mut m = vec![
+            Fault::Partition,
+            Fault::PartitionLeader,
+            Fault::OneWay,
+            Fault::Loss,
+            Fault::KillLeader,
+            Fault::Pause,
+            Fault::PauseLeader,
+            Fault::WipeRejoin,
+        ];
+        if clocks {
+            m.extend([Fault::Skew, Fault::SkewLeader]);
+        }
+        if nodes >= 5 {
+            m.extend([Fault::MajoritiesRing, Fault::Bridge]);
+        }
+        m
+    }
+}
+
+/// A fault in place, with what `heal` needs to undo it.
+#[derive(Debug, Clone)]
+pub struct Injection {
+    pub fault: Fault,
+    pub victim: usize,
+    /// Node ids the fault touches.
+    pub targets: Vec<String>,
+    /// Aimed at (or able to depose) the leader: duplicates may follow.
+    pub leader: bool,
+    /// Clock shift in seconds, for skews.
+    pub skew_secs: i64,
+}
+
+/// Skews of interest: past the rounds' grace both ways, and far off.
+const SKEWS: [i64; 4] = [-30, -4, 4, 30];
+
+/// Draws the next fault and its victim.
+pub fn choose(rng: &mut Rng, menu: &[Fault], c: &Cluster, leader: Option<usize>) -> Injection {
+    let fault = menu[rng.below(menu.len() as u64) as usize];
+    let victim = match (fault.at_leader(), leader) {
+        (true, Some(l)) => l,
+        _ => rng.below(c.len() as u64) as usize,
+    };
+    let skew_secs = SKEWS[rng.below(SKEWS.len() as u64) as usize];
+    let targets = if fault.whole_cluster() {
+        c.ids().into_iter().collect()
+    } else {
+        vec![c.clis[victim].id.clone()]
+    };
+    Injection {
+        fault,
+        victim,
+        targets,
+        leader: Some(victim) == leader || fault.whole_cluster(),
+        skew_secs,
+    }
+}
+
+pub fn inject(c: &Cluster, i: &Injection) -> Result<(), String> {
+    let n = c.len();
+    let v = i.victim;
+    let others: Vec<&net::Host> = c
+        .hosts
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != v)
+        .map(|(_, h)| h)
+        .collect();
+    match i.fault {
+        Fault::Partition | Fault::PartitionLeader => net::isolate(&c.hosts[v], &others),
+        Fault::OneWay => net::drop_inbound(&c.hosts[v], &others),
+        Fault::Loss => net::lossy(&c.hosts[v], "0.3"),
+        // Each node sees its two ring neighbours: every node sees a
+        // majority (itself + 2 of 5), no two see the same one.
+        Fault::MajoritiesRing => {
+            net::partition(&c.hosts, |a, b| (a + 1) % n == b || (b + 1) % n == a)
+        }
+        // Two halves joined by the victim, which sees everyone.
+        Fault::Bridge => net::partition(&c.hosts, |a, b| {
+            a == v || b == v || (a < n / 2) == (b < n / 2)
+        }),
+        Fault::KillLeader => c.kill(v),
+        Fault::Pause | Fault::PauseLeader => c.pause(v),
+        Fault::Skew | Fault::SkewLeader => c.skew(v, i.skew_secs).map(|_| ()),
+        Fault::WipeRejoin => c.wipe(v),
+    }
+}
+
+pub fn heal(c: &Cluster, i: &Injection) -> Result<(), String> {
+    match i.fault {
+        Fault::Partition
+        | Fault::PartitionLeader
+        | Fault::OneWay
+        | Fault::Loss
+        | Fault::MajoritiesRing
+        | Fault::Bridge => {
+            net::heal(&c.hosts);
+            Ok(())
+        }
+        Fault::KillLeader => c.restart(i.victim),
+        Fault::Pause | Fault::PauseLeader => c.resume(i.victim),
+        Fault::Skew | Fault::SkewLeader => c.skew(i.victim, 0).map(|_| ()),
+        Fault::WipeRejoin => c.rejoin(i.victim),
+    }
+}
+
+/// How many of each fault a run injected, for the report.
+pub fn tally(done: &[Injection]) -> BTreeMap<&'static str, usize> {
+    let mut m = BTreeMap::new();
+    for i in done {
+        *m.entry(i.fault.name()).or_default() += 1;
+    }
+    m
+}
