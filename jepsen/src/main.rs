@@ -1,6 +1,6 @@
 //! qu-jepsen: fault-injection runs against real `qu` processes.
 //!
-//! - `qu-jepsen run [--seed S] [--time 60s] [--nodes 3] [--qu PATH]`: builds
+//! - `qu-jepsen run [--seed S] [--time 60s] [--nodes 3] [--faults a,b] [--qu PATH]`: builds
 //!   namespaces, runs a cluster under faults, records the history, checks it,
 //!   prints the report (needs root). Exit 0 when every checker passes.
 //! - `qu-jepsen check HISTORY.jsonl [--json]`: checks a recorded history.
@@ -14,7 +14,10 @@ use std::time::Duration;
 use qu_jepsen::checkers::Report;
 
 const USAGE: &str = "usage:
-  qu-jepsen run [--seed S] [--time 60s] [--nodes 3] [--qu PATH]   (root: namespaces, iptables)
+  qu-jepsen run [--seed S] [--time 60s] [--nodes 3|5] [--faults a,b] [--qu PATH]
+      (root: namespaces, iptables). Faults: partition, partition-leader,
+      one-way, loss, kill-leader, pause, pause-leader, skew, skew-leader,
+      wipe-rejoin, majorities-ring, bridge (the last two need --nodes 5)
   qu-jepsen check HISTORY.jsonl [--json]";
 
 fn print_reports(reports: &[Report]) -> bool {
@@ -91,6 +94,20 @@ fn main() -> ExitCode {
             let nodes = flag(&args, "--nodes")
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(3);
+            if !(3..=9).contains(&nodes) {
+                eprintln!("qu-jepsen: --nodes takes 3 to 9");
+                return ExitCode::from(2);
+            }
+            let faults = match flag(&args, "--faults")
+                .map(qu_jepsen::runner::nemesis::Fault::parse_list)
+                .transpose()
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("qu-jepsen: --faults: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let qu = flag(&args, "--qu").map(PathBuf::from).unwrap_or_else(|| {
                 std::env::current_exe()
                     .ok()
@@ -114,6 +131,7 @@ fn main() -> ExitCode {
                     time,
                     nodes,
                     qu,
+                    faults,
                 },
                 stop,
             ) {

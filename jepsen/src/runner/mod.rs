@@ -49,6 +49,8 @@ pub struct Options {
     pub time: Duration,
     pub nodes: usize,
     pub qu: PathBuf,
+    /// Only these faults (default: every fault that fits the cluster).
+    pub faults: Option<Vec<Fault>>,
 }
 
 /// The outcome of a run.
@@ -105,6 +107,15 @@ fn need_root() -> Result<(), String> {
 /// Runs one seeded scenario; returns the reports.
 pub fn run(o: Options, stop: Arc<AtomicBool>) -> Result<Outcome, String> {
     need_root()?;
+    let clocks = nodes::libfaketime().is_some();
+    let mut menu = Fault::menu(o.nodes, clocks);
+    if let Some(only) = &o.faults {
+        menu.retain(|f| only.contains(f));
+        if menu.is_empty() {
+            return Err("none of the --faults fits this run (majorities-ring and bridge need --nodes 5, skews need libfaketime)".into());
+        }
+    }
+
     let dir = PathBuf::from(format!("/tmp/qu-jepsen-{}-{}", o.seed, now_ms()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let mut hosts: Vec<net::Host> = (0..o.nodes)
@@ -112,7 +123,7 @@ pub fn run(o: Options, stop: Arc<AtomicBool>) -> Result<Outcome, String> {
         .collect();
     let target = net::host("t", 100);
     hosts.push(target.clone());
-    let result = run_in(&o, &dir, &hosts, &target, stop);
+    let result = run_in(&o, &dir, &hosts, &target, &menu, stop);
     net::teardown();
     result
 }
@@ -200,16 +211,15 @@ fn nemesis_loop(
     rec: &Recorder,
     window: &Window,
     seed: u64,
-    clocks: bool,
+    menu: &[Fault],
 ) -> Result<Vec<Injection>, String> {
     let mut rng = Rng::new(seed);
-    let menu = Fault::menu(c.len(), clocks);
     let mut done = Vec::new();
     while window.open() {
         if !window.sleep(HOLD) || !window.open() {
             break;
         }
-        let inj = nemesis::choose(&mut rng, &menu, c, c.leader());
+        let inj = nemesis::choose(&mut rng, menu, c, c.leader());
         rec.record(nemesis_event("start", &inj));
         let injected = nemesis::inject(c, &inj);
         window.sleep(HOLD);
@@ -227,14 +237,18 @@ fn run_in(
     dir: &Path,
     hosts: &[net::Host],
     target_host: &net::Host,
+    menu: &[Fault],
     stop: Arc<AtomicBool>,
 ) -> Result<Outcome, String> {
+    let clocks = menu
+        .iter()
+        .any(|f| matches!(f, Fault::Skew | Fault::SkewLeader))
+        || nodes::libfaketime().is_some();
     net::setup(hosts)?;
     let files = Files::in_dir(dir);
     let _services = Services::start(&target_host.ns, &target_host.ip, dir, &files)?;
     let cluster = Arc::new(Cluster::form(&o.qu, &hosts[..o.nodes], dir)?);
     let check_id = configure(&cluster.clis[0], &target_host.ip)?;
-    let clocks = nodes::libfaketime().is_some();
 
     let rec = Recorder::new(Event::Meta {
         voters: o.nodes,
@@ -261,7 +275,7 @@ fn run_in(
     let sampling_done = Arc::new(AtomicBool::new(false));
     let sampler = spawn_leader_sampler(cluster.clone(), rec.clone(), sampling_done.clone());
 
-    let nemesis = nemesis_loop(&cluster, &rec, &window, o.seed, clocks);
+    let nemesis = nemesis_loop(&cluster, &rec, &window, o.seed, menu);
     // Heal everything whatever the nemesis left, then let threads finish.
     net::heal(&cluster.hosts);
     let healed = cluster.heal_all();

@@ -63,6 +63,40 @@ impl Fault {
         matches!(self, Fault::MajoritiesRing | Fault::Bridge)
     }
 
+    /// Every fault, for `--faults` and error messages.
+    pub const ALL: [Fault; 12] = [
+        Fault::Partition,
+        Fault::PartitionLeader,
+        Fault::OneWay,
+        Fault::Loss,
+        Fault::KillLeader,
+        Fault::Pause,
+        Fault::PauseLeader,
+        Fault::Skew,
+        Fault::SkewLeader,
+        Fault::WipeRejoin,
+        Fault::MajoritiesRing,
+        Fault::Bridge,
+    ];
+
+    /// Parses a comma-separated list of fault names.
+    pub fn parse_list(s: &str) -> Result<Vec<Fault>, String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| {
+                Fault::ALL
+                    .iter()
+                    .copied()
+                    .find(|f| f.name() == n)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+                        format!("unknown fault {n:?}: choose from {}", names.join(", "))
+                    })
+            })
+            .collect()
+    }
+
     /// The faults a run of `nodes` nodes draws from.
     pub fn menu(nodes: usize, clocks: bool) -> Vec<Fault> {
         let mut m = vec![
@@ -178,4 +212,25 @@ pub fn tally(done: &[Injection]) -> BTreeMap<&'static str, usize> {
         *m.entry(i.fault.name()).or_default() += 1;
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Fault;
+
+    #[test]
+    fn fault_lists_parse_by_name_and_unknown_names_are_refused() {
+        assert_eq!(
+            Fault::parse_list("kill-leader, skew").unwrap(),
+            vec![Fault::KillLeader, Fault::Skew]
+        );
+        let e = Fault::parse_list("kill,skew").unwrap_err();
+        assert!(
+            e.contains("unknown fault \"kill\"") && e.contains("kill-leader"),
+            "{e}"
+        );
+        for f in Fault::ALL {
+            assert_eq!(Fault::parse_list(f.name()).unwrap(), vec![f]);
+        }
+    }
 }
