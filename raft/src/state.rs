@@ -40,6 +40,13 @@ pub struct ClusterState {
     pub deliveries: BTreeMap<String, Delivery>,
 }
 
+/// One check's flip inside `Command::Transitions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flip {
+    pub check_id: String,
+    pub record: TransitionRecord,
+}
+
 /// A command and its optional compare-and-set guard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
@@ -99,6 +106,13 @@ pub enum Command {
         check_id: String,
         record: TransitionRecord,
     },
+    /// Several checks' flips from one evaluation, as one entry (a round in
+    /// which thousands of checks flip is a handful of entries, not
+    /// thousands). Each flip stands alone: a stale one is skipped, the
+    /// others apply. Not a configuration mutation.
+    Transitions {
+        flips: Vec<Flip>,
+    },
     /// The leader sent (or gave up on) a delivery. Not a configuration mutation.
     DeliveryOutcome {
         id: String,
@@ -129,6 +143,7 @@ impl Command {
             Command::Transition { check_id, record } => {
                 format!("check {check_id} {} -> {}", record.from, record.to)
             }
+            Command::Transitions { flips } => format!("{} check state flip(s)", flips.len()),
             Command::DeliveryOutcome { id, .. } => format!("delivery {id} outcome"),
             Command::PruneDeliveries { before_ms } => {
                 format!("prune deliveries before {before_ms}")
@@ -179,6 +194,74 @@ pub enum RecordKey {
 }
 
 impl ClusterState {
+    /// Whether one flip may apply: the check exists and is in `from`.
+    fn validate_flip(&self, check_id: &str, record: &TransitionRecord) -> Result<(), Refusal> {
+        let current = self
+            .check_states
+            .get(check_id)
+            .map(|s| s.health)
+            .unwrap_or_default();
+        if !self.checks.contains_key(check_id) {
+            return Err(ValidationError::new(
+                "check",
+                format!("check {check_id} no longer exists"),
+            )
+            .into());
+        }
+        if current != record.from || record.from == record.to {
+            return Err(ValidationError::new(
+                "transition",
+                format!(
+                    "stale transition {} -> {} (the check is {current})",
+                    record.from, record.to
+                ),
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Applies one validated flip: the check's state, and a pending
+    /// delivery per alert when it pages.
+    fn apply_flip(
+        &mut self,
+        check_id: &str,
+        record: &TransitionRecord,
+        touched: &mut Vec<RecordKey>,
+    ) {
+        let flips = {
+            let st = self.check_states.entry(check_id.to_string()).or_default();
+            st.health = record.to;
+            st.since_ms = Some(record.at_ms);
+            st.flips += 1;
+            st.last = Some(record.clone());
+            st.flips
+        };
+        touched.push(RecordKey::CheckState(check_id.to_string()));
+        if pages(record.from, record.to) {
+            if let Some(check) = self.checks.get(check_id) {
+                for alert_id in &check.alerts {
+                    let id = format!("{check_id}-{flips}-{alert_id}");
+                    self.deliveries.insert(
+                        id.clone(),
+                        Delivery {
+                            id: id.clone(),
+                            check_id: check_id.to_string(),
+                            check_name: check.name.clone(),
+                            check_type: check.kind.type_name().into(),
+                            target: check.kind.target().into(),
+                            alert_id: alert_id.clone(),
+                            transition: record.clone(),
+                            created_ms: record.at_ms,
+                            status: DeliveryStatus::Pending,
+                        },
+                    );
+                    touched.push(RecordKey::Delivery(id));
+                }
+            }
+        }
+    }
+
     /// Checks a request against the current state without changing it.
     pub fn validate(&self, req: &Request) -> Result<(), Refusal> {
         if let Some(expected) = req.if_version {
@@ -286,23 +369,11 @@ impl ClusterState {
             }
             Command::PruneDeliveries { .. } => {}
             Command::Transition { check_id, record } => {
-                let current = self
-                    .check_states
-                    .get(check_id)
-                    .map(|s| s.health)
-                    .unwrap_or_default();
-                if !self.checks.contains_key(check_id) {
-                    return Err(v("check", format!("check {check_id} no longer exists")).into());
-                }
-                if current != record.from || record.from == record.to {
-                    return Err(v(
-                        "transition",
-                        format!(
-                            "stale transition {} -> {} (the check is {current})",
-                            record.from, record.to
-                        ),
-                    )
-                    .into());
+                self.validate_flip(check_id, record)?;
+            }
+            Command::Transitions { flips } => {
+                if flips.is_empty() {
+                    return Err(v("transitions", "no flips").into());
                 }
             }
             Command::RemoveAlert { id_or_name, force } => {
@@ -386,41 +457,30 @@ impl ClusterState {
             );
         }
         if let Command::Transition { check_id, record } = &req.command {
-            let flips = {
-                let st = self.check_states.entry(check_id.clone()).or_default();
-                st.health = record.to;
-                st.since_ms = Some(record.at_ms);
-                st.flips += 1;
-                st.last = Some(record.clone());
-                st.flips
-            };
-            touched.push(RecordKey::CheckState(check_id.clone()));
-            if pages(record.from, record.to) {
-                if let Some(check) = self.checks.get(check_id) {
-                    for alert_id in &check.alerts {
-                        let id = format!("{check_id}-{flips}-{alert_id}");
-                        self.deliveries.insert(
-                            id.clone(),
-                            Delivery {
-                                id: id.clone(),
-                                check_id: check_id.clone(),
-                                check_name: check.name.clone(),
-                                check_type: check.kind.type_name().into(),
-                                target: check.kind.target().into(),
-                                alert_id: alert_id.clone(),
-                                transition: record.clone(),
-                                created_ms: record.at_ms,
-                                status: DeliveryStatus::Pending,
-                            },
-                        );
-                        touched.push(RecordKey::Delivery(id));
-                    }
+            self.apply_flip(check_id, record, &mut touched);
+            return (
+                Response::Applied {
+                    version: self.version,
+                    summary: format!("check {check_id} is {} ({})", record.to, record.votes()),
+                },
+                touched,
+            );
+        }
+        if let Command::Transitions { flips } = &req.command {
+            let mut done = 0;
+            for f in flips {
+                if self.validate_flip(&f.check_id, &f.record).is_ok() {
+                    self.apply_flip(&f.check_id, &f.record, &mut touched);
+                    done += 1;
                 }
             }
             return (
                 Response::Applied {
                     version: self.version,
-                    summary: format!("check {check_id} is {} ({})", record.to, record.votes()),
+                    summary: format!(
+                        "{done} check state flip(s) committed, {} stale skipped",
+                        flips.len() - done
+                    ),
                 },
                 touched,
             );
@@ -515,6 +575,7 @@ impl ClusterState {
                 }
             }
             Command::Transition { .. }
+            | Command::Transitions { .. }
             | Command::DeliveryOutcome { .. }
             | Command::PruneDeliveries { .. } => unreachable_transition(),
         };
@@ -872,6 +933,63 @@ mod tests {
             },
         );
         assert!(s.check_states.is_empty());
+    }
+
+    #[test]
+    fn batched_flips_apply_one_by_one_and_stale_ones_are_skipped() {
+        use crate::model::{Health, TransitionRecord};
+        let mut s = bootstrapped();
+        applied(
+            &mut s,
+            Command::AddAlert {
+                alert: webhook("a1", "pager"),
+            },
+        );
+        for (id, name) in [("c1", "db"), ("c2", "web")] {
+            applied(
+                &mut s,
+                Command::AddCheck {
+                    check: tcp_check(id, name, vec!["a1".into()]),
+                },
+            );
+        }
+        let v = s.version;
+        let rec = |from, to| TransitionRecord {
+            round: 9,
+            from,
+            to,
+            at_ms: 2_000,
+            voters: 3,
+            evidence: vec![],
+        };
+        let flip = |id: &str, from, to| Flip {
+            check_id: id.into(),
+            record: rec(from, to),
+        };
+        let (r, touched) = s.apply(&Request::new(Command::Transitions {
+            flips: vec![
+                flip("c1", Health::Unknown, Health::Down),
+                flip("c2", Health::Up, Health::Down), // stale: c2 is unknown
+                flip("gone", Health::Unknown, Health::Down),
+            ],
+        }));
+        match r {
+            Response::Applied { version, summary } => {
+                assert_eq!(version, v, "flips are not configuration mutations");
+                assert!(
+                    summary.contains("1 check state flip(s) committed, 2 stale"),
+                    "{summary}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.check_states["c1"].health, Health::Down);
+        assert!(!s.check_states.contains_key("c2"));
+        assert_eq!(s.deliveries.len(), 1, "one page for the one applied flip");
+        assert!(touched.contains(&RecordKey::CheckState("c1".into())));
+        assert!(!touched.contains(&RecordKey::CheckState("c2".into())));
+        // An empty batch is refused.
+        refused(&mut s, Request::new(Command::Transitions { flips: vec![] }));
     }
 
     #[test]

@@ -103,6 +103,9 @@ impl Timing {
             // A cut-off node must not keep raising its term.
             enable_pre_vote: Some(true),
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
+            // Entries of batched flips reach ~40 KiB: keep an append RPC
+            // well inside the 16 MiB frame.
+            max_payload_entries: 100,
             max_in_snapshot_log_to_keep: 200,
             ..Default::default()
         }
@@ -350,7 +353,11 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
             daemon.scheduler_stats.clone(),
             shutdown_rx.clone(),
         )),
-        tokio::spawn(probing::report_loop(daemon.clone(), results_rx)),
+        tokio::spawn(probing::report_loop(
+            daemon.clone(),
+            results_rx,
+            daemon.scheduler_stats.clone(),
+        )),
         tokio::spawn(probing::aggregate_loop(daemon.clone(), shutdown_rx.clone())),
         tokio::spawn(alerting::dispatch_loop(daemon.clone(), shutdown_rx.clone())),
     ];

@@ -10,6 +10,7 @@
 //! committed states).
 
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,16 +18,20 @@ use tokio::sync::{mpsc, watch};
 
 use super::rpc::{MemberRequest, MemberResponse};
 use super::Daemon;
-use crate::checks::aggregate::{Aggregator, ProbeReport};
+use crate::checks::aggregate::{Aggregator, ProbeReport, Proposal};
 use crate::checks::probe::Probers;
 use crate::checks::scheduler::{now_ms, Scheduler, SchedulerStats};
-use qu_raft::state::{Command, Request};
+use qu_raft::state::{Command, Flip, Request};
 use qu_raft::NodeId;
 
 /// Results waiting to be reported (per node).
 pub const REPORT_QUEUE: usize = 65_536;
 /// Most results in one report.
 const REPORT_BATCH: usize = 2_048;
+/// How long the reporter waits for more results once one is ready, so
+/// results finishing together travel in one report (well inside a round's
+/// grace for results to arrive).
+const REPORT_LINGER: Duration = Duration::from_millis(50);
 
 /// Runs the scheduler while this node is a serving member.
 pub(super) async fn scheduler_loop(
@@ -39,13 +44,20 @@ pub(super) async fn scheduler_loop(
     let mut scheduler = Scheduler::new(probers, out, stats);
     let mut applied = daemon.applied.clone();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    // Sync only when the state or the node's standing changed: comparing
+    // thousands of checks twice a second for nothing is a waste.
+    let mut synced: Option<Option<qu_raft::types::LogId>> = None;
     loop {
         let active = daemon.is_claimed() && !daemon.is_removed();
         if active {
             let state = applied.borrow_and_update().clone();
-            scheduler.sync(&state.state.checks);
+            if synced != Some(state.last_applied) {
+                scheduler.sync(&state.state.checks);
+                synced = Some(state.last_applied);
+            }
         } else {
             scheduler.stop_all();
+            synced = None;
         }
         tokio::select! {
             _ = shutdown.changed() => return,
@@ -57,10 +69,26 @@ pub(super) async fn scheduler_loop(
 }
 
 /// Ships results to the leader in batches as they come.
-pub(super) async fn report_loop(daemon: Arc<Daemon>, mut rx: mpsc::Receiver<ProbeReport>) {
+pub(super) async fn report_loop(
+    daemon: Arc<Daemon>,
+    mut rx: mpsc::Receiver<ProbeReport>,
+    stats: Arc<SchedulerStats>,
+) {
     let mut batch = Vec::with_capacity(REPORT_BATCH);
     while rx.recv_many(&mut batch, REPORT_BATCH).await > 0 {
+        let until = tokio::time::Instant::now() + REPORT_LINGER;
+        while batch.len() < REPORT_BATCH {
+            let room = REPORT_BATCH - batch.len();
+            match tokio::time::timeout_at(until, rx.recv_many(&mut batch, room)).await {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
         let reports = std::mem::replace(&mut batch, Vec::with_capacity(REPORT_BATCH));
+        stats
+            .results_reported
+            .fetch_add(reports.len() as u64, Ordering::Relaxed);
+        stats.reports.fetch_add(1, Ordering::Relaxed);
         match daemon.leader() {
             Some(l) if l == daemon.me() => daemon.ingest(daemon.me(), reports),
             Some(l) => {
@@ -136,35 +164,60 @@ pub(super) async fn aggregate_loop(daemon: Arc<Daemon>, mut shutdown: watch::Rec
             }
             Err(_) => continue,
         };
-        for p in proposals {
+        for chunk in proposals.chunks(MAX_FLIPS_PER_ENTRY) {
             let d = daemon.clone();
-            tokio::spawn(async move {
-                let name = d
-                    .state()
-                    .state
-                    .checks
-                    .get(&p.check_id)
-                    .map(|c| c.name.clone())
-                    .unwrap_or_else(|| p.check_id.clone());
-                let votes = p.record.votes();
-                let (from, to) = (p.record.from, p.record.to);
-                let deadline = tokio::time::Instant::now() + super::cluster::MUTATION_TIMEOUT;
-                let req = Request::new(Command::Transition {
-                    check_id: p.check_id.clone(),
-                    record: p.record,
-                });
-                match d.propose_as_leader(req, deadline).await {
-                    Ok(_) => {
-                        tracing::info!(check = %name, %from, %to, %votes, "check state committed")
-                    }
-                    Err(e) => {
-                        tracing::warn!(check = %name, %from, %to, "cannot commit the check's new state: {e}")
-                    }
-                }
-                if let Ok(mut agg) = d.aggregator.lock() {
-                    agg.settle(&p.check_id);
-                }
-            });
+            let chunk = chunk.to_vec();
+            tokio::spawn(async move { commit_flips(d, chunk).await });
+        }
+    }
+}
+
+/// Most flips in one Raft entry (~40 KiB): thousands of checks flipping in
+/// one round become a few entries, each far below the frame limit.
+const MAX_FLIPS_PER_ENTRY: usize = 128;
+
+/// Commits one evaluation's flips as one entry, logs each, and lets the
+/// aggregator propose for these checks again.
+async fn commit_flips(d: Arc<Daemon>, proposals: Vec<Proposal>) {
+    let deadline = tokio::time::Instant::now() + super::cluster::MUTATION_TIMEOUT;
+    let flips: Vec<Flip> = proposals
+        .iter()
+        .map(|p| Flip {
+            check_id: p.check_id.clone(),
+            record: p.record.clone(),
+        })
+        .collect();
+    let result = d
+        .propose_as_leader(Request::new(Command::Transitions { flips }), deadline)
+        .await;
+    let state = d.state();
+    for p in &proposals {
+        let name = state
+            .state
+            .checks
+            .get(&p.check_id)
+            .map(|c| c.name.as_str())
+            .unwrap_or(p.check_id.as_str());
+        let (from, to, votes) = (p.record.from, p.record.to, p.record.votes());
+        let committed = state
+            .state
+            .check_states
+            .get(&p.check_id)
+            .and_then(|s| s.last.as_ref())
+            .is_some_and(|last| last.round == p.record.round && last.to == to);
+        match &result {
+            Ok(_) if committed => {
+                tracing::info!(check = %name, %from, %to, %votes, "check state committed")
+            }
+            Ok(_) => tracing::debug!(check = %name, %from, %to, "flip was stale when applied"),
+            Err(e) => {
+                tracing::warn!(check = %name, %from, %to, "cannot commit the check's new state: {e}")
+            }
+        }
+    }
+    if let Ok(mut agg) = d.aggregator.lock() {
+        for p in &proposals {
+            agg.settle(&p.check_id);
         }
     }
 }
