@@ -1,7 +1,9 @@
 //! Wall-clock aligned rounds (SPEC §8): round `k` of a check starts at
 //! `k·interval + offset` milliseconds since the Unix epoch, where the offset
 //! is derived from the check's id. Every node computes the same rounds, so
-//! each evaluation compares probes taken at the same moments.
+//! each evaluation compares probes taken at the same moments. Offsets fall
+//! on 100 ms slots, so checks spread over the interval still start in small
+//! groups: one timer wake-up starts several probes.
 //!
 //! Invariant: pure arithmetic on explicit timestamps; nothing here reads a
 //! clock.
@@ -26,12 +28,16 @@ fn fnv1a(s: &str) -> u64 {
     h
 }
 
+/// Granularity of round offsets.
+pub const SLOT_MS: u64 = 100;
+
 impl Schedule {
     pub fn for_check(c: &Check) -> Schedule {
         let interval_ms = c.interval_ms.max(1);
+        let slots = (interval_ms / SLOT_MS).max(1);
         Schedule {
             interval_ms,
-            offset_ms: fnv1a(&c.id) % interval_ms,
+            offset_ms: (fnv1a(&c.id) % slots) * SLOT_MS % interval_ms,
             timeout_ms: c.timeout_ms,
         }
     }
@@ -121,9 +127,28 @@ mod tests {
             Schedule::for_check(&mk("abc"))
         );
         assert!(Schedule::for_check(&mk("abc")).offset_ms < 30_000);
-        assert_ne!(
-            Schedule::for_check(&mk("abc")).offset_ms,
-            Schedule::for_check(&mk("abd")).offset_ms
-        );
+        // Offsets spread over the interval, on slot boundaries.
+        let offsets: std::collections::BTreeSet<u64> = (0..1000)
+            .map(|i| Schedule::for_check(&mk(&format!("{i:08x}"))).offset_ms)
+            .collect();
+        assert!(offsets.len() > 200, "{} distinct offsets", offsets.len());
+        assert!(offsets.iter().all(|o| o % SLOT_MS == 0 && *o < 30_000));
+    }
+
+    #[test]
+    fn short_intervals_still_get_an_offset_inside_the_interval() {
+        for interval in [1, 50, 100, 150, 1_000] {
+            let c = Check {
+                id: "abc".into(),
+                name: "n".into(),
+                kind: qu_raft::model::CheckKind::Tcp {
+                    target: "h:1".into(),
+                },
+                interval_ms: interval,
+                timeout_ms: 0,
+                alerts: vec![],
+            };
+            assert!(Schedule::for_check(&c).offset_ms < interval.max(1));
+        }
     }
 }

@@ -6,7 +6,8 @@
 //! could not start on time (the process stalled) is counted as missed, not
 //! silently dropped; handing a result to the reporter never blocks probing
 //! (a full queue drops the result and counts it); a wall clock that steps
-//! back is noticed within `MAX_SLEEP_MS` (no sleeping through the step).
+//! back is noticed at the next wake-up (a sleep ends at most one interval
+//! later, and a round more than an interval ahead is given up, not awaited).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,16 +30,24 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Counters of the scheduler.
+/// Counters of the scheduler and the reporter (since the daemon started).
 #[derive(Debug, Default)]
 pub struct SchedulerStats {
+    /// Checks being probed now.
+    pub scheduled: AtomicU64,
     pub probes: AtomicU64,
     pub dropped_results: AtomicU64,
+    /// Rounds not started on time, all checks together.
+    pub missed_total: AtomicU64,
+    /// Results handed to the leader, and in how many reports.
+    pub results_reported: AtomicU64,
+    pub reports: AtomicU64,
     missed: Mutex<HashMap<String, u64>>,
 }
 
 impl SchedulerStats {
     fn add_missed(&self, check: &str, n: u64) {
+        self.missed_total.fetch_add(n, Ordering::Relaxed);
         if let Ok(mut m) = self.missed.lock() {
             *m.entry(check.to_string()).or_default() += n;
         }
@@ -97,6 +106,9 @@ impl Scheduler {
                 self.tasks.insert(id.clone(), (c.clone(), task));
             }
         }
+        self.stats
+            .scheduled
+            .store(self.tasks.len() as u64, Ordering::Relaxed);
     }
 
     pub fn running(&self) -> usize {
@@ -107,6 +119,7 @@ impl Scheduler {
         for (_, (_, t)) in self.tasks.drain() {
             t.abort();
         }
+        self.stats.scheduled.store(0, Ordering::Relaxed);
     }
 }
 
@@ -115,10 +128,6 @@ impl Drop for Scheduler {
         self.stop_all();
     }
 }
-
-/// Longest single sleep of a check's loop: a wall clock that steps back
-/// (NTP, a corrected skew) is noticed within this, not after the step.
-const MAX_SLEEP_MS: u64 = 5_000;
 
 /// What a check's loop does next for round `k` at wall-clock `now` (pure).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +150,7 @@ fn step(sched: &Schedule, k: u64, now: u64) -> Step {
             missed: 0,
         }
     } else if start > now {
-        Step::Sleep((start - now).min(MAX_SLEEP_MS))
+        Step::Sleep(start - now)
     } else if now - start > sched.interval_ms / 2 {
         // Woke too late to call this a probe of round k.
         let next = sched.next_round(now);
@@ -219,12 +228,12 @@ mod tests {
     }
 
     #[test]
-    fn probes_at_the_start_of_each_round_and_sleeps_in_bounded_steps() {
+    fn probes_at_the_start_of_each_round() {
         let s = sched();
         let k = s.next_round(1_000_000);
         let start = s.start_of(k);
         assert_eq!(step(&s, k, start - 2_000), Step::Sleep(2_000));
-        assert_eq!(step(&s, k, start - 20_000), Step::Sleep(MAX_SLEEP_MS));
+        assert_eq!(step(&s, k, start - 20_000), Step::Sleep(20_000));
         assert_eq!(step(&s, k, start), Step::Probe);
         assert_eq!(step(&s, k, start + 100), Step::Probe);
     }

@@ -4,7 +4,9 @@
 //!
 //! Invariants: both files are replaced atomically and fsynced; writes run on
 //! the blocking pool, never on a runtime worker; hand edits of cluster.yaml
-//! are overwritten at the next apply. Trust follows membership *changes*
+//! are overwritten at the next apply; cluster.yaml is rewritten at most once
+//! per `MIN_REWRITE_GAP` (a burst of mutations renders it once, with the
+//! latest state, not once per entry). Trust follows membership *changes*
 //! (peers added or removed since the last state seen), so an operator's
 //! `qu trust remove` of a member holds until membership changes again.
 
@@ -27,6 +29,9 @@ use qu_raft::NodeId;
 
 const HEADER: &str = "# qu cluster state: a read-only mirror of the replicated state, rewritten after\n# every applied change. Edits here are NOT applied; use the qu CLI.\n";
 
+/// Least time between two rewrites of cluster.yaml.
+const MIN_REWRITE_GAP: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Renders cluster.yaml.
 pub fn render_cluster_yaml(state: &ClusterState) -> String {
     match serde_yaml_ng::to_string(state) {
@@ -45,16 +50,44 @@ pub struct Mirror {
 }
 
 impl Mirror {
-    /// Follows `states` until the sender is dropped.
+    /// Follows `states` until the sender is dropped: trust at once on every
+    /// change; cluster.yaml with the newest state, at most once per
+    /// `MIN_REWRITE_GAP`.
     pub async fn run(self, mut states: watch::Receiver<Arc<Applied>>) {
         let first = states.borrow_and_update().clone();
         let mut known: BTreeMap<NodeId, Peer> = first.state.peers.clone();
         self.write(first).await;
-        while states.changed().await.is_ok() {
-            let applied = states.borrow_and_update().clone();
-            self.reconcile_trust(&known, &applied.state.peers).await;
-            known = applied.state.peers.clone();
-            self.write(applied).await;
+        let mut last_write = tokio::time::Instant::now();
+        let mut dirty = false;
+        loop {
+            let write_due = async {
+                if dirty {
+                    tokio::time::sleep_until(last_write + MIN_REWRITE_GAP).await
+                } else {
+                    std::future::pending::<()>().await
+                }
+            };
+            tokio::select! {
+                changed = states.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let applied = states.borrow_and_update().clone();
+                    self.reconcile_trust(&known, &applied.state.peers).await;
+                    known = applied.state.peers.clone();
+                    dirty = true;
+                }
+                _ = write_due => {
+                    let newest = states.borrow().clone();
+                    self.write(newest).await;
+                    last_write = tokio::time::Instant::now();
+                    dirty = false;
+                }
+            }
+        }
+        if dirty {
+            let newest = states.borrow().clone();
+            self.write(newest).await;
         }
     }
 
