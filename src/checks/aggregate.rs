@@ -112,12 +112,25 @@ impl CheckAgg {
     }
 }
 
+/// What the leader's evaluations saw (since it became leader): how many
+/// of the votes it could have counted arrived in their round.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundCounters {
+    pub rounds_evaluated: u64,
+    /// Rounds in which every voter's result arrived in time.
+    pub complete_rounds: u64,
+    /// Voters' results counted, and rounds × voters.
+    pub votes_counted: u64,
+    pub votes_expected: u64,
+    /// Reports dropped because their round was over or not begun.
+    pub stale_reports: u64,
+}
+
 /// Per-check round state on the leader.
 #[derive(Debug, Default)]
 pub struct Aggregator {
     checks: BTreeMap<String, CheckAgg>,
-    /// Reports dropped because their round was over or not begun.
-    pub stale_reports: u64,
+    pub counters: RoundCounters,
 }
 
 impl Aggregator {
@@ -148,12 +161,12 @@ impl Aggregator {
     /// Takes one report from `from`; false when it was stale or unknown.
     pub fn ingest(&mut self, from: NodeId, r: ProbeReport, now_ms: u64) -> bool {
         let Some(a) = self.checks.get_mut(&r.check_id) else {
-            self.stale_reports += 1;
+            self.counters.stale_reports += 1;
             return false;
         };
         a.realign(now_ms);
         if r.round < a.next_eval || a.schedule.start_of(r.round) > now_ms + MAX_SKEW_MS {
-            self.stale_reports += 1;
+            self.counters.stale_reports += 1;
             return false;
         }
         a.rounds.entry(r.round).or_default().insert(from, r);
@@ -168,6 +181,7 @@ impl Aggregator {
         committed: &BTreeMap<String, CheckState>,
     ) -> Vec<Proposal> {
         let mut out = Vec::new();
+        let counters = &mut self.counters;
         for (id, a) in self.checks.iter_mut() {
             a.realign(now_ms);
             while a.schedule.eval_at(a.next_eval) <= now_ms {
@@ -175,6 +189,13 @@ impl Aggregator {
                 a.next_eval += 1;
                 let votes = a.rounds.remove(&k).unwrap_or_default();
                 let v = verdict(voters, &votes);
+                let counted = votes.keys().filter(|n| voters.contains(n)).count() as u64;
+                counters.rounds_evaluated += 1;
+                counters.votes_counted += counted;
+                counters.votes_expected += voters.len() as u64;
+                if counted == voters.len() as u64 {
+                    counters.complete_rounds += 1;
+                }
                 let state = committed.get(id).map(|s| s.health).unwrap_or_default();
                 let evidence: Vec<Evidence> = votes
                     .iter()
@@ -450,7 +471,7 @@ mod tests {
         assert!(!s
             .agg
             .ingest(NodeId(1), report("c", 50, false), s.sched.start_of(11)));
-        assert_eq!(s.agg.stale_reports, 2);
+        assert_eq!(s.agg.counters.stale_reports, 2);
         // Round 11 with only one fresh failure is no verdict: no flip.
         assert!(s.round(11, &[F, M, M]).is_empty());
     }
@@ -524,6 +545,24 @@ mod tests {
         let p = s.round(13, &[F, F, F]);
         assert_eq!(p.len(), 1, "the outage was not seen after the clock step");
         assert_eq!(p[0].record.to, Health::Down);
+    }
+
+    #[test]
+    fn round_counters_tell_complete_rounds_from_missing_votes() {
+        let mut s = sim(3);
+        s.round(10, &[T, T, T]);
+        s.round(11, &[T, M, T]);
+        s.round(12, &[M, M, M]);
+        let c = s.agg.counters;
+        assert_eq!(
+            (
+                c.rounds_evaluated,
+                c.complete_rounds,
+                c.votes_counted,
+                c.votes_expected
+            ),
+            (3, 1, 5, 9)
+        );
     }
 
     #[test]

@@ -87,6 +87,23 @@ fn render(s: &StatusReport) -> String {
     };
     line("preferred", preferred);
     line("cooldown", format!("{}s", p.cooldown_secs));
+    let pr = &s.probing;
+    line(
+        "probing",
+        format!(
+            "{} checks, {} probes, {} rounds missed, {} results dropped",
+            pr.checks, pr.probes, pr.missed_rounds, pr.dropped_results
+        ),
+    );
+    if let Some(r) = &pr.rounds {
+        line(
+            "rounds",
+            format!(
+                "{} evaluated, {} with every voter's result, {} late or early results",
+                r.rounds_evaluated, r.complete_rounds, r.stale_reports
+            ),
+        );
+    }
 
     out.push_str("\nPEERS\n");
     let rows: Vec<Vec<String>> = s

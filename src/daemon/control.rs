@@ -17,8 +17,8 @@ use crate::trust::TrustEntry;
 use qu_raft::model::{AlertKind, CheckKind};
 use qu_raft::NodeId;
 
-/// Largest control message.
-const MAX_CONTROL_FRAME: usize = 4 * 1024 * 1024;
+/// Largest control message: a listing of 10 000 checks is a few MiB.
+const MAX_CONTROL_FRAME: usize = 64 * 1024 * 1024;
 
 /// What the CLI asks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -273,6 +273,25 @@ pub struct StatusReport {
     pub raft: RaftInfo,
     /// The leadership policy (SPEC §7).
     pub policy: crate::daemon::policy::PolicyView,
+    #[serde(default)]
+    pub probing: ProbingInfo,
+}
+
+/// Probing counters of `qu status` (since the daemon started).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ProbingInfo {
+    /// Checks this node probes now.
+    pub checks: u64,
+    pub probes: u64,
+    /// Rounds not started on time (the process stalled).
+    pub missed_rounds: u64,
+    /// Results dropped because the report queue was full.
+    pub dropped_results: u64,
+    /// Results sent to the master, and in how many reports.
+    pub results_reported: u64,
+    pub reports: u64,
+    /// On the master: what its evaluations saw since it became master.
+    pub rounds: Option<crate::checks::aggregate::RoundCounters>,
 }
 
 /// Errors of the CLI side.

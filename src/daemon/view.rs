@@ -233,6 +233,25 @@ impl Daemon {
                 .lock()
                 .map(|v| v.clone())
                 .unwrap_or_default(),
+            probing: self.probing_info(m.current_leader == Some(self.me())),
+        }
+    }
+
+    fn probing_info(&self, leading: bool) -> super::control::ProbingInfo {
+        use std::sync::atomic::Ordering::Relaxed;
+        let st = &self.scheduler_stats;
+        super::control::ProbingInfo {
+            checks: st.scheduled.load(Relaxed),
+            probes: st.probes.load(Relaxed),
+            missed_rounds: st.missed_total.load(Relaxed),
+            dropped_results: st.dropped_results.load(Relaxed),
+            results_reported: st.results_reported.load(Relaxed),
+            reports: st.reports.load(Relaxed),
+            rounds: if leading {
+                self.aggregator.lock().ok().map(|a| a.counters)
+            } else {
+                None
+            },
         }
     }
 }
