@@ -7,7 +7,9 @@
 //!   must catch (`tests/doctored.rs`).
 //! - `runner`: network namespaces, a `qu` cluster in them, workloads,
 //!   nemeses, sinks, and the run that records and checks a history.
+//! - `bench`: benchmarks on loopback that print figures (never assert).
 
+pub mod bench;
 pub mod checkers;
 pub mod history;
 pub mod runner;

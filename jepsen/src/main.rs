@@ -4,6 +4,7 @@
 //!   namespaces, runs a cluster under faults, records the history, checks it,
 //!   prints the report (needs root). Exit 0 when every checker passes.
 //! - `qu-jepsen check HISTORY.jsonl [--json]`: checks a recorded history.
+//! - `qu-jepsen bench [...]`: benchmarks on loopback; prints figures.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +19,10 @@ const USAGE: &str = "usage:
       (root: namespaces, iptables). Faults: partition, partition-leader,
       one-way, loss, kill-leader, pause, pause-leader, skew, skew-leader,
       wipe-rejoin, majorities-ring, bridge (the last two need --nodes 5)
-  qu-jepsen check HISTORY.jsonl [--json]";
+  qu-jepsen check HISTORY.jsonl [--json]
+  qu-jepsen bench [--quick] [--scales 1000,5000,10000] [--outages 20] [--kills 20]
+      [--mutations 100] [--window 60s] [--scale-interval 30s] [--timing lan] [--qu PATH]
+      (no root needed; build with --release for meaningful figures)";
 
 fn print_reports(reports: &[Report]) -> bool {
     for r in reports {
@@ -50,6 +54,17 @@ fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .map(String::as_str)
+}
+
+/// `--qu PATH`, else the `qu` next to this binary, else `qu` on PATH.
+fn qu_path(args: &[String]) -> PathBuf {
+    flag(args, "--qu").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("qu")))
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from("qu"))
+    })
 }
 
 fn main() -> ExitCode {
@@ -108,13 +123,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let qu = flag(&args, "--qu").map(PathBuf::from).unwrap_or_else(|| {
-                std::env::current_exe()
-                    .ok()
-                    .and_then(|p| p.parent().map(|d| d.join("qu")))
-                    .filter(|p| p.exists())
-                    .unwrap_or_else(|| PathBuf::from("qu"))
-            });
+            let qu = qu_path(&args);
             let stop = Arc::new(AtomicBool::new(false));
             let s = stop.clone();
             let _ = ctrlc::set_handler(move || {
@@ -157,6 +166,58 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("qu-jepsen: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Some("bench") => {
+            let quick = args.iter().any(|a| a == "--quick");
+            let num = |name: &str, default: usize| {
+                flag(&args, name)
+                    .map(|v| {
+                        v.parse::<usize>()
+                            .map_err(|_| format!("{name} takes a number"))
+                    })
+                    .unwrap_or(Ok(default))
+            };
+            let parsed = (|| -> Result<qu_jepsen::bench::Options, String> {
+                let scales = match flag(&args, "--scales") {
+                    Some(s) => s
+                        .split(',')
+                        .map(|v| v.trim().parse::<usize>())
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|_| "--scales takes numbers, e.g. 1000,5000,10000".to_string())?,
+                    None if quick => vec![1000],
+                    None => vec![1000, 5000, 10000],
+                };
+                if scales.is_empty() || scales.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err("--scales must be ascending, e.g. 1000,5000,10000".into());
+                }
+                let window = match flag(&args, "--window") {
+                    Some(w) => parse_time(w).ok_or("--window takes e.g. 60s or 2m")?,
+                    None if quick => Duration::from_secs(30),
+                    None => Duration::from_secs(60),
+                };
+                Ok(qu_jepsen::bench::Options {
+                    qu: qu_path(&args),
+                    scales,
+                    outages: num("--outages", if quick { 5 } else { 20 })?,
+                    kills: num("--kills", if quick { 5 } else { 20 })?,
+                    mutations: num("--mutations", if quick { 30 } else { 100 })?,
+                    window,
+                    timing: flag(&args, "--timing").unwrap_or("lan").to_string(),
+                    scale_interval: match flag(&args, "--scale-interval") {
+                        Some(v) => parse_time(v)
+                            .filter(|d| d.as_secs() >= 3)
+                            .ok_or("--scale-interval takes e.g. 30s (at least 3s)")?,
+                        None => Duration::from_secs(30),
+                    },
+                })
+            })();
+            match parsed.and_then(|o| qu_jepsen::bench::run(&o)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("qu-jepsen bench: {e}");
                     ExitCode::from(2)
                 }
             }

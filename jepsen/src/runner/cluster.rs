@@ -36,18 +36,28 @@ fn retry<T>(within: Duration, mut f: impl FnMut() -> Result<T, String>) -> Resul
 impl Cluster {
     /// Starts one node per host and forms a cluster with `qu node add`.
     pub fn form(qu: &Path, hosts: &[Host], dir: &Path) -> Result<Cluster, String> {
+        Cluster::form_with(qu, hosts, dir, None)
+    }
+
+    /// `form`, with other `qu serve` arguments than the harness's default.
+    pub fn form_with(
+        qu: &Path,
+        hosts: &[Host],
+        dir: &Path,
+        serve_args: Option<&[&str]>,
+    ) -> Result<Cluster, String> {
         let mut nodes = Vec::new();
         for h in hosts {
             let mut n = QuNode::init(qu, h.clone(), dir)?;
+            if let Some(args) = serve_args {
+                n.serve_args = args.iter().map(|a| a.to_string()).collect();
+            }
             n.start()?;
             nodes.push(n);
         }
         let clis: Vec<NodeCli> = nodes.iter().map(QuNode::cli).collect();
         for n in &nodes[1..] {
-            clis[0].qu(
-                &["node", "add", &format!("{}:9001", n.host.ip), "--yes"],
-                60,
-            )?;
+            clis[0].qu(&["node", "add", &n.host.qu_addr(), "--yes"], 60)?;
         }
         let c = Cluster {
             hosts: hosts.to_vec(),
@@ -112,6 +122,22 @@ impl Cluster {
         })
     }
 
+    /// Process ids of the running nodes.
+    pub fn pids(&self) -> Vec<Option<u32>> {
+        self.nodes
+            .lock()
+            .map(|n| n.iter().map(QuNode::pid).collect())
+            .unwrap_or_default()
+    }
+
+    /// Control sockets, by node.
+    pub fn sockets(&self) -> Vec<std::path::PathBuf> {
+        self.nodes
+            .lock()
+            .map(|n| n.iter().map(|n| n.socket.clone()).collect())
+            .unwrap_or_default()
+    }
+
     pub fn kill(&self, i: usize) -> Result<(), String> {
         self.set_alive(i, false);
         self.with(i, QuNode::kill)
@@ -151,10 +177,7 @@ impl Cluster {
             .leader()
             .filter(|l| *l != i)
             .unwrap_or(if i == 0 { 1 } else { 0 });
-        let (id, addr) = (
-            self.clis[i].id.clone(),
-            format!("{}:9001", self.hosts[i].ip),
-        );
+        let (id, addr) = (self.clis[i].id.clone(), self.hosts[i].qu_addr());
         retry(Duration::from_secs(30), || {
             match self.clis[member].qu(&["node", "remove", &id], 20) {
                 Ok(_) => Ok(()),

@@ -11,9 +11,21 @@ pub const BRIDGE_NS: &str = "qj-br";
 /// One host of the test network.
 #[derive(Debug, Clone)]
 pub struct Host {
+    /// The namespace (or, on loopback, just the host's label).
     pub ns: String,
     pub ip: String,
     idx: u8,
+    /// Whether `ns` is a network namespace processes must enter.
+    pub netns: bool,
+    /// The port qu listens on there.
+    pub port: u16,
+}
+
+impl Host {
+    /// `ip:port` of the qu node on this host.
+    pub fn qu_addr(&self) -> String {
+        format!("{}:{}", self.ip, self.port)
+    }
 }
 
 pub fn host(name: &str, idx: u8) -> Host {
@@ -21,6 +33,19 @@ pub fn host(name: &str, idx: u8) -> Host {
         ns: format!("qj-{name}"),
         ip: format!("10.77.0.{idx}"),
         idx,
+        netns: true,
+        port: 9001,
+    }
+}
+
+/// A host on this machine's loopback (127.0.0.idx), no namespace.
+pub fn loopback(name: &str, idx: u8, port: u16) -> Host {
+    Host {
+        ns: name.to_string(),
+        ip: format!("127.0.0.{idx}"),
+        idx,
+        netns: false,
+        port,
     }
 }
 

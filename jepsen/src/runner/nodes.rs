@@ -21,6 +21,8 @@ pub struct QuNode {
     log: PathBuf,
     /// libfaketime's per-node offset file, when libfaketime is installed.
     clock: Option<PathBuf>,
+    /// Arguments of `qu serve` besides `--probe-source`.
+    pub serve_args: Vec<String>,
 }
 
 /// Where Debian puts libfaketime (package `faketime`), if it is installed.
@@ -82,7 +84,8 @@ impl QuNode {
         let clock = libfaketime().map(|_| run_dir.join(format!("{}.faketime", host.ns)));
         let dir = run_dir.join(&host.ns);
         let socket = run_dir.join(format!("{}.sock", host.ns));
-        let advertise = format!("{}:9001", host.ip);
+        let advertise = host.qu_addr();
+        let port = host.port.to_string();
         let mut node = QuNode {
             log: run_dir.join(format!("{}.log", host.ns)),
             host,
@@ -92,6 +95,9 @@ impl QuNode {
             child: None,
             qu: qu.to_path_buf(),
             clock,
+            serve_args: ["--timing", "fast", "--leader-cooldown", "2s"]
+                .map(String::from)
+                .to_vec(),
         };
         node.set_clock_offset(0)?;
         let out = node.qu(
@@ -102,7 +108,7 @@ impl QuNode {
                 "--bind",
                 &node.host.ip.clone(),
                 "--port",
-                "9001",
+                &port,
             ],
             20,
         )?;
@@ -160,7 +166,13 @@ impl QuNode {
             .append(true)
             .open(&self.log)
             .map_err(|e| e.to_string())?;
-        let mut cmd = Command::new("ip");
+        let mut cmd = if self.host.netns {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &self.host.ns]).arg(&self.qu);
+            c
+        } else {
+            Command::new(&self.qu)
+        };
         if let (Some(lib), Some(file)) = (libfaketime(), &self.clock) {
             cmd.env("LD_PRELOAD", lib)
                 .env("FAKETIME_TIMESTAMP_FILE", file)
@@ -168,17 +180,9 @@ impl QuNode {
                 .env("DONT_FAKE_MONOTONIC", "1");
         }
         let child = cmd
-            .args(["netns", "exec", &self.host.ns])
-            .arg(&self.qu)
-            .args([
-                "serve",
-                "--timing",
-                "fast",
-                "--leader-cooldown",
-                "2s",
-                "--probe-source",
-                &self.host.ip,
-            ])
+            .arg("serve")
+            .args(&self.serve_args)
+            .args(["--probe-source", &self.host.ip])
             .env("QUPTIME_DIR", &self.dir)
             .env("QUPTIME_SOCKET", &self.socket)
             .stdin(Stdio::null())
@@ -211,6 +215,11 @@ impl QuNode {
             .output()
             .ok()?;
         serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// The `qu serve` process id (`ip netns exec` execs qu, so it is qu's).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn alive(&self) -> bool {

@@ -1,0 +1,156 @@
+//! Local targets and an alert receiver for benchmarks, in-process on
+//! loopback: an HTTP server (200, or 503 while switched down) and a TCP
+//! acceptor, each served by a small pool of threads accepting on one
+//! listener (no thread per connection: the pool keeps the target's own
+//! cost flat at thousands of probes a second), and a webhook receiver
+//! that notes when each page arrived.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const WORKERS: usize = 4;
+
+/// Reads one request head and body (by Content-Length); None on error.
+fn read_request(conn: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        let n = conn.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        if buf.len() > 64 * 1024 {
+            return None;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < end + len {
+        let n = conn.read(&mut chunk).ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(buf.split_off(end))
+}
+
+fn pool(l: TcpListener, handle: impl Fn(TcpStream) + Send + Sync + 'static) -> Result<(), String> {
+    let handle = Arc::new(handle);
+    for _ in 0..WORKERS {
+        let l = l.try_clone().map_err(|e| e.to_string())?;
+        let h = handle.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming().flatten() {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                h(conn);
+            }
+        });
+    }
+    Ok(())
+}
+
+/// An HTTP target on loopback; `down` switches it to 503.
+pub struct HttpTarget {
+    pub addr: String,
+    pub down: Arc<AtomicBool>,
+    pub served: Arc<AtomicU64>,
+}
+
+impl HttpTarget {
+    pub fn start(ip: &str) -> Result<HttpTarget, String> {
+        let l = TcpListener::bind((ip, 0)).map_err(|e| format!("bind {ip}: {e}"))?;
+        let addr = l.local_addr().map_err(|e| e.to_string())?.to_string();
+        let down = Arc::new(AtomicBool::new(false));
+        let served = Arc::new(AtomicU64::new(0));
+        let (d, s) = (down.clone(), served.clone());
+        pool(l, move |mut conn| {
+            if read_request(&mut conn).is_none() {
+                return;
+            }
+            s.fetch_add(1, Ordering::Relaxed);
+            let status = if d.load(Ordering::Relaxed) {
+                "503 Down"
+            } else {
+                "200 OK"
+            };
+            let _ = conn.write_all(
+                format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                    .as_bytes(),
+            );
+        })?;
+        Ok(HttpTarget { addr, down, served })
+    }
+}
+
+/// A TCP target on loopback: accepts and closes.
+pub fn tcp_target(ip: &str) -> Result<String, String> {
+    let l = TcpListener::bind((ip, 0)).map_err(|e| format!("bind {ip}: {e}"))?;
+    let addr = l.local_addr().map_err(|e| e.to_string())?.to_string();
+    pool(l, drop)?;
+    Ok(addr)
+}
+
+/// A webhook receiver: every POSTed JSON body with its arrival time.
+pub struct Receiver {
+    pub url: String,
+    pages: Arc<Mutex<Vec<(Instant, serde_json::Value)>>>,
+}
+
+impl Receiver {
+    pub fn start(ip: &str) -> Result<Receiver, String> {
+        let l = TcpListener::bind((ip, 0)).map_err(|e| format!("bind {ip}: {e}"))?;
+        let url = format!("http://{}/hook", l.local_addr().map_err(|e| e.to_string())?);
+        let pages = Arc::new(Mutex::new(Vec::new()));
+        let p = pages.clone();
+        pool(l, move |mut conn| {
+            let Some(body) = read_request(&mut conn) else {
+                return;
+            };
+            let at = Instant::now();
+            let v = serde_json::from_slice(&body).unwrap_or_default();
+            if let Ok(mut list) = p.lock() {
+                list.push((at, v));
+            }
+            let _ = conn.write_all(
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        })?;
+        Ok(Receiver { url, pages })
+    }
+
+    /// Waits up to `within` for a page whose `event` is `event` for
+    /// `check_id` that arrived after `after`; its arrival time.
+    pub fn wait_page(
+        &self,
+        check_id: &str,
+        event: &str,
+        after: Instant,
+        within: Duration,
+    ) -> Option<Instant> {
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            let found = self.pages.lock().ok().and_then(|list| {
+                list.iter()
+                    .find(|(t, v)| *t >= after && v["check_id"] == check_id && v["event"] == event)
+                    .map(|(t, _)| *t)
+            });
+            if found.is_some() {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+}
