@@ -22,7 +22,11 @@ use crate::state::{ClusterState, RecordKey, Response};
 use crate::types::{LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
 
 const META: &[u8] = b"meta";
+/// Legacy: meta and data in one JSON record (data as a number array).
 const CURRENT: &[u8] = b"current";
+/// The current snapshot: its meta as JSON, its data as raw bytes.
+const CURRENT_META: &[u8] = b"current-meta";
+const CURRENT_DATA: &[u8] = b"current-data";
 
 /// The applied state as the daemon sees it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -41,11 +45,43 @@ struct SmMeta {
     version: u64,
 }
 
-/// A snapshot at rest.
+/// A snapshot at rest (legacy single-record form).
 #[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
     meta: SnapshotMeta,
     data: Vec<u8>,
+}
+
+/// Stores `meta` and `data` as the current snapshot, in one batch.
+fn store_snapshot(snap: &sled::Tree, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
+    let mut batch = sled::Batch::default();
+    batch.insert(CURRENT_META, serde_json::to_vec(meta).map_err(json_err)?);
+    batch.insert(CURRENT_DATA, data);
+    batch.remove(CURRENT);
+    snap.apply_batch(batch).map_err(sled_err)
+}
+
+/// The current snapshot, in either stored form.
+fn load_snapshot(snap: &sled::Tree) -> io::Result<Option<Snapshot>> {
+    if let (Some(meta), Some(data)) = (
+        snap.get(CURRENT_META).map_err(sled_err)?,
+        snap.get(CURRENT_DATA).map_err(sled_err)?,
+    ) {
+        return Ok(Some(Snapshot {
+            meta: serde_json::from_slice(&meta).map_err(json_err)?,
+            snapshot: data.to_vec(),
+        }));
+    }
+    match snap.get(CURRENT).map_err(sled_err)? {
+        None => Ok(None),
+        Some(v) => {
+            let s: StoredSnapshot = serde_json::from_slice(&v).map_err(json_err)?;
+            Ok(Some(Snapshot {
+                meta: s.meta,
+                snapshot: s.data,
+            }))
+        }
+    }
 }
 
 fn record_key(k: &RecordKey) -> Vec<u8> {
@@ -242,13 +278,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             last_log_id: self.applied.last_applied,
             last_membership: self.applied.membership.clone(),
         };
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: data.clone(),
-        };
-        self.snap
-            .insert(CURRENT, serde_json::to_vec(&stored).map_err(json_err)?)
-            .map_err(sled_err)?;
+        store_snapshot(&self.snap, &meta, &data)?;
         self.db.flush_async().await.map_err(sled_err)?;
         Ok(Snapshot {
             meta,
@@ -323,28 +353,52 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.sm.clear().map_err(sled_err)?;
         let keys = all_keys(&next);
         self.persist(&next, &keys).await?;
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: snapshot,
-        };
-        self.snap
-            .insert(CURRENT, serde_json::to_vec(&stored).map_err(json_err)?)
-            .map_err(sled_err)?;
+        store_snapshot(&self.snap, meta, &snapshot)?;
         self.db.flush_async().await.map_err(sled_err)?;
         self.publish(next);
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        match self.snap.get(CURRENT).map_err(sled_err)? {
-            None => Ok(None),
-            Some(v) => {
-                let s: StoredSnapshot = serde_json::from_slice(&v).map_err(json_err)?;
-                Ok(Some(Snapshot {
-                    meta: s.meta,
-                    snapshot: s.data,
-                }))
-            }
+        load_snapshot(&self.snap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(index: u64) -> SnapshotMeta {
+        SnapshotMeta {
+            last_log_id: Some(openraft::testing::log_id::<TypeConfig>(
+                1,
+                crate::NodeId(1),
+                index,
+            )),
+            last_membership: StoredMembership::default(),
         }
+    }
+
+    #[test]
+    fn snapshots_are_stored_raw_and_the_legacy_form_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let snap = db.open_tree("snapshot").unwrap();
+        assert!(load_snapshot(&snap).unwrap().is_none());
+        // Written by an older qu: one JSON record.
+        let legacy = StoredSnapshot {
+            meta: meta(5),
+            data: b"{\"old\":1}".to_vec(),
+        };
+        snap.insert(CURRENT, serde_json::to_vec(&legacy).unwrap())
+            .unwrap();
+        let s = load_snapshot(&snap).unwrap().unwrap();
+        assert_eq!((s.meta, s.snapshot), (meta(5), b"{\"old\":1}".to_vec()));
+        // A new snapshot replaces it, stored as raw bytes.
+        store_snapshot(&snap, &meta(9), b"{\"new\":2}").unwrap();
+        assert!(snap.get(CURRENT).unwrap().is_none());
+        assert_eq!(&*snap.get(CURRENT_DATA).unwrap().unwrap(), b"{\"new\":2}");
+        let s = load_snapshot(&snap).unwrap().unwrap();
+        assert_eq!((s.meta, s.snapshot), (meta(9), b"{\"new\":2}".to_vec()));
     }
 }
