@@ -196,11 +196,20 @@ impl Daemon {
 pub(super) async fn dispatch_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
     let in_flight = Arc::new(InFlight::default());
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut applied = daemon.applied.clone();
     let mut last_prune = Instant::now();
     loop {
+        // A new page goes out as soon as its flip is applied; the tick
+        // catches retries and a leadership gained.
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = tick.tick() => {}
+            changed = applied.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                applied.borrow_and_update();
+            }
         }
         if daemon.leader() != Some(daemon.me()) || daemon.is_removed() {
             continue;
