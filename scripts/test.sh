@@ -31,12 +31,17 @@ fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo test --workspace --locked "$@"
 
+# Benchmark smoke: the documented bench command still runs end to end (a
+# debug build on tiny settings: its figures mean nothing; see BENCHMARKS.md).
+cargo build --workspace --locked --quiet
+"$CARGO_TARGET_DIR/debug/qu-jepsen" bench --quick --scales 200 --scale-interval 3s \
+  --window 10s --outages 2 --kills 2 --mutations 10
+
 # Fault-injection smoke: a short seeded run (network namespaces need root).
 # Seed 80 draws a wiped node's removal and re-add, a leader pause, a
 # partition of a node and of the leader, a leader kill, packet loss and a
 # clock skew. Longer soaks: qu-jepsen run --time 10m [--nodes 5].
 if [ "$(id -u)" = 0 ]; then
-  cargo build --workspace --locked --quiet
   "$CARGO_TARGET_DIR/debug/qu-jepsen" run --seed 80 --time 45s
 else
   echo "test.sh: skipping the fault-injection smoke (qu-jepsen run needs root for network namespaces)"

@@ -167,14 +167,14 @@ pub fn run(o: &Options) -> Result<(), String> {
     let cluster = Cluster::form_with(&o.qu, &hosts, &dir, Some(&[]))?;
     println!("\nprobe cluster: qu serve with default settings (timing wan)");
     let sockets = cluster.sockets();
-    let idle = idle_usage(&cluster);
+    let idle = idle_usage(&cluster, o.window);
     probe_cost(&cluster, &sockets, &http, &tcp, icmp, &idle, o)?;
     println!("done; node logs in {}", dir.display());
     Ok(())
 }
 
 /// CPU (ms per second) and RSS (MiB) of each node with no checks.
-fn idle_usage(c: &Cluster) -> Vec<f64> {
+fn idle_usage(c: &Cluster, window: Duration) -> Vec<f64> {
     std::thread::sleep(Duration::from_secs(5));
     let pids = c.pids();
     let cpu0: Vec<f64> = pids
@@ -182,7 +182,7 @@ fn idle_usage(c: &Cluster) -> Vec<f64> {
         .map(|p| p.and_then(procstat::cpu_secs).unwrap_or(0.0))
         .collect();
     let t = Instant::now();
-    std::thread::sleep(Duration::from_secs(20));
+    std::thread::sleep(window.min(Duration::from_secs(20)));
     let secs = t.elapsed().as_secs_f64();
     let idle: Vec<f64> = pids
         .iter()
