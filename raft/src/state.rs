@@ -20,7 +20,9 @@ use crate::model::{
 };
 use crate::NodeId;
 
-/// The whole replicated state.
+/// The whole replicated state. Its maps are `Shared`: cloning a state (as
+/// every apply does, to publish the new one) costs five reference counts,
+/// and a change copies only the map it touches.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterState {
     /// Set by the first entry of the cluster; a node never joins another.
@@ -28,16 +30,59 @@ pub struct ClusterState {
     pub cluster_id: Option<String>,
     pub version: u64,
     #[serde(default)]
-    pub peers: BTreeMap<NodeId, Peer>,
+    pub peers: Shared<BTreeMap<NodeId, Peer>>,
     #[serde(default)]
-    pub checks: BTreeMap<String, Check>,
+    pub checks: Shared<BTreeMap<String, Check>>,
     #[serde(default)]
-    pub alerts: BTreeMap<String, Alert>,
+    pub alerts: Shared<BTreeMap<String, Alert>>,
     #[serde(default)]
-    pub check_states: BTreeMap<String, CheckState>,
+    pub check_states: Shared<BTreeMap<String, CheckState>>,
     /// The alert delivery ledger (SPEC §10).
     #[serde(default)]
-    pub deliveries: BTreeMap<String, Delivery>,
+    pub deliveries: Shared<BTreeMap<String, Delivery>>,
+}
+
+/// A value shared between successive states, copied on first write
+/// (`make_mut`). Reads go through `Deref`; (de)serializes as the value.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Shared<T>(std::sync::Arc<T>);
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared(self.0.clone())
+    }
+}
+
+impl<T> std::ops::Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Clone> Shared<T> {
+    /// The value, to change: copied first if another state shares it.
+    pub fn make_mut(&mut self) -> &mut T {
+        std::sync::Arc::make_mut(&mut self.0)
+    }
+}
+
+impl<T> From<T> for Shared<T> {
+    fn from(v: T) -> Self {
+        Shared(std::sync::Arc::new(v))
+    }
+}
+
+impl<T: Serialize> Serialize for Shared<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.as_ref().serialize(s)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Shared<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(Shared::from)
+    }
 }
 
 /// One check's flip inside `Command::Transitions`.
@@ -230,7 +275,11 @@ impl ClusterState {
         touched: &mut Vec<RecordKey>,
     ) {
         let flips = {
-            let st = self.check_states.entry(check_id.to_string()).or_default();
+            let st = self
+                .check_states
+                .make_mut()
+                .entry(check_id.to_string())
+                .or_default();
             st.health = record.to;
             st.since_ms = Some(record.at_ms);
             st.flips += 1;
@@ -242,7 +291,7 @@ impl ClusterState {
             if let Some(check) = self.checks.get(check_id) {
                 for alert_id in &check.alerts {
                     let id = format!("{check_id}-{flips}-{alert_id}");
-                    self.deliveries.insert(
+                    self.deliveries.make_mut().insert(
                         id.clone(),
                         Delivery {
                             id: id.clone(),
@@ -421,7 +470,7 @@ impl ClusterState {
         }
         let mut touched = vec![RecordKey::Meta];
         if let Command::DeliveryOutcome { id, status } = &req.command {
-            if let Some(d) = self.deliveries.get_mut(id) {
+            if let Some(d) = self.deliveries.make_mut().get_mut(id) {
                 d.status = status.clone();
             }
             touched.push(RecordKey::Delivery(id.clone()));
@@ -445,7 +494,7 @@ impl ClusterState {
                 .map(|d| d.id.clone())
                 .collect();
             for id in &old {
-                self.deliveries.remove(id);
+                self.deliveries.make_mut().remove(id);
                 touched.push(RecordKey::Delivery(id.clone()));
             }
             return (
@@ -491,7 +540,9 @@ impl ClusterState {
                 founder,
             } => {
                 self.cluster_id = Some(cluster_id.clone());
-                self.peers.insert(founder.node_id, founder.clone());
+                self.peers
+                    .make_mut()
+                    .insert(founder.node_id, founder.clone());
                 touched.push(RecordKey::Peer(founder.node_id));
                 format!("formed cluster {cluster_id} with node {}", founder.node_id)
             }
@@ -505,17 +556,19 @@ impl ClusterState {
                         vec![],
                     );
                 }
-                self.peers.insert(peer.node_id, peer.clone());
+                self.peers.make_mut().insert(peer.node_id, peer.clone());
                 touched.push(RecordKey::Peer(peer.node_id));
                 format!("added node {} ({})", peer.node_id, peer.advertise)
             }
             Command::RemovePeer { node_id } => {
-                self.peers.remove(node_id);
+                self.peers.make_mut().remove(node_id);
                 touched.push(RecordKey::Peer(*node_id));
                 format!("removed node {node_id}")
             }
             Command::AddCheck { check } => {
-                self.checks.insert(check.id.clone(), check.clone());
+                self.checks
+                    .make_mut()
+                    .insert(check.id.clone(), check.clone());
                 touched.push(RecordKey::Check(check.id.clone()));
                 format!(
                     "added {} check {} ({})",
@@ -531,15 +584,17 @@ impl ClusterState {
                     unreachable_refused();
                     return (Response::Internal, vec![]);
                 };
-                self.checks.remove(&check.id);
-                if self.check_states.remove(&check.id).is_some() {
+                self.checks.make_mut().remove(&check.id);
+                if self.check_states.make_mut().remove(&check.id).is_some() {
                     touched.push(RecordKey::CheckState(check.id.clone()));
                 }
                 touched.push(RecordKey::Check(check.id.clone()));
                 format!("removed check {} ({})", check.name, check.id)
             }
             Command::AddAlert { alert } => {
-                self.alerts.insert(alert.id.clone(), alert.clone());
+                self.alerts
+                    .make_mut()
+                    .insert(alert.id.clone(), alert.clone());
                 touched.push(RecordKey::Alert(alert.id.clone()));
                 format!(
                     "added {} alert {} ({})",
@@ -555,10 +610,10 @@ impl ClusterState {
                     unreachable_refused();
                     return (Response::Internal, vec![]);
                 };
-                self.alerts.remove(&alert.id);
+                self.alerts.make_mut().remove(&alert.id);
                 touched.push(RecordKey::Alert(alert.id.clone()));
                 let mut detached = 0;
-                for check in self.checks.values_mut() {
+                for check in self.checks.make_mut().values_mut() {
                     if check.alerts.contains(&alert.id) {
                         check.alerts.retain(|a| a != &alert.id);
                         touched.push(RecordKey::Check(check.id.clone()));

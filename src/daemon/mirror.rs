@@ -55,7 +55,7 @@ impl Mirror {
     /// `MIN_REWRITE_GAP`.
     pub async fn run(self, mut states: watch::Receiver<Arc<Applied>>) {
         let first = states.borrow_and_update().clone();
-        let mut known: BTreeMap<NodeId, Peer> = first.state.peers.clone();
+        let mut known: BTreeMap<NodeId, Peer> = (*first.state.peers).clone();
         self.write(first).await;
         let mut last_write = tokio::time::Instant::now();
         let mut dirty = false;
@@ -74,7 +74,7 @@ impl Mirror {
                     }
                     let applied = states.borrow_and_update().clone();
                     self.reconcile_trust(&known, &applied.state.peers).await;
-                    known = applied.state.peers.clone();
+                    known = (*applied.state.peers).clone();
                     dirty = true;
                 }
                 _ = write_due => {

@@ -5,46 +5,15 @@
 //! cost flat at thousands of probes a second), and a webhook receiver
 //! that notes when each page arrived.
 
-use std::io::{Read, Write};
+use std::io::Write;
+
+use crate::runner::servers::read_request;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const WORKERS: usize = 4;
-
-/// Reads one request head and body (by Content-Length); None on error.
-fn read_request(conn: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    let end = loop {
-        let n = conn.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p + 4;
-        }
-        if buf.len() > 64 * 1024 {
-            return None;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    while buf.len() < end + len {
-        let n = conn.read(&mut chunk).ok()?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Some(buf.split_off(end))
-}
 
 fn pool(l: TcpListener, handle: impl Fn(TcpStream) + Send + Sync + 'static) -> Result<(), String> {
     let handle = Arc::new(handle);

@@ -95,8 +95,10 @@ impl Services {
     }
 }
 
-fn read_request(conn: &mut std::net::TcpStream) -> Option<String> {
-    let mut buf = Vec::new();
+/// Reads one HTTP request (head up to 64 KiB, body by Content-Length) and
+/// returns its body; None when the client went away or sent garbage.
+pub fn read_request(conn: &mut std::net::TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     let end = loop {
         let n = conn.read(&mut chunk).ok()?;
@@ -107,15 +109,15 @@ fn read_request(conn: &mut std::net::TcpStream) -> Option<String> {
         if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break p + 4;
         }
+        if buf.len() > 64 * 1024 {
+            return None;
+        }
     };
-    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
     let len: usize = head
         .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().parse().unwrap_or(0))
-        })
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
     while buf.len() < end + len {
         let n = conn.read(&mut chunk).ok()?;
@@ -124,7 +126,7 @@ fn read_request(conn: &mut std::net::TcpStream) -> Option<String> {
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    Some(String::from_utf8_lossy(&buf[end..]).to_string())
+    Some(buf.split_off(end))
 }
 
 /// Answers 503 while `mode_file` says `down` or lists the client's address
@@ -177,7 +179,7 @@ pub fn sink(bind: &str, log: &str) -> Result<(), String> {
             let Some(body) = read_request(&mut conn) else {
                 return;
             };
-            let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             let line = serde_json::json!({ "t": super::sh::now_ms(), "body": body });
             if let Ok(mut f) = log.lock() {
                 let _ = writeln!(f, "{line}");

@@ -236,24 +236,25 @@ fn load(sm: &sled::Tree) -> io::Result<Applied> {
             })?;
             a.state
                 .peers
+                .make_mut()
                 .insert(node, serde_json::from_slice(&v).map_err(json_err)?);
         } else if let Some(id) = key.strip_prefix("check/") {
-            a.state.checks.insert(
+            a.state.checks.make_mut().insert(
                 id.to_string(),
                 serde_json::from_slice(&v).map_err(json_err)?,
             );
         } else if let Some(id) = key.strip_prefix("alert/") {
-            a.state.alerts.insert(
+            a.state.alerts.make_mut().insert(
                 id.to_string(),
                 serde_json::from_slice(&v).map_err(json_err)?,
             );
         } else if let Some(id) = key.strip_prefix("delivery/") {
-            a.state.deliveries.insert(
+            a.state.deliveries.make_mut().insert(
                 id.to_string(),
                 serde_json::from_slice(&v).map_err(json_err)?,
             );
         } else if let Some(id) = key.strip_prefix("cstate/") {
-            a.state.check_states.insert(
+            a.state.check_states.make_mut().insert(
                 id.to_string(),
                 serde_json::from_slice(&v).map_err(json_err)?,
             );
