@@ -420,6 +420,23 @@ fn a_missed_or_late_outage_after_the_heal_is_caught() {
         r.problems
     );
 
+    // An outage still open when the history ends, begun less than the
+    // bound before its end, is owed nothing yet.
+    let mut open = missed.clone();
+    open.retain(|e| !matches!(e, Event::Truth { t: 22_000, .. }));
+    open.retain(|e| !matches!(e, Event::Delivery { t, .. } if *t > 10_000));
+    assert!(
+        detection::check(&open).ok,
+        "{:?}",
+        detection::check(&open).problems
+    );
+    // The same outage with events long after it is a missed outage.
+    open.push(Event::Leader {
+        t: 10_000 + detection::bound_ms(1000) + 1,
+        node: Some("n1".into()),
+    });
+    assert!(!detection::check(&open).ok);
+
     // An outage shorter than the bound is owed nothing.
     let mut short: Vec<Event> = missed.clone();
     for e in short.iter_mut() {

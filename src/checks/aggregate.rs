@@ -36,6 +36,10 @@ pub struct ProbeReport {
     pub latency_ms: u64,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// Local only (never sent): the wall-clock ms by which the reporter
+    /// must have sent this result for it to reach the round's evaluation.
+    #[serde(skip)]
+    pub send_by_ms: u64,
 }
 
 /// A round's verdict.
@@ -271,6 +275,7 @@ mod tests {
 
     fn report(check: &str, round: u64, ok: bool) -> ProbeReport {
         ProbeReport {
+            send_by_ms: 0,
             check_id: check.into(),
             round,
             ok,

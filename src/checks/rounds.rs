@@ -74,6 +74,12 @@ impl Schedule {
     pub fn eval_at(&self, k: u64) -> u64 {
         self.start_of(k) + self.timeout_ms + self.grace_ms()
     }
+
+    /// By when a node must send its result for round `k`: half the grace
+    /// before the evaluation, the other half for the trip to the leader.
+    pub fn send_by(&self, k: u64) -> u64 {
+        self.eval_at(k) - self.grace_ms() / 2
+    }
 }
 
 #[cfg(test)]
@@ -106,6 +112,17 @@ mod tests {
             for k in [0, 1, 1_000_000] {
                 assert!(s.eval_at(k) >= s.start_of(k) + timeout);
                 assert!(s.eval_at(k) <= s.start_of(k + 1), "{interval}/{timeout}");
+            }
+        }
+    }
+
+    #[test]
+    fn results_are_due_between_the_timeout_and_the_evaluation() {
+        for (interval, timeout) in [(30_000, 10_000), (1_000, 500), (1_000, 950)] {
+            let s = sched(interval, timeout, 300);
+            for k in [0, 5] {
+                assert!(s.send_by(k) >= s.start_of(k) + timeout);
+                assert!(s.send_by(k) <= s.eval_at(k));
             }
         }
     }

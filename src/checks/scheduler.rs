@@ -6,8 +6,9 @@
 //! could not start on time (the process stalled) is counted as missed, not
 //! silently dropped; handing a result to the reporter never blocks probing
 //! (a full queue drops the result and counts it); a wall clock that steps
-//! back is noticed at the next wake-up (a sleep ends at most one interval
-//! later, and a round more than an interval ahead is given up, not awaited).
+//! back is noticed at the next wake-up (a sleep ends at most two intervals
+//! later, and a round more than two intervals ahead is given up, not
+//! awaited).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -143,8 +144,10 @@ enum Step {
 
 fn step(sched: &Schedule, k: u64, now: u64) -> Step {
     let start = sched.start_of(k);
-    if start > now.saturating_add(sched.interval_ms) {
-        // The clock stepped back more than a round: k is in its old future.
+    if start > now.saturating_add(2 * sched.interval_ms) {
+        // The clock stepped back more than two rounds: k is in its old
+        // future. (A smaller step is just a longer wait: going back would
+        // probe the round already probed.)
         Step::Skip {
             next: sched.next_round(now),
             missed: 0,
@@ -201,6 +204,7 @@ async fn check_loop(
             let outcome = probers.probe(&kind, timeout).await;
             stats.probes.fetch_add(1, Ordering::Relaxed);
             let report = ProbeReport {
+                send_by_ms: sched.send_by(k),
                 check_id: id,
                 round: k,
                 ok: outcome.ok,
@@ -265,10 +269,15 @@ mod tests {
                 missed: 0
             }
         );
-        // One round back is an ordinary wait.
+        // A small step back is an ordinary wait, never a second probe of
+        // the round just probed.
         assert!(matches!(
             step(&s, k, s.start_of(k) - 20_000),
             Step::Sleep(_)
         ));
+        assert_eq!(
+            step(&s, k + 1, s.start_of(k) - 10),
+            Step::Sleep(s.interval_ms + 10)
+        );
     }
 }

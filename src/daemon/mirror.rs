@@ -6,7 +6,8 @@
 //! the blocking pool, never on a runtime worker; hand edits of cluster.yaml
 //! are overwritten at the next apply; cluster.yaml is rewritten at most once
 //! per `MIN_REWRITE_GAP` (a burst of mutations renders it once, with the
-//! latest state, not once per entry). Trust follows membership *changes*
+//! latest state, not once per entry), and once more at shutdown if a
+//! change is pending. Trust follows membership *changes*
 //! (peers added or removed since the last state seen), so an operator's
 //! `qu trust remove` of a member holds until membership changes again.
 
@@ -53,7 +54,11 @@ impl Mirror {
     /// Follows `states` until the sender is dropped: trust at once on every
     /// change; cluster.yaml with the newest state, at most once per
     /// `MIN_REWRITE_GAP`.
-    pub async fn run(self, mut states: watch::Receiver<Arc<Applied>>) {
+    pub async fn run(
+        self,
+        mut states: watch::Receiver<Arc<Applied>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let first = states.borrow_and_update().clone();
         let mut known: BTreeMap<NodeId, Peer> = (*first.state.peers).clone();
         self.write(first).await;
@@ -68,6 +73,7 @@ impl Mirror {
                 }
             };
             tokio::select! {
+                _ = shutdown.changed() => break,
                 changed = states.changed() => {
                     if changed.is_err() {
                         break;
@@ -129,12 +135,22 @@ impl Mirror {
         if added.is_empty() && removed.is_empty() {
             return;
         }
+        let mut rekeyed = Vec::new();
         let snapshot = {
             let Ok(mut store) = self.trust.write() else {
                 tracing::error!("trust store lock poisoned");
                 return;
             };
             for peer in added {
+                // Removed and re-added with a new key between two states
+                // seen: the old pin goes first, or the new one is refused.
+                if before
+                    .get(&peer.node_id)
+                    .is_some_and(|b| b.fingerprint != peer.fingerprint)
+                {
+                    store.remove(peer.node_id);
+                    rekeyed.push(peer.node_id);
+                }
                 match trust_entry_for(peer) {
                     Ok(entry) => {
                         if let Err(e) = store.add(entry) {
@@ -155,7 +171,7 @@ impl Mirror {
             }
             store.clone()
         };
-        for node in removed {
+        for node in removed.into_iter().chain(rekeyed) {
             self.pool.disconnect(node);
             self.registry.close_peer(node);
         }

@@ -326,22 +326,23 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
 
     daemon.log_startup(&opts.socket);
     let (results_tx, results_rx) = tokio::sync::mpsc::channel(probing::REPORT_QUEUE);
+    // The mirror is awaited at shutdown (its last cluster.yaml write), not aborted.
+    let mirror = tokio::spawn(
+        mirror::Mirror {
+            paths: daemon.paths.clone(),
+            me: daemon.me(),
+            trust: daemon.trust.clone(),
+            pool: daemon.pool.clone(),
+            registry: daemon.registry.clone(),
+        }
+        .run(daemon.applied.clone(), shutdown_rx.clone()),
+    );
     let tasks = vec![
         tokio::spawn(control_loop(
             control_listener,
             daemon.clone(),
             shutdown_rx.clone(),
         )),
-        tokio::spawn(
-            mirror::Mirror {
-                paths: daemon.paths.clone(),
-                me: daemon.me(),
-                trust: daemon.trust.clone(),
-                pool: daemon.pool.clone(),
-                registry: daemon.registry.clone(),
-            }
-            .run(daemon.applied.clone()),
-        ),
         tokio::spawn(cluster::ping_loop(daemon.clone(), shutdown_rx.clone())),
         tokio::spawn(cluster::removal_watch(daemon.clone(), shutdown_rx.clone())),
         tokio::spawn(cluster::policy_loop(daemon.clone(), shutdown_rx.clone())),
@@ -368,6 +369,12 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     server.abort();
     for t in tasks {
         t.abort();
+    }
+    if tokio::time::timeout(Duration::from_secs(5), mirror)
+        .await
+        .is_err()
+    {
+        tracing::warn!("cluster.yaml was not rewritten before shutdown");
     }
     if !daemon.is_removed() {
         if let Err(e) = daemon.raft.shutdown().await {

@@ -29,8 +29,8 @@ pub const REPORT_QUEUE: usize = 65_536;
 /// Most results in one report.
 const REPORT_BATCH: usize = 2_048;
 /// How long the reporter waits for more results once one is ready, so
-/// results finishing together travel in one report (well inside a round's
-/// grace for results to arrive).
+/// results finishing together travel in one report; never past a result's
+/// `send_by_ms` (half a round's grace before its evaluation).
 const REPORT_LINGER: Duration = Duration::from_millis(50);
 
 /// Runs the scheduler while this node is a serving member.
@@ -76,8 +76,12 @@ pub(super) async fn report_loop(
 ) {
     let mut batch = Vec::with_capacity(REPORT_BATCH);
     while rx.recv_many(&mut batch, REPORT_BATCH).await > 0 {
-        let until = tokio::time::Instant::now() + REPORT_LINGER;
+        // Linger, but never past the moment the most urgent result must go.
+        let mut until = tokio::time::Instant::now() + REPORT_LINGER;
         while batch.len() < REPORT_BATCH {
+            let urgent = batch.iter().map(|r| r.send_by_ms).min().unwrap_or(0);
+            let left = Duration::from_millis(urgent.saturating_sub(now_ms()));
+            until = until.min(tokio::time::Instant::now() + left);
             let room = REPORT_BATCH - batch.len();
             match tokio::time::timeout_at(until, rx.recv_many(&mut batch, room)).await {
                 Ok(n) if n > 0 => {}

@@ -60,12 +60,26 @@ pub fn check(history: &[Event]) -> Report {
             _ => None,
         })
     };
+    // An outage still going when the history ends lasted until its last event.
+    let last_t = history
+        .iter()
+        .filter_map(|e| match e {
+            Event::Truth { t, .. }
+            | Event::Delivery { t, .. }
+            | Event::Leader { t, .. }
+            | Event::Healed { t, .. }
+            | Event::Nemesis { t, .. }
+            | Event::Ok { t, .. } => Some(*t),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
     let mut problems = Vec::new();
     let mut outages = 0;
     for (check, list) in &periods {
         for (start, end) in list {
-            let lasted = end.map(|e| e.saturating_sub(*start));
-            if lasted.is_some_and(|l| l < bound) {
+            let lasted = end.unwrap_or(last_t).saturating_sub(*start);
+            if lasted < bound {
                 continue; // too short to be owed a page
             }
             outages += 1;

@@ -350,10 +350,19 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut next: Applied = serde_json::from_slice(&snapshot).map_err(json_err)?;
         next.last_applied = meta.last_log_id;
         next.membership = meta.last_membership.clone();
-        // Replace every record: drop what the snapshot does not have.
-        self.sm.clear().map_err(sled_err)?;
-        let keys = all_keys(&next);
-        self.persist(&next, &keys).await?;
+        // Replace every record, dropping what the snapshot does not have,
+        // in one batch: a crash leaves the old state or the new, never none.
+        let mut batch = sled::Batch::default();
+        for k in self.sm.iter().keys() {
+            batch.remove(k.map_err(sled_err)?);
+        }
+        for k in all_keys(&next) {
+            if let Some(v) = record_value(&next, &k)? {
+                batch.insert(record_key(&k), v);
+            }
+        }
+        self.sm.apply_batch(batch).map_err(sled_err)?;
+        self.db.flush_async().await.map_err(sled_err)?;
         store_snapshot(&self.snap, meta, &snapshot)?;
         self.db.flush_async().await.map_err(sled_err)?;
         self.publish(next);
