@@ -54,12 +54,12 @@ pub fn summary(samples: &[Duration]) -> String {
     }
     let mut v: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
     v.sort_by(|a, b| a.total_cmp(b));
-    let at = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
+    let at = |p| crate::checkers::timings::rank(&v, p);
     format!(
         "p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  (n={})",
         at(0.5),
         at(0.99),
-        v[v.len() - 1],
+        at(1.0),
         v.len()
     )
 }
@@ -189,14 +189,7 @@ fn idle_usage(c: &Cluster, window: Duration) -> Vec<f64> {
         .zip(&cpu0)
         .map(|(p, c0)| (p.and_then(procstat::cpu_secs).unwrap_or(0.0) - c0) / secs * 1000.0)
         .collect();
-    let rss: Vec<String> = pids
-        .iter()
-        .map(|p| {
-            p.and_then(|p| procstat::mem_mib(p, "VmRSS:"))
-                .map(|m| format!("{m:.1}"))
-                .unwrap_or_default()
-        })
-        .collect();
+    let rss = procstat::mem_per_node(&pids, "VmRSS:", 1);
     let cpu: Vec<String> = idle.iter().map(|c| format!("{c:.1}")).collect();
     println!(
         "  idle member (no checks): RSS {} MiB, CPU {} ms/s per node",
@@ -611,14 +604,7 @@ fn probe_cost(
                 }
             })
             .collect();
-        let rss: Vec<String> = pids
-            .iter()
-            .map(|p| {
-                p.and_then(|p| procstat::mem_mib(p, "VmHWM:"))
-                    .map(|m| format!("{m:.0}"))
-                    .unwrap_or_default()
-            })
-            .collect();
+        let rss = procstat::mem_per_node(&pids, "VmHWM:", 0);
         let rounds =
             |v: &serde_json::Value, k: &str| v["probing"]["rounds"][k].as_u64().unwrap_or(0);
         let (lb, la) = (&before[leader].1, &after[leader].1);

@@ -23,6 +23,17 @@ pub fn mem_mib(pid: u32, field: &str) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// `field` of each node's process in MiB with `decimals`, "" when unknown.
+pub fn mem_per_node(pids: &[Option<u32>], field: &str, decimals: usize) -> Vec<String> {
+    pids.iter()
+        .map(|p| {
+            p.and_then(|p| mem_mib(p, field))
+                .map(|m| format!("{m:.decimals$}"))
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,17 +4,21 @@
 use super::{meta, Report};
 use crate::history::{Event, Op};
 
+/// The value at quantile `p` (0..=1) of sorted, non-empty `v` (nearest rank).
+pub fn rank<T: Copy>(v: &[T], p: f64) -> T {
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
 fn percentiles(mut v: Vec<u64>) -> String {
     if v.is_empty() {
         return "no samples".into();
     }
     v.sort_unstable();
-    let at = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
     format!(
         "p50 {}ms p99 {}ms max {}ms (n={})",
-        at(0.5),
-        at(0.99),
-        v[v.len() - 1],
+        rank(&v, 0.5),
+        rank(&v, 0.99),
+        rank(&v, 1.0),
         v.len()
     )
 }
