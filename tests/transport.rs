@@ -1,7 +1,7 @@
 //! The pinned-mTLS transport over real loopback listeners: who is served,
 //! who is refused and how fast, frame limits, and multiplexing.
 
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,7 @@ fn ids() -> &'static Vec<Identity> {
 enum TestReq {
     WhoAmI,
     Sleep { ms: u64 },
+    Forbid,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -73,6 +74,7 @@ impl Service for TestService {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 Ok(TestResp::Slept)
             }
+            TestReq::Forbid => Err(RpcError::forbidden("not for you")),
         }
     }
 }
@@ -115,7 +117,10 @@ fn test_config() -> TransportConfig {
         handshake_timeout: Duration::from_millis(500),
         request_timeout: Duration::from_secs(5),
         stranger_lifetime: Duration::from_secs(3),
-        max_unauthenticated: 4,
+        admission: qu::transport::AdmissionConfig {
+            pre_alpn: 4,
+            ..Default::default()
+        },
         max_frame: 64 * 1024,
         ..TransportConfig::default()
     }
@@ -123,7 +128,7 @@ fn test_config() -> TransportConfig {
 
 struct Running {
     server: Server,
-    trust: SharedTrust,
+    trust: watch::Sender<Arc<TrustStore>>,
     addr: String,
     _stop: watch::Sender<bool>,
 }
@@ -134,14 +139,14 @@ async fn start_server(trusted: &[(&Identity, NodeId)], cfg: TransportConfig) -> 
     for (id, node) in trusted {
         store.add(entry(id, *node)).unwrap();
     }
-    let trust: SharedTrust = Arc::new(RwLock::new(store));
+    let (trust, view): (_, SharedTrust) = watch::channel(Arc::new(store));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (stop, rx) = watch::channel(false);
     let me = &ids()[0];
     let server = Server::start(
         listener,
         me,
-        trust.clone(),
+        view,
         (Arc::new(TestService), Arc::new(HelloOnly(me.clone()))),
         cfg,
         Default::default(),
@@ -293,26 +298,74 @@ async fn plain_tcp_client_that_never_handshakes_is_dropped_at_the_deadline() {
 }
 
 #[tokio::test]
-async fn unauthenticated_connections_are_capped() {
+async fn a_full_pre_handshake_budget_evicts_the_oldest_silent_connection() {
     let mut cfg = test_config();
     cfg.handshake_timeout = Duration::from_secs(5);
-    cfg.max_unauthenticated = 2;
+    cfg.client_hello_timeout = Duration::from_secs(5);
+    cfg.admission.pre_alpn = 2;
     let r = start_server(&[], cfg).await;
-    let _a = TcpStream::connect(&r.addr).await.unwrap();
-    let _b = TcpStream::connect(&r.addr).await.unwrap();
-    // Give the server a moment to accept both before the third arrives.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let c = TcpStream::connect(&r.addr).await.unwrap();
-        if let Some(took) = time_until_closed(c, Duration::from_millis(500)).await {
-            assert!(took < Duration::from_millis(500));
-            break;
+    let oldest = TcpStream::connect(&r.addr).await.unwrap();
+    let wait_admitted = |n: usize| {
+        let adm = r.server.admission.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while adm.stats().pre_alpn < n {
+                assert!(Instant::now() < deadline, "connection never admitted");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         }
-        assert!(
-            Instant::now() < deadline,
-            "third connection was never refused at the cap"
-        );
+    };
+    wait_admitted(1).await;
+    let _second = TcpStream::connect(&r.addr).await.unwrap();
+    wait_admitted(2).await;
+    // The budget is full: a newcomer is admitted and the oldest goes.
+    let newest = TcpStream::connect(&r.addr).await.unwrap();
+    let took = time_until_closed(oldest, Duration::from_secs(2))
+        .await
+        .expect("the oldest silent connection was not evicted");
+    assert!(took < Duration::from_secs(1), "evicted late: {took:?}");
+    assert!(
+        time_until_closed(newest, Duration::from_millis(300))
+            .await
+            .is_none(),
+        "the newcomer was refused instead"
+    );
+    assert!(r.server.admission.stats().evictions >= 1);
+}
+
+#[tokio::test]
+async fn one_source_cannot_hold_more_than_its_share() {
+    let mut cfg = test_config();
+    cfg.handshake_timeout = Duration::from_secs(5);
+    cfg.client_hello_timeout = Duration::from_secs(5);
+    cfg.admission.pre_alpn = 64;
+    cfg.admission.per_source = 3;
+    let r = start_server(&[(&ids()[1], ids()[1].node_id)], cfg.clone()).await;
+    // The attacker's silent sockets come from 127.0.0.9.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind("127.0.0.9:0".parse().unwrap()).unwrap();
+        held.push(s.connect(r.addr.parse().unwrap()).await.unwrap());
     }
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind("127.0.0.9:0".parse().unwrap()).unwrap();
+    let fourth = s.connect(r.addr.parse().unwrap()).await.unwrap();
+    assert!(
+        time_until_closed(fourth, Duration::from_secs(2))
+            .await
+            .is_some(),
+        "a fourth connection from one source was kept"
+    );
+    // A member from another address is served meanwhile.
+    let pool = Pool::new(ids()[1].clone(), cfg);
+    let resp: TestResp = pool.call(&server_addr(&r), &TestReq::WhoAmI).await.unwrap();
+    assert_eq!(
+        resp,
+        TestResp::You {
+            node: ids()[1].node_id
+        }
+    );
 }
 
 #[tokio::test]
@@ -322,6 +375,7 @@ async fn hello_path_returns_the_identity_and_serves_nothing_else() {
     let (resp, fp, cert): (StrangerResponse, _, _) = call_stranger(
         stranger,
         &r.addr,
+        None,
         &StrangerRequest::Hello,
         &test_config(),
         Duration::from_secs(3),
@@ -341,6 +395,7 @@ async fn hello_path_returns_the_identity_and_serves_nothing_else() {
     let err = call_stranger::<_, TestResp>(
         stranger,
         &r.addr,
+        None,
         &TestReq::WhoAmI,
         &test_config(),
         Duration::from_secs(3),
@@ -388,6 +443,87 @@ async fn expect_fatal_then_close(
         matches!(next, Ok(None) | Err(_)),
         "connection still delivering frames"
     );
+}
+
+/// A raw TLS stream on the hello path.
+async fn raw_hello_stream(r: &Running, me: &Identity) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let cfg = tls::stranger_client_config(me, None).unwrap();
+    let tcp = TcpStream::connect(&r.addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(cfg)
+        .connect(tls::server_name_for(None), tcp)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_large_frame_on_the_hello_path_is_refused_before_it_is_read() {
+    let r = start_server(&[], test_config()).await;
+    let mut s = raw_hello_stream(&r, &ids()[2]).await;
+    // Announce 16 MiB and send nothing more: the refusal must come from the
+    // length alone (strangers get 64 KiB frames).
+    s.write_all(&(16u32 * 1024 * 1024).to_be_bytes()).await.unwrap();
+    s.flush().await.unwrap();
+    expect_fatal_then_close(&mut s, "exceeds the 65536-byte limit").await;
+}
+
+#[tokio::test]
+async fn a_frame_arriving_slowly_but_steadily_is_read_whole() {
+    let client = &ids()[1];
+    let mut cfg = test_config();
+    cfg.idle_timeout = Duration::from_millis(400);
+    let r = start_server(&[(client, client.node_id)], cfg).await;
+    let mut s = raw_member_stream(&r, client).await;
+    let body = br#"{"id":5,"req":{"m":"WhoAmI"}}"#;
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(body);
+    // Nine chunks 150 ms apart: 1.2 s in all, three idle timeouts, but
+    // never 400 ms without a byte.
+    let started = Instant::now();
+    for (i, chunk) in frame.chunks(frame.len().div_ceil(9)).enumerate() {
+        s.write_all(chunk)
+            .await
+            .unwrap_or_else(|e| panic!("chunk {i} after {:?}: {e}", started.elapsed()));
+        s.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert!(started.elapsed() > Duration::from_millis(1000));
+    let reply = tokio::time::timeout(Duration::from_secs(3), read_frame(&mut s, 1 << 20))
+        .await
+        .expect("no reply")
+        .expect("read failed")
+        .expect("the server closed the connection mid-frame");
+    let v: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+    assert_eq!(v["id"], 5, "{v}");
+    assert_eq!(v["ok"]["r"], "You", "{v}");
+    // Silence past the inactivity timeout does close it.
+    let closed = tokio::time::timeout(Duration::from_secs(3), read_frame(&mut s, 1 << 20))
+        .await
+        .expect("an inactive connection was kept open");
+    assert!(matches!(closed, Ok(None) | Err(_)));
+}
+
+#[tokio::test]
+async fn a_forbidden_answer_closes_the_connection() {
+    let client = &ids()[1];
+    let r = start_server(&[(client, client.node_id)], test_config()).await;
+    let pool = Pool::new(client.clone(), test_config());
+    let conn = pool.connection(&server_addr(&r)).await.unwrap();
+    let err = conn
+        .call::<_, TestResp>(&TestReq::Forbid, Duration::from_secs(3))
+        .await
+        .unwrap_err();
+    match err {
+        TransportError::Remote(e) => assert_eq!(e.code, RpcErrorCode::Forbidden),
+        other => panic!("expected forbidden, got {other}"),
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !conn.is_closed() {
+        assert!(
+            Instant::now() < deadline,
+            "the connection stayed open after a forbidden answer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -482,7 +618,9 @@ async fn removing_trust_closes_open_connections_and_refuses_new_ones() {
     let _: TestResp = pool.call(&server_addr(&r), &TestReq::WhoAmI).await.unwrap();
     let conn = pool.connection(&server_addr(&r)).await.unwrap();
 
-    r.trust.write().unwrap().remove(client.node_id);
+    r.trust.send_modify(|t| {
+        Arc::make_mut(t).remove(client.node_id);
+    });
     assert_eq!(r.server.registry.close_peer(client.node_id), 1);
     let deadline = Instant::now() + Duration::from_secs(3);
     while !conn.is_closed() {

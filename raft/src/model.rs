@@ -78,8 +78,10 @@ pub struct Check {
     pub alerts: Vec<String>,
 }
 
-/// Where an alert goes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Where an alert goes. `Debug` prints it masked (see `masked`), so
+/// neither it nor the `Alert` and commands that hold it leak secrets into
+/// logs.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum AlertKind {
     Webhook {
@@ -107,6 +109,42 @@ pub enum AlertKind {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         tls: bool,
     },
+}
+
+impl std::fmt::Debug for AlertKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.masked() {
+            AlertKind::Webhook { url, headers } => f
+                .debug_struct("Webhook")
+                .field("url", &url)
+                .field("headers", &headers)
+                .finish(),
+            AlertKind::Discord { webhook } => f
+                .debug_struct("Discord")
+                .field("webhook", &webhook)
+                .finish(),
+            AlertKind::Smtp {
+                host,
+                port,
+                from,
+                to,
+                user,
+                password,
+                starttls,
+                tls,
+            } => f
+                .debug_struct("Smtp")
+                .field("host", &host)
+                .field("port", &port)
+                .field("from", &from)
+                .field("to", &to)
+                .field("user", &user)
+                .field("password", &password)
+                .field("starttls", &starttls)
+                .field("tls", &tls)
+                .finish(),
+        }
+    }
 }
 
 impl AlertKind {
@@ -361,21 +399,26 @@ pub fn validate_name(field: &str, name: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// Never echoes the URL: webhook URLs carry tokens in their path or
+/// query, and check URLs may carry `user:password@`.
 fn validate_http_url(field: &str, raw: &str) -> Result<(), ValidationError> {
     let u = url::Url::parse(raw).map_err(|e| {
         ValidationError::new(
             field,
-            format!("{raw:?} is not a valid URL ({e}); give a full URL such as https://example.com/health"),
+            format!("the URL is not valid ({e}); give a full URL such as https://example.com/health"),
         )
     })?;
     if u.scheme() != "http" && u.scheme() != "https" {
         return Err(ValidationError::new(
             field,
-            format!("{raw:?} must start with http:// or https://"),
+            format!(
+                "the URL's scheme is {:?}: it must start with http:// or https://",
+                u.scheme()
+            ),
         ));
     }
     if u.host_str().is_none_or(str::is_empty) {
-        return Err(ValidationError::new(field, format!("{raw:?} has no host")));
+        return Err(ValidationError::new(field, "the URL has no host"));
     }
     Ok(())
 }
@@ -684,6 +727,55 @@ mod tests {
             !shown.contains("zzz") && !shown.contains("abc") && !shown.contains(":pw@"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn debug_output_and_validation_errors_never_show_secrets() {
+        let alert = Alert {
+            id: "a1".into(),
+            name: "oncall".into(),
+            kind: AlertKind::Discord {
+                webhook: "https://discord.com/api/webhooks/123/SECRETTOKEN".into(),
+            },
+        };
+        let smtp = AlertKind::Smtp {
+            host: "smtp.example.com".into(),
+            port: 587,
+            from: "a@example.com".into(),
+            to: vec!["b@example.com".into()],
+            user: Some("bot".into()),
+            password: Some("hunter2".into()),
+            starttls: true,
+            tls: false,
+        };
+        let cmd = crate::state::Command::AddAlert {
+            alert: alert.clone(),
+        };
+        for shown in [
+            format!("{alert:?}"),
+            format!("{cmd:?}"),
+            format!("{smtp:?}"),
+            format!("{:#?}", crate::state::Request::new(cmd.clone())),
+        ] {
+            assert!(
+                !shown.contains("SECRETTOKEN") && !shown.contains("hunter2"),
+                "{shown}"
+            );
+            assert!(shown.contains("****"), "{shown}");
+        }
+        for bad in [
+            "ftp://discord.com/api/webhooks/123/SECRETTOKEN",
+            "discord.com/api/webhooks/123/SECRETTOKEN",
+            "https://[::1/api/webhooks/123/SECRETTOKEN",
+        ] {
+            let mut a = alert.clone();
+            a.kind = AlertKind::Discord {
+                webhook: bad.into(),
+            };
+            let e = a.validate().unwrap_err().to_string();
+            assert!(!e.contains("SECRETTOKEN"), "{e}");
+            assert!(e.contains("--webhook"), "{e}");
+        }
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub(super) fn run(env: &Env, cmd: TrustCommand) -> Result<ExitCode, Failure> {
                 entry.node_id, entry.fingerprint
             );
             if still_member {
-                eprintln!("qu: warning: node {} is still a cluster member; this node now refuses its connections. Use 'qu node remove {}' to take it out of the cluster.", entry.node_id, entry.node_id);
+                eprintln!("qu: warning: node {} is still a cluster member; this node refuses its connections until the membership changes or the daemon restarts (trust follows the replicated membership). Use 'qu node remove {}' to take it out of the cluster.", entry.node_id, entry.node_id);
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -16,6 +16,7 @@ pub const TRUST_FILE: &str = "trust.yaml";
 pub const CLUSTER_FILE: &str = "cluster.yaml";
 pub const KEYS_DIR: &str = "keys";
 pub const RAFT_DIR: &str = "raft";
+pub const CLAIM_FILE: &str = "claim.yaml";
 
 /// The parts of the process environment path resolution depends on.
 #[derive(Debug, Clone, Default)]
@@ -103,6 +104,9 @@ impl StatePaths {
     }
     pub fn keys_dir(&self) -> PathBuf {
         self.dir.join(KEYS_DIR)
+    }
+    pub fn claim_file(&self) -> PathBuf {
+        self.dir.join(CLAIM_FILE)
     }
     pub fn raft_dir(&self) -> PathBuf {
         self.dir.join(RAFT_DIR)

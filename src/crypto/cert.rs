@@ -69,6 +69,14 @@ pub mod der_b64 {
     }
 }
 
+/// The certificate a replicated peer record holds (base64 of its DER).
+pub fn cert_from_b64(s: &str) -> Result<CertificateDer<'static>, base64::DecodeError> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(s.as_bytes())
+        .map(CertificateDer::from)
+}
+
 /// A certificate as the replicated state stores it: base64 of its DER.
 pub fn der_b64_string(c: &CertificateDer<'_>) -> String {
     use base64::Engine;

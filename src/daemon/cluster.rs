@@ -13,7 +13,6 @@
 //!   before Raft contacts it as a learner, and promoted only once caught up.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +32,8 @@ use crate::crypto::cert::{claimed_node_id, der_b64_string};
 use crate::crypto::Fingerprint;
 use crate::transport::client::{call_stranger, PeerAddr};
 use crate::transport::{Stranger, TransportError};
-use crate::trust::{now_rfc3339, TrustEntry, TrustSource};
+use crate::trust::{now_rfc3339, Pin, TrustSource};
+use super::claims::Standing;
 use qu_raft::model::Peer;
 use qu_raft::state::{Command, Request, Response};
 use qu_raft::{NodeId, RaftNode};
@@ -89,6 +89,34 @@ impl Daemon {
             .collect()
     }
 
+    pub(super) fn learners(&self) -> BTreeSet<NodeId> {
+        self.raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .learner_ids()
+            .collect()
+    }
+
+    /// Takes `node` out of the Raft membership: first out of the voters
+    /// (if it is one), then out of the nodes altogether.
+    pub(super) async fn remove_from_raft(&self, node: NodeId) -> Result<(), ClusterFailure> {
+        let change = |c: ChangeMembers<NodeId, RaftNode>| async move {
+            tokio::time::timeout(MUTATION_TIMEOUT * 2, self.raft.change_membership(c, false))
+                .await
+                .map_err(|_| self.no_quorum())?
+                .map_err(|e| ClusterFailure::Failed(format!("cannot change the membership: {e}")))
+        };
+        if self.voters().contains(&node) {
+            change(ChangeMembers::RemoveVoters(BTreeSet::from([node]))).await?;
+        }
+        if self.learners().contains(&node) {
+            change(ChangeMembers::RemoveNodes(BTreeSet::from([node]))).await?;
+        }
+        Ok(())
+    }
+
     pub(super) fn leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow_watched().current_leader
     }
@@ -138,20 +166,29 @@ impl Daemon {
         let failed = |e: &dyn std::fmt::Display| {
             ClusterFailure::Failed(format!("cannot form a cluster: {e}"))
         };
-        if self.local.claimed_by().map_err(|e| failed(&e))?.is_some() {
-            return Ok(());
+        match self.claims.standing() {
+            Standing::Member => return Ok(()),
+            Standing::Wiped => {
+                return Err(ClusterFailure::Refused(
+                    "this node belongs to a cluster but holds none of its state: its data was probably wiped. Rejoin its cluster ('qu node remove' then 'qu node add' it from a member), or re-initialise it ('qu init' in a fresh state directory) to start over".into(),
+                ))
+            }
+            Standing::Removed | Standing::Fresh => {}
         }
         if let Some(id) = self.state().state.cluster_id.clone() {
             // Formed before a crash that came before the claim was recorded.
-            self.record_claim(&id).await.map_err(|e| failed(&e))?;
+            self.record_claim(&id, Vec::new())
+                .await
+                .map_err(|e| failed(&e))?;
             return Ok(());
         }
         let initialized = self.raft.is_initialized().await.map_err(|e| failed(&e))?;
         let members_pinned = self
             .trust
-            .read()
-            .map(|t| t.entries().iter().any(|e| e.source == TrustSource::Cluster))
-            .unwrap_or(false);
+            .current()
+            .entries()
+            .iter()
+            .any(|e| e.source == TrustSource::Cluster);
         if !initialized && members_pinned {
             return Err(ClusterFailure::Refused(
                 "this node holds no cluster state but still pins cluster members: its data was probably wiped. Rejoin its cluster ('qu node remove' then 'qu node add' it from a member), or, to start a new cluster, drop the old members with 'qu trust remove' first".into(),
@@ -188,7 +225,7 @@ impl Daemon {
         {
             return Err(failed(&refusal));
         }
-        self.record_claim(&cluster_id)
+        self.record_claim(&cluster_id, Vec::new())
             .await
             .map_err(|e| failed(&e))?;
         tracing::info!(cluster = %cluster_id, "formed a new one-node cluster");
@@ -197,10 +234,12 @@ impl Daemon {
 
     /// Records durably that `cluster_id` owns this node, then starts serving
     /// its Raft traffic.
-    async fn record_claim(&self, cluster_id: &str) -> std::io::Result<()> {
-        self.local.set_claimed_by(cluster_id).await?;
-        self.claimed.store(true, Ordering::SeqCst);
-        Ok(())
+    async fn record_claim(
+        &self,
+        cluster_id: &str,
+        join_members: Vec<Pin>,
+    ) -> Result<(), super::claims::ClaimsError> {
+        self.claims.record(cluster_id, join_members).await
     }
 
     pub(super) fn raft_node(&self) -> RaftNode {
@@ -323,6 +362,8 @@ impl Daemon {
     ) -> Result<(String, u64), ClusterFailure> {
         self.ensure_formed().await?;
         let deadline = Instant::now() + NODE_ADD_TIMEOUT;
+        // Without a leader, give up as fast as any mutation does.
+        let no_leader_deadline = Instant::now() + MUTATION_TIMEOUT;
         loop {
             match self.leader() {
                 Some(l) if l == self.me() => {
@@ -351,9 +392,7 @@ impl Daemon {
                         ))),
                     };
                 }
-                None if Instant::now() < deadline.min(Instant::now() + MUTATION_TIMEOUT) => {
-                    sleep_ms(100).await
-                }
+                None if Instant::now() < no_leader_deadline => sleep_ms(100).await,
                 None => return Err(self.no_quorum()),
             }
         }
@@ -363,6 +402,7 @@ impl Daemon {
         let (resp, fp, cert) = call_stranger::<_, StrangerResponse>(
             &self.identity,
             addr,
+            None,
             &StrangerRequest::Hello,
             &self.transport,
             STRANGER_TIMEOUT,
@@ -433,9 +473,12 @@ impl Daemon {
             cluster_id,
             members: state.state.peers.values().cloned().collect(),
         };
+        // The join goes to exactly the identity the hello showed (and the
+        // operator accepted): a man in the middle cannot relay it.
         let (resp, _, _) = call_stranger::<_, StrangerResponse>(
             &self.identity,
             addr,
+            Some((id, fp)),
             &StrangerRequest::Join(join),
             &self.transport,
             STRANGER_TIMEOUT,
@@ -544,7 +587,11 @@ impl Daemon {
             }
         }
         let voters = self.voters();
-        if !voters.contains(&node) && !state.state.peers.contains_key(&node) {
+        let learners = self.learners();
+        if !voters.contains(&node)
+            && !learners.contains(&node)
+            && !state.state.peers.contains_key(&node)
+        {
             return Err(ClusterFailure::Refused(format!(
                 "node {node} is not a member (see 'qu node list')"
             )));
@@ -589,15 +636,10 @@ impl Daemon {
                 .await;
             return Box::pin(self.remove_node(node, if_version)).await;
         }
-        if voters.contains(&node) {
-            tokio::time::timeout(
-                MUTATION_TIMEOUT * 2,
-                self.raft
-                    .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([node])), false),
-            )
-            .await
-            .map_err(|_| self.no_quorum())?
-            .map_err(|e| ClusterFailure::Failed(format!("cannot change the membership: {e}")))?;
+        if voters.contains(&node) || learners.contains(&node) {
+            // Out of the voters *and* the learners: a learner left in the
+            // membership would go on receiving the log (and its secrets).
+            self.remove_from_raft(node).await?;
         }
         // Tell the node while it is still trusted; best effort.
         if let Some(addr) = self.peer_addr(node) {
@@ -628,100 +670,146 @@ impl Daemon {
         Ok((format!("removed node {node}"), version))
     }
 
-    /// A cluster asks this (fresh) node to join it.
+    /// A cluster asks this node to join it (SPEC §5, hardened): `--join-from`
+    /// first; a fresh node accepts the first valid join and pins its
+    /// members; a claimed node changes nothing and answers only a caller
+    /// that is already a current member of its own cluster (a `qu node add`
+    /// retry, or re-adding it after a wipe). A stranger learns nothing
+    /// beyond `hello`: not the cluster id, not the members.
     pub(super) async fn accept_join(
         &self,
         caller: &Stranger,
         req: JoinRequest,
     ) -> Result<NodeId, String> {
+        const CLAIMED: &str = "this node already belongs to a cluster and refuses to join another; to move it, stop it, re-initialise it (qu init) and add it again";
         let _guard = self.form_lock.lock().await;
-        let Some(caller_fp) = caller.fingerprint else {
+        let (Some(caller_fp), Some(caller_cert)) = (caller.fingerprint, caller.cert.as_ref())
+        else {
             return Err("a join must come from a node presenting its certificate".into());
         };
-        if self.is_removed() {
-            return Err("this node was removed from a cluster; re-initialise it (qu init) before adding it again".into());
-        }
-        match self.local.claimed_by().map_err(|e| e.to_string())? {
-            Some(id) if id == req.cluster_id => {}
-            Some(id) => {
-                return Err(format!(
-                    "this node already belongs to cluster {id} and refuses to join another; to move it, stop it, re-initialise it (qu init) and add it again"
-                ))
-            }
-            None => {
-                let initialized = self.raft.is_initialized().await.map_err(|e| e.to_string())?;
-                if initialized || self.log.has_history().map_err(|e| e.to_string())? {
-                    return Err("this node already formed its own cluster and refuses to join another; to move it, re-initialise it (qu init)".into());
-                }
-            }
-        }
         if !self.node.join_from.is_empty() && !self.node.join_from.contains(&caller_fp) {
             tracing::warn!(caller = %caller_fp, "refused a join from a node not listed in --join-from");
             return Err(format!(
                 "this node accepts joins only from the fingerprints given to 'qu init --join-from'; {caller_fp} is not one of them"
             ));
         }
-        if !req
-            .members
-            .iter()
-            .any(|m| m.fingerprint == caller_fp.to_string())
-        {
-            return Err("the joining node is not among the members it names".into());
+        let Ok(caller_id) = claimed_node_id(caller_cert) else {
+            return Err("a join must come from a qu node certificate".into());
+        };
+        match self.claims.standing() {
+            Standing::Removed => Err("this node was removed from a cluster; re-initialise it (qu init) before adding it again".into()),
+            standing @ (Standing::Member | Standing::Wiped) => {
+                let trust = self.trust.current();
+                let pinned = trust.by_node(caller_id).is_some_and(|e| {
+                    e.fingerprint == caller_fp && e.source == TrustSource::Cluster
+                });
+                // A member must still be a replicated peer; a wiped node
+                // knows its cluster only by the pins it kept.
+                let current = pinned
+                    && (standing == Standing::Wiped
+                        || self.state().state.peers.contains_key(&caller_id));
+                if !current || self.claims.cluster_id().as_deref() != Some(&req.cluster_id) {
+                    tracing::warn!(caller = %caller_fp, claims = %caller_id, "refused a join: this node belongs to a cluster, and the caller is not one of its current members");
+                    return Err(CLAIMED.into());
+                }
+                if standing == Standing::Wiped {
+                    self.record_claim(&req.cluster_id, Vec::new())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    tracing::warn!(via = %caller_id, "RE-JOINED this node's own cluster after its data was lost: it takes the log from its leader again");
+                }
+                Ok(self.me())
+            }
+            Standing::Fresh => {
+                let initialized = self.raft.is_initialized().await.map_err(|e| e.to_string())?;
+                if initialized || self.log.has_history().map_err(|e| e.to_string())? {
+                    return Err("this node already formed its own cluster and refuses to join another; to move it, re-initialise it (qu init)".into());
+                }
+                if self
+                    .trust
+                    .current()
+                    .entries()
+                    .iter()
+                    .any(|e| e.source == TrustSource::Cluster)
+                {
+                    tracing::warn!(caller = %caller_fp, "refused a join: this node holds no cluster state but still pins cluster members (its data was probably wiped)");
+                    return Err("this node holds no cluster state but still pins the members of a cluster (its data was probably wiped): only that cluster may re-add it, or drop the old pins with 'qu trust remove' on it first".into());
+                }
+                let members = checked_members(&req)?;
+                if !members
+                    .iter()
+                    .any(|m| m.node_id == caller_id && m.fingerprint == caller_fp)
+                {
+                    return Err("the joining node is not among the members it names".into());
+                }
+                let pins = members.clone();
+                self.trust
+                    .update(move |store| {
+                        for m in &pins {
+                            store.add(crate::trust::TrustEntry {
+                                node_id: m.node_id,
+                                fingerprint: m.fingerprint,
+                                advertise: m.advertise.clone(),
+                                added_at: now_rfc3339(),
+                                source: TrustSource::Cluster,
+                            })?;
+                        }
+                        Ok(())
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.record_claim(&req.cluster_id, members.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::warn!(
+                    cluster = %req.cluster_id,
+                    via = %caller_fp,
+                    members = members.len(),
+                    "JOINED a cluster (trust on first use): this node now trusts its members and no other cluster can claim it"
+                );
+                Ok(self.me())
+            }
         }
-        // Pin every member, persist, then record the claim.
-        let mut updated = self
-            .trust
-            .read()
-            .map_err(|_| "trust store lock poisoned".to_string())?
-            .clone();
-        for m in &req.members {
-            let fingerprint = m
-                .fingerprint
-                .parse::<Fingerprint>()
-                .map_err(|e| format!("member {}: {e}", m.node_id))?;
-            updated
-                .add(TrustEntry {
-                    node_id: m.node_id,
-                    fingerprint,
-                    advertise: m.advertise.clone(),
-                    added_at: now_rfc3339(),
-                    source: TrustSource::Cluster,
-                })
-                .map_err(|e| e.to_string())?;
-        }
-        let path = self.paths.trust_file();
-        let to_save = updated.clone();
-        tokio::task::spawn_blocking(move || to_save.save(&path))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        *self
-            .trust
-            .write()
-            .map_err(|_| "trust store lock poisoned".to_string())? = updated;
-        self.record_claim(&req.cluster_id)
-            .await
-            .map_err(|e| e.to_string())?;
-        tracing::warn!(
-            cluster = %req.cluster_id,
-            via = %caller_fp,
-            members = req.members.len(),
-            "JOINED a cluster (trust on first use): this node now trusts its members and no other cluster can claim it"
-        );
-        Ok(self.me())
     }
 
     /// Marks this node removed (durably) and stops its Raft.
     pub(super) async fn mark_removed(&self, why: &str) {
-        if self.removed.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        if let Err(e) = self.local.set_removed().await {
-            tracing::error!("cannot record the removal: {e}");
+        match self.claims.mark_removed().await {
+            Ok(false) => return,
+            Ok(true) => {}
+            Err(e) => tracing::error!("cannot record the removal: {e}"),
         }
         tracing::warn!("this node was REMOVED from its cluster ({why}); it no longer serves it. To re-join: stop qu, move the state directory aside, 'qu init', and 'qu node add' it from a member");
         let _ = self.raft.shutdown().await;
     }
+}
+
+/// The members a join names, each checked: its certificate has the stated
+/// fingerprint and claims the stated node id.
+fn checked_members(req: &JoinRequest) -> Result<Vec<Pin>, String> {
+    req.members
+        .iter()
+        .map(|m| {
+            let bad = |why: &str| format!("the join names member {} with {why}", m.node_id);
+            let fingerprint = m
+                .fingerprint
+                .parse::<Fingerprint>()
+                .map_err(|_| bad("a malformed fingerprint"))?;
+            let cert = crate::crypto::cert::cert_from_b64(&m.cert)
+                .map_err(|_| bad("an unreadable certificate"))?;
+            if crate::crypto::cert::fingerprint_of(&cert).ok() != Some(fingerprint) {
+                return Err(bad("a certificate that does not match its fingerprint"));
+            }
+            if claimed_node_id(&cert).ok() != Some(m.node_id) {
+                return Err(bad("a certificate that claims another node id"));
+            }
+            Ok(Pin {
+                node_id: m.node_id,
+                fingerprint,
+                advertise: m.advertise.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Marks a node as being added for as long as it lives, so reconciliation
@@ -889,24 +977,46 @@ pub(super) async fn reconcile_loop(daemon: Arc<Daemon>, mut shutdown: watch::Rec
         let now = Instant::now();
         let mut due_remove = Vec::new();
         let mut due_promote = Vec::new();
+        let mut due_drop_learner = Vec::new();
         if let Ok(mut unmatched) = daemon.unmatched_since.lock() {
-            let pending: BTreeSet<NodeId> = state
+            let mut pending: BTreeSet<NodeId> = state
                 .state
                 .peers
                 .keys()
                 .copied()
                 .filter(|p| !voters.contains(p) && *p != daemon.me() && !adding.contains(p))
                 .collect();
+            // Learners that are not replicated peers (a removal that died
+            // half way): they would go on receiving the log and its secrets.
+            pending.extend(
+                learners
+                    .iter()
+                    .copied()
+                    .filter(|l| !state.state.peers.contains_key(l) && !adding.contains(l)),
+            );
             unmatched.retain(|n, _| pending.contains(n));
             for n in pending {
                 let since = *unmatched.entry(n).or_insert(now);
                 if now.saturating_duration_since(since) >= grace {
-                    if learners.contains(&n) {
+                    if !state.state.peers.contains_key(&n) && learners.contains(&n) {
+                        due_drop_learner.push(n);
+                    } else if learners.contains(&n) {
                         due_promote.push(n);
                     } else {
                         due_remove.push(n);
                     }
                 }
+            }
+        }
+        for n in due_drop_learner {
+            tracing::warn!(node = %n, "removing a learner that is not a cluster member (a removal left half done)");
+            match daemon.remove_from_raft(n).await {
+                Ok(()) => {
+                    if let Ok(mut u) = daemon.unmatched_since.lock() {
+                        u.remove(&n);
+                    }
+                }
+                Err(e) => tracing::warn!(node = %n, "cannot remove the learner: {e}"),
             }
         }
         let committed = m.local_committed.map(|l| l.index).unwrap_or(0);

@@ -305,6 +305,12 @@ pub enum ClientError {
     Protocol { path: PathBuf, detail: String },
     #[error("{0}")]
     Daemon(#[from] ControlError),
+    #[error("refusing to talk to {}: the process behind it runs as uid {daemon_uid}, not as you (uid {me}), root, or the owner of its directory; another user may have planted it. Check who owns it (ls -l) and point --socket / QUPTIME_SOCKET at your daemon's socket", .path.display())]
+    Impostor {
+        path: PathBuf,
+        daemon_uid: u32,
+        me: u32,
+    },
 }
 
 /// Sends one request to the daemon and waits for the reply.
@@ -318,6 +324,21 @@ pub async fn request(
         let mut stream = UnixStream::connect(socket)
             .await
             .map_err(|_| ClientError::Unreachable { path: path.clone() })?;
+        let me = crate::config::secure::euid();
+        let daemon_uid = stream
+            .peer_cred()
+            .map(|c| c.uid())
+            .map_err(|e| ClientError::Protocol {
+                path: path.clone(),
+                detail: format!("cannot read the daemon's credentials: {e}"),
+            })?;
+        if !crate::config::secure::cli_accepts(daemon_uid, me, socket) {
+            return Err(ClientError::Impostor {
+                path: path.clone(),
+                daemon_uid,
+                me,
+            });
+        }
         let proto = |detail: String| ClientError::Protocol {
             path: path.clone(),
             detail,
@@ -349,22 +370,33 @@ pub enum BindError {
     InUse(PathBuf),
     #[error("cannot create the control socket {}: {source}", .path.display())]
     Io { path: PathBuf, source: io::Error },
+    #[error("{0}")]
+    Insecure(#[from] crate::config::secure::InsecureError),
+    #[error("{} exists and is not a socket; refusing to replace it (move it away, or choose another --socket)", .0.display())]
+    NotASocket(PathBuf),
 }
 
-/// Binds the control socket: creates its directory (0700) if missing,
-/// replaces a stale socket file, refuses when a live daemon holds it, and
-/// sets the socket's mode to 0600.
+/// Binds the control socket: creates its directory (0700) if missing and
+/// checks it (`secure::check_socket_dir`: a real directory, ours, 0700),
+/// replaces only a stale *socket* at the path, refuses when a live daemon
+/// holds it, and creates the socket under the daemon's umask 077 (mode
+/// 0600 set after, never wider in between).
 pub async fn bind(path: &Path) -> Result<UnixListener, BindError> {
     let io_err = |source| BindError::Io {
         path: path.to_path_buf(),
         source,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
+        if std::fs::symlink_metadata(dir).is_err() {
             crate::config::atomic::create_private_dir(dir).map_err(io_err)?;
         }
+        crate::config::secure::check_socket_dir(dir)?;
     }
-    if path.exists() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(BindError::NotASocket(path.to_path_buf()));
+        }
         let live = tokio::time::timeout(Duration::from_secs(1), UnixStream::connect(path)).await;
         if matches!(live, Ok(Ok(_))) {
             return Err(BindError::InUse(path.to_path_buf()));

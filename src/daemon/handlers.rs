@@ -35,7 +35,7 @@ impl Daemon {
         match req {
             ControlRequest::Status => Ok(ControlReply::Status(Box::new(self.status()))),
             ControlRequest::TrustList => {
-                let entries = self.trust.read().map_err(cerr_lock)?.entries().to_vec();
+                let entries = self.trust.current().entries().to_vec();
                 Ok(ControlReply::TrustList { entries })
             }
             ControlRequest::TrustRemove { node } => self.trust_remove(&node).await,
@@ -260,25 +260,18 @@ impl Daemon {
     }
 
     async fn trust_remove(self: &Arc<Self>, text: &str) -> Result<ControlReply, ControlError> {
-        let node = {
-            let store = self.trust.read().map_err(cerr_lock)?;
-            NodeId::resolve(text, store.node_ids().iter())
-                .map_err(|e| cerr(format!("{e} (see 'qu trust list')")))?
-        };
-        // Persist first, then publish: a failed write changes nothing.
-        let mut updated = self.trust.read().map_err(cerr_lock)?.clone();
-        let entry = updated
-            .remove(node)
-            .ok_or_else(|| cerr(format!("node {node} is not in the trust store")))?;
-        let path = self.paths.trust_file();
-        let to_save = updated.clone();
-        tokio::task::spawn_blocking(move || to_save.save(&path))
+        let node = NodeId::resolve(text, self.trust.current().node_ids().iter())
+            .map_err(|e| cerr(format!("{e} (see 'qu trust list')")))?;
+        // The trust service persists, publishes, then closes the peer's
+        // connections; a failed write changes nothing.
+        let closed_before = self.registry.open_counts().get(&node).copied().unwrap_or(0);
+        let entry = self
+            .trust
+            .update(|store| Ok(store.remove(node)))
             .await
             .map_err(cerr)?
-            .map_err(cerr)?;
-        *self.trust.write().map_err(cerr_lock)? = updated;
-        self.pool.disconnect(node);
-        let closed_connections = self.registry.close_peer(node);
+            .ok_or_else(|| cerr(format!("node {node} is not in the trust store")))?;
+        let closed_connections = closed_before;
         let still_member = self.state().state.peers.contains_key(&node);
         tracing::warn!(%node, fingerprint = %entry.fingerprint, closed_connections, still_member, "removed from the trust store; its connections are refused from now on");
         Ok(ControlReply::TrustRemoved {
@@ -287,10 +280,6 @@ impl Daemon {
             still_member,
         })
     }
-}
-
-fn cerr_lock<T>(_: T) -> ControlError {
-    cerr("trust store lock poisoned")
 }
 
 fn alert_from_spec(spec: AlertSpec) -> Result<Alert, ControlError> {

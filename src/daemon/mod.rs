@@ -8,7 +8,9 @@
 //! state or bind; on shutdown Raft stops and the control socket file is
 //! removed.
 
+mod access;
 mod alerting;
+mod claims;
 mod cluster;
 pub mod control;
 mod handlers;
@@ -19,11 +21,11 @@ mod probing;
 mod raft_network;
 pub mod rpc;
 mod service;
+mod trust_sync;
 pub mod view;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
@@ -34,11 +36,12 @@ use crate::config::node::NodeConfigError;
 use crate::config::{NodeConfig, StatePaths};
 use crate::crypto::{Identity, IdentityError};
 use crate::transport::server::{ConnRegistry, Server};
-use crate::transport::{Pool, SharedTrust, TransportConfig};
-use crate::trust::{TrustError, TrustStore};
+use crate::transport::{Pool, TransportConfig};
+use crate::trust::{TrustError, TrustService, TrustStore};
+use claims::Claims;
 use control::ControlError;
 use liveness::Liveness;
-use qu_raft::store::{Applied, LocalStore, LogStore};
+use qu_raft::store::{Applied, LogStore};
 use qu_raft::types::Raft;
 
 /// Why the daemon could not start or stopped with an error.
@@ -63,6 +66,10 @@ pub enum DaemonError {
     Tls(#[from] crate::transport::tls::TlsConfigError),
     #[error("{0} (is another 'qu serve' using this state directory?)")]
     Storage(std::io::Error),
+    #[error("{0}")]
+    Claim(#[from] claims::ClaimsError),
+    #[error("{0}")]
+    Files(#[from] crate::config::secure::InsecureError),
     #[error("cannot start Raft: {0}")]
     Raft(String),
     #[error("{0}")]
@@ -157,7 +164,8 @@ pub(crate) struct Daemon {
     paths: StatePaths,
     node: NodeConfig,
     identity: Identity,
-    trust: SharedTrust,
+    /// The one writer of trust.yaml and of what the TLS verifiers read.
+    trust: Arc<TrustService>,
     listen: String,
     started: Instant,
     timing: Timing,
@@ -167,12 +175,10 @@ pub(crate) struct Daemon {
     liveness: Arc<Liveness>,
     raft: Raft,
     applied: watch::Receiver<Arc<Applied>>,
-    local: LocalStore,
     log: LogStore,
-    removed: AtomicBool,
-    /// This node formed or joined a cluster; until then it serves no Raft
-    /// traffic (a node whose data was wiped must be re-added first).
-    claimed: AtomicBool,
+    /// Which cluster owns this node, and whether it serves it (fresh,
+    /// member, wiped, removed).
+    claims: Claims,
     /// Serialises cluster formation and joins.
     form_lock: tokio::sync::Mutex<()>,
     policy: std::sync::Mutex<policy::Policy>,
@@ -195,11 +201,14 @@ impl Daemon {
     }
 
     fn is_removed(&self) -> bool {
-        self.removed.load(Ordering::SeqCst)
+        self.claims.is_removed()
     }
 
+    /// This node formed or joined a cluster and holds its state; until
+    /// then it serves no Raft traffic (a node whose data was wiped must be
+    /// removed and re-added first).
     fn is_claimed(&self) -> bool {
-        self.claimed.load(Ordering::SeqCst)
+        self.claims.serves_cluster()
     }
 
     /// How long reconciliation waits before completing or rolling back a
@@ -223,9 +232,24 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     if !paths.node_file().exists() {
         return Err(DaemonError::NotInitialised(paths.dir.clone()));
     }
+    crate::config::secure::restrict_umask();
+    crate::config::secure::check_state_dir(&paths.dir)?;
+    crate::config::secure::tighten_raft_dir(&paths.raft_dir())?;
     let node = NodeConfig::load(&paths.node_file())?;
     let identity = Identity::load(&paths.keys_dir(), node.node_id)?;
-    let trust: SharedTrust = Arc::new(RwLock::new(TrustStore::load(&paths.trust_file())?));
+    let pool = Arc::new(Pool::new(identity.clone(), opts.transport.clone()));
+    let registry = Arc::new(ConnRegistry::default());
+    let trust = {
+        let (pool, registry) = (pool.clone(), registry.clone());
+        Arc::new(TrustService::new(
+            paths.trust_file(),
+            TrustStore::load(&paths.trust_file())?,
+            Box::new(move |node| {
+                pool.disconnect(node);
+                registry.close_peer(node);
+            }),
+        ))
+    };
 
     let bind = node.bind_socket();
     let listener = tokio::net::TcpListener::bind(bind)
@@ -245,8 +269,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         .map_err(|e| DaemonError::Storage(std::io::Error::other(e)))?
         .map_err(DaemonError::Storage)?;
     let applied = sm.subscribe();
-    let removed = local.removed().map_err(DaemonError::Storage)?;
-    let claimed = local.claimed_by().map_err(DaemonError::Storage)?.is_some();
+    let has_history = log.has_history().map_err(DaemonError::Storage)?;
+    let claims = Claims::open(paths.claim_file(), local, has_history).await?;
+    let removed = claims.is_removed();
     let cooldown = opts
         .leader_cooldown
         .or(node.leader_cooldown)
@@ -260,7 +285,6 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     })?;
     let control_listener = control::bind(&opts.socket).await?;
 
-    let pool = Arc::new(Pool::new(identity.clone(), opts.transport.clone()));
     let liveness = Arc::new(Liveness::new(node.node_id, opts.timing.liveness_window()));
     let network = raft_network::Network {
         pool: pool.clone(),
@@ -276,7 +300,6 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         .map_err(|e| DaemonError::Raft(e.to_string()))?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let registry = Arc::new(ConnRegistry::default());
     let daemon = Arc::new(Daemon {
         paths,
         node,
@@ -291,10 +314,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         liveness,
         raft,
         applied,
-        local,
         log,
-        removed: AtomicBool::new(removed),
-        claimed: AtomicBool::new(claimed),
+        claims,
         form_lock: tokio::sync::Mutex::new(()),
         policy: std::sync::Mutex::new(policy::Policy::new(policy::PolicyConfig {
             cooldown,
@@ -310,11 +331,13 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     if removed {
         let _ = daemon.raft.shutdown().await;
     }
+    // Trust equals the replicated membership before anyone is served.
+    daemon.sync_trust().await;
 
     let server = Server::start(
         listener,
         &daemon.identity,
-        daemon.trust.clone(),
+        daemon.trust.subscribe(),
         (
             Arc::new(service::MemberService(daemon.clone())),
             Arc::new(service::StrangerService(daemon.clone())),
@@ -330,10 +353,6 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     let mirror = tokio::spawn(
         mirror::Mirror {
             paths: daemon.paths.clone(),
-            me: daemon.me(),
-            trust: daemon.trust.clone(),
-            pool: daemon.pool.clone(),
-            registry: daemon.registry.clone(),
         }
         .run(daemon.applied.clone(), shutdown_rx.clone()),
     );
@@ -344,6 +363,10 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
             shutdown_rx.clone(),
         )),
         tokio::spawn(cluster::ping_loop(daemon.clone(), shutdown_rx.clone())),
+        tokio::spawn(trust_sync::trust_sync_loop(
+            daemon.clone(),
+            shutdown_rx.clone(),
+        )),
         tokio::spawn(cluster::removal_watch(daemon.clone(), shutdown_rx.clone())),
         tokio::spawn(cluster::policy_loop(daemon.clone(), shutdown_rx.clone())),
         tokio::spawn(cluster::reconcile_loop(daemon.clone(), shutdown_rx.clone())),
@@ -404,7 +427,9 @@ impl Daemon {
         );
         if self.is_removed() {
             tracing::warn!("this node was removed from its cluster and does not serve it; to re-join, re-initialise it (qu init) and add it again from a member");
-        } else if matches!(self.local.claimed_by(), Ok(None))
+        } else if self.claims.standing() == claims::Standing::Wiped {
+            tracing::warn!("this node belongs to a cluster but its raft/ data is gone (wiped?): it serves no cluster traffic until its cluster re-adds it ('qu node remove {}' then 'qu node add' on a member)", self.me());
+        } else if self.claims.standing() == claims::Standing::Fresh
             && !matches!(self.log.has_history(), Ok(true))
         {
             if self.node.join_from.is_empty() {
@@ -453,6 +478,26 @@ async fn control_loop(
 }
 
 async fn control_conn(mut stream: UnixStream, daemon: Arc<Daemon>) {
+    // File permissions are the guard; check who is calling all the same.
+    let me = crate::config::secure::euid();
+    match stream.peer_cred().map(|c| c.uid()) {
+        Ok(uid) if crate::config::secure::daemon_accepts(uid, me) => {}
+        Ok(uid) => {
+            tracing::warn!(uid, "refused a control connection from another user");
+            let _ = control::write_reply(
+                &mut stream,
+                &Err(ControlError {
+                    message: format!("this daemon serves only uid {me} and root, not uid {uid}"),
+                }),
+            )
+            .await;
+            return;
+        }
+        Err(e) => {
+            tracing::warn!("refused a control connection: cannot read its credentials: {e}");
+            return;
+        }
+    }
     let req = match control::read_request(&mut stream, Duration::from_secs(5)).await {
         Ok(r) => r,
         Err(message) => {

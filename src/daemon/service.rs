@@ -1,11 +1,16 @@
 //! The member and stranger services: what a node answers over the
 //! transport.
 //!
-//! Invariant: a Raft message that names its sender (the vote's leader or
-//! candidate) is served only when that name is the TLS-authenticated peer.
+//! Invariants:
+//! - Every member request is held to the membership (`access`): a pinned
+//!   key that is not a member gets `forbidden`, and the transport closes
+//!   its connection.
+//! - A Raft message that names its sender (the vote's leader or
+//!   candidate) is served only when that name is the TLS-authenticated peer.
 
 use std::sync::Arc;
 
+use openraft::async_runtime::WatchReceiver;
 use openraft::errors::Fatal;
 use openraft::errors::RaftError;
 use openraft::vote::RaftLeaderId;
@@ -13,7 +18,7 @@ use openraft::vote::RaftLeaderId;
 use super::rpc::{
     ClusterFailure, MemberRequest, MemberResponse, StrangerRequest, StrangerResponse,
 };
-use super::Daemon;
+use super::{access, Daemon};
 use crate::transport::{PeerIdentity, RpcError, Service, Stranger};
 use qu_raft::types::{Snapshot, Vote};
 use qu_raft::{NodeId, TypeConfig};
@@ -41,6 +46,45 @@ fn check_sender(caller: &PeerIdentity, named: NodeId) -> Result<(), RpcError> {
     }
 }
 
+impl Daemon {
+    /// Where this node and `caller` stand, for `access::allowed`.
+    fn standings(
+        &self,
+        caller: NodeId,
+        fingerprint: crate::crypto::Fingerprint,
+    ) -> (access::SelfStanding, access::CallerStanding) {
+        let me = self.me();
+        let (in_membership, voter, learner) = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow_watched();
+            let membership = m.membership_config.membership();
+            let standing = (
+                membership.nodes().any(|(id, _)| *id == me),
+                membership.voter_ids().any(|id| id == caller),
+                membership.learner_ids().any(|id| id == caller),
+            );
+            standing
+        };
+        let state = self.state();
+        let peers = &state.state.peers;
+        let cluster_pinned = self.trust.current().by_node(caller).is_some_and(|e| {
+            e.fingerprint == fingerprint && e.source == crate::trust::TrustSource::Cluster
+        });
+        (
+            access::SelfStanding {
+                in_membership,
+                in_peers: peers.contains_key(&me),
+            },
+            access::CallerStanding {
+                voter,
+                learner,
+                peer: peers.contains_key(&caller),
+                cluster_pinned,
+            },
+        )
+    }
+}
+
 /// Answers members.
 pub(super) struct MemberService(pub Arc<Daemon>);
 
@@ -55,7 +99,6 @@ impl Service for MemberService {
         req: MemberRequest,
     ) -> Result<MemberResponse, RpcError> {
         let d = &self.0;
-        d.liveness.heard(caller.node_id);
         if d.is_removed() {
             return Err(RpcError::forbidden(
                 "this node was removed from the cluster",
@@ -70,6 +113,16 @@ impl Service for MemberService {
                 "this node holds no cluster state (data wiped?) and must be removed and re-added",
             ));
         }
+        let class = access::class_of(&req);
+        let (me, standing) = d.standings(caller.node_id, caller.fingerprint);
+        if !access::allowed(class, me, standing) {
+            tracing::warn!(caller = %caller.node_id, ?class, "refused a member request from a node that is not a member of this cluster");
+            return Err(RpcError::forbidden(format!(
+                "node {} is not a member of this node's cluster",
+                caller.node_id
+            )));
+        }
+        d.liveness.heard(caller.node_id);
         let raft = &d.raft;
         Ok(match req {
             MemberRequest::Ping => MemberResponse::Pong,

@@ -29,14 +29,9 @@ pub fn rfc3339(t: SystemTime) -> String {
 
 impl Daemon {
     pub(super) fn membership_word(&self) -> &'static str {
-        if self.is_removed() {
-            "removed"
-        } else if matches!(self.local.claimed_by(), Ok(Some(_)))
-            || self.state().state.cluster_id.is_some()
-        {
-            "member"
-        } else {
-            "fresh"
+        match self.claims.standing() {
+            super::claims::Standing::Fresh if self.state().state.cluster_id.is_some() => "member",
+            standing => standing.word(),
         }
     }
 

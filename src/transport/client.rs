@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::TlsConnector;
 
-use super::frame::{read_frame, write_frame};
+use super::frame::{write_frame, FrameReader};
 use super::tls;
 use super::wire::{encode_request, ResponseFrame, RpcError};
 use super::TransportConfig;
@@ -126,25 +126,41 @@ impl Connection {
         let closed = Arc::new(AtomicBool::new(false));
 
         let w_closed = closed.clone();
+        let write_timeout = cfg.write_timeout;
+        let writer_gone = Arc::new(tokio::sync::Notify::new());
+        let w_gone = writer_gone.clone();
         tokio::spawn(async move {
             while let Some(bytes) = rx.recv().await {
-                if write_frame(&mut wr, &bytes).await.is_err() {
-                    break;
+                // A server that stops reading must not hold our writes forever.
+                match tokio::time::timeout(write_timeout, write_frame(&mut wr, &bytes)).await {
+                    Ok(Ok(())) => {}
+                    _ => break,
                 }
             }
             w_closed.store(true, Ordering::SeqCst);
-            let _ = wr.shutdown().await;
+            w_gone.notify_one();
+            let _ = tokio::time::timeout(write_timeout, wr.shutdown()).await;
         });
 
         let (r_pending, r_closed, r_addr) = (pending.clone(), closed.clone(), addr.to_string());
         let (max_frame, idle) = (cfg.max_frame, cfg.idle_timeout);
         tokio::spawn(async move {
+            let mut reader = FrameReader::new(max_frame);
+            let mut busy_until = tokio::time::Instant::now();
             let reason = loop {
-                let read = tokio::time::timeout(idle, read_frame(&mut rd, max_frame)).await;
+                let idle_at = reader.last_progress().max(busy_until) + idle;
+                let read = tokio::select! {
+                    _ = writer_gone.notified() => break "the connection could not be written to".to_string(),
+                    r = tokio::time::timeout_at(idle_at, reader.next(&mut rd)) => r,
+                };
                 let bytes = match read {
+                    Err(_) if reader.last_progress() + idle > tokio::time::Instant::now() => {
+                        continue
+                    }
                     Err(_) => {
                         let busy = r_pending.lock().map(|p| !p.is_empty()).unwrap_or(false);
                         if busy {
+                            busy_until = tokio::time::Instant::now();
                             continue;
                         }
                         break "idle".to_string();
@@ -360,11 +376,16 @@ impl Pool {
     }
 }
 
-/// One request over the hello path to an address whose identity is not yet
-/// known. Returns the response and the certificate the server proved it holds.
+/// One request over the hello path. With `expect == None` the identity at
+/// `addr` is not yet known (trust on first use: the caller shows it to the
+/// operator); with `Some((node, fingerprint))` the server must present
+/// exactly that pinned identity, so a request that depends on an earlier
+/// `hello` (a join) cannot be relayed to someone else. Returns the response
+/// and the certificate the server proved it holds.
 pub async fn call_stranger<Req, Resp>(
     identity: &Identity,
     addr: &str,
+    expect: Option<(NodeId, Fingerprint)>,
     req: &Req,
     cfg: &TransportConfig,
     deadline: Duration,
@@ -373,10 +394,11 @@ where
     Req: Serialize,
     Resp: DeserializeOwned,
 {
-    let tls =
-        tls::stranger_client_config(identity).map_err(|e| TransportError::Config(e.to_string()))?;
+    let tls = tls::stranger_client_config(identity, expect)
+        .map_err(|e| TransportError::Config(e.to_string()))?;
     let started = tokio::time::Instant::now();
-    let conn = tokio::time::timeout(deadline, Connection::open(addr, tls, None, cfg))
+    let node = expect.map(|(n, _)| n);
+    let conn = tokio::time::timeout(deadline, Connection::open(addr, tls, node, cfg))
         .await
         .map_err(|_| TransportError::Timeout {
             what: format!("connecting to {addr}"),

@@ -1,12 +1,20 @@
 //! Length-prefixed frames: a 32-bit big-endian length, then that many bytes
 //! of JSON. Used on the mTLS transport and the control socket alike.
 //!
-//! Invariant: a length above the stated maximum is refused before any of the
-//! payload is read or allocated.
+//! Invariants:
+//! - A length above the stated maximum is refused before any of the payload
+//!   is read or allocated.
+//! - `FrameReader::next` is cancel-safe: dropped mid-frame (a timeout or
+//!   another branch of a `select!` winning), it keeps the bytes it read and
+//!   the next call resumes the same frame, so a deadline never
+//!   desynchronises the stream. It records when bytes last arrived, so
+//!   callers can time out on *inactivity* rather than on a whole frame: a
+//!   large frame arriving slowly but steadily is read whole.
 
 use std::io;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
 /// The default largest frame: 16 MiB (a Raft snapshot travels in one frame).
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -23,36 +31,95 @@ pub enum FrameError {
 }
 
 /// Reads one frame. `Ok(None)` is a clean end of stream between frames.
+/// Not cancel-safe: where a read may be abandoned, keep a `FrameReader`.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     max: usize,
 ) -> Result<Option<Vec<u8>>, FrameError> {
-    let mut len_buf = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        let n = r.read(&mut len_buf[got..]).await?;
-        if n == 0 {
-            return if got == 0 {
-                Ok(None)
-            } else {
-                Err(FrameError::Truncated)
-            };
+    FrameReader::new(max).next(r).await
+}
+
+/// A resumable frame decoder for one stream (see the module invariants).
+#[derive(Debug)]
+pub struct FrameReader {
+    max: usize,
+    header: [u8; 4],
+    header_len: usize,
+    /// `Some` once the header is complete: the payload being filled.
+    payload: Option<Vec<u8>>,
+    filled: usize,
+    last_progress: Instant,
+}
+
+impl FrameReader {
+    pub fn new(max: usize) -> FrameReader {
+        FrameReader {
+            max,
+            header: [0; 4],
+            header_len: 0,
+            payload: None,
+            filled: 0,
+            last_progress: Instant::now(),
         }
-        got += n;
     }
-    let len = u32::from_be_bytes(len_buf) as usize;
-    if len > max {
-        return Err(FrameError::TooLarge { len, max });
+
+    /// When bytes last arrived (or the reader was made).
+    pub fn last_progress(&self) -> Instant {
+        self.last_progress
     }
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload).await.map_err(|e| {
-        if e.kind() == io::ErrorKind::UnexpectedEof {
-            FrameError::Truncated
-        } else {
-            FrameError::Io(e)
+
+    /// Whether part of a frame has been read.
+    pub fn mid_frame(&self) -> bool {
+        self.header_len > 0
+    }
+
+    /// Reads the next frame, resuming a partly read one. `Ok(None)` is a
+    /// clean end of stream between frames.
+    pub async fn next<R: AsyncRead + Unpin>(
+        &mut self,
+        r: &mut R,
+    ) -> Result<Option<Vec<u8>>, FrameError> {
+        loop {
+            match self.payload.as_mut() {
+                None => {
+                    // `read` is cancel-safe: nothing is lost if we are dropped here.
+                    let n = r.read(&mut self.header[self.header_len..]).await?;
+                    if n == 0 {
+                        return if self.header_len == 0 {
+                            Ok(None)
+                        } else {
+                            Err(FrameError::Truncated)
+                        };
+                    }
+                    self.header_len += n;
+                    self.last_progress = Instant::now();
+                    if self.header_len == 4 {
+                        let len = u32::from_be_bytes(self.header) as usize;
+                        if len > self.max {
+                            return Err(FrameError::TooLarge { len, max: self.max });
+                        }
+                        self.payload = Some(vec![0u8; len]);
+                        self.filled = 0;
+                    }
+                }
+                Some(payload) if self.filled == payload.len() => {
+                    let done = std::mem::take(payload);
+                    self.payload = None;
+                    self.header_len = 0;
+                    self.filled = 0;
+                    return Ok(Some(done));
+                }
+                Some(payload) => {
+                    let n = r.read(&mut payload[self.filled..]).await?;
+                    if n == 0 {
+                        return Err(FrameError::Truncated);
+                    }
+                    self.filled += n;
+                    self.last_progress = Instant::now();
+                }
+            }
         }
-    })?;
-    Ok(Some(payload))
+    }
 }
 
 /// Writes one frame and flushes it.
@@ -94,6 +161,23 @@ mod tests {
                 max: 1000
             }
         ));
+    }
+
+    #[tokio::test]
+    async fn a_read_abandoned_mid_frame_resumes_where_it_stopped() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let mut reader = FrameReader::new(100);
+        a.write_all(&[0, 0, 0, 7, b'{', b'"']).await.unwrap();
+        // The frame is incomplete: the read is abandoned at a deadline.
+        let abandoned =
+            tokio::time::timeout(std::time::Duration::from_millis(50), reader.next(&mut b)).await;
+        assert!(abandoned.is_err());
+        assert!(reader.mid_frame());
+        a.write_all(b"a\":1}").await.unwrap();
+        a.write_all(&[0, 0, 0, 2, b'{', b'}']).await.unwrap();
+        assert_eq!(reader.next(&mut b).await.unwrap().unwrap(), b"{\"a\":1}");
+        assert_eq!(reader.next(&mut b).await.unwrap().unwrap(), b"{}");
+        assert!(!reader.mid_frame());
     }
 
     #[tokio::test]

@@ -11,12 +11,14 @@
 //!   name their sender.
 //! - `qu-hello/1` (strangers): trust-on-first-use. Any certificate (or none)
 //!   is accepted, handshake signatures still verified, and only the stranger
-//!   service (`hello`, `join`) is reachable. Such connections count against
-//!   the cap on unauthenticated connections for their whole life and are
-//!   closed after a short lifetime.
+//!   service (`hello`, `join`) is reachable, with small frames and one or
+//!   two requests at a time. Such connections stay in admission (budgets,
+//!   eviction, per-source caps: `admission`) for their whole short life.
 //!
-//! Every step has a deadline: connect, handshake, each request, idle.
+//! Every step has a deadline: connect, ClientHello, handshake, each request,
+//! each write, inactivity.
 
+pub mod admission;
 pub mod client;
 pub mod frame;
 pub mod server;
@@ -24,8 +26,10 @@ pub mod tls;
 pub mod wire;
 
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use rustls::pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
@@ -35,11 +39,13 @@ use crate::crypto::Fingerprint;
 use crate::trust::TrustStore;
 use qu_raft::NodeId;
 
+pub use admission::AdmissionConfig;
 pub use client::{Pool, TransportError};
 pub use wire::{RpcError, RpcErrorCode};
 
-/// The trust store as the TLS verifiers see it, shared with the daemon.
-pub type SharedTrust = Arc<RwLock<TrustStore>>;
+/// The trust store as the TLS verifiers see it: the newest snapshot the one
+/// writer (`trust::TrustService`) published. Readers never mutate it.
+pub type SharedTrust = watch::Receiver<Arc<TrustStore>>;
 
 /// Deadlines and limits of the transport.
 #[derive(Debug, Clone)]
@@ -48,15 +54,25 @@ pub struct TransportConfig {
     pub handshake_timeout: Duration,
     /// Default deadline of one request, from send to response.
     pub request_timeout: Duration,
-    /// A member connection with nothing in flight for this long is closed.
+    /// A connection with nothing in flight that received no byte for this
+    /// long is closed (inactivity, not a per-frame deadline).
     pub idle_timeout: Duration,
+    /// Time a new connection has to send its ClientHello.
+    pub client_hello_timeout: Duration,
+    /// Time one frame may take to be written before the connection is
+    /// dropped (a peer that stopped reading).
+    pub write_timeout: Duration,
     /// A stranger (hello-path) connection lives at most this long.
     pub stranger_lifetime: Duration,
-    /// Connections not yet authenticated (handshaking or on the hello path).
-    pub max_unauthenticated: usize,
-    /// Requests served concurrently on one connection.
+    /// Budgets, caps and rates for connections not yet authenticated.
+    pub admission: AdmissionConfig,
+    /// Requests served concurrently on one member connection.
     pub max_in_flight: usize,
+    /// Largest member frame.
     pub max_frame: usize,
+    /// Largest frame a stranger may send, and its requests in flight.
+    pub stranger_max_frame: usize,
+    pub stranger_max_in_flight: usize,
 }
 
 impl Default for TransportConfig {
@@ -66,10 +82,14 @@ impl Default for TransportConfig {
             handshake_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
+            client_hello_timeout: admission::CLIENT_HELLO_TIMEOUT,
+            write_timeout: Duration::from_secs(10),
             stranger_lifetime: Duration::from_secs(15),
-            max_unauthenticated: 64,
+            admission: AdmissionConfig::default(),
             max_in_flight: 256,
             max_frame: frame::DEFAULT_MAX_FRAME,
+            stranger_max_frame: 64 * 1024,
+            stranger_max_in_flight: 2,
         }
     }
 }

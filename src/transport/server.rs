@@ -1,15 +1,24 @@
-//! The transport listener: accepts TCP, picks the path by ALPN, completes the
-//! TLS handshake within its deadline, then serves multiplexed requests.
+//! The transport listener: admits TCP connections (see `admission`), picks
+//! the path by ALPN, completes the TLS handshake within its deadline, then
+//! serves multiplexed requests.
 //!
 //! Invariants:
-//! - At most `max_unauthenticated` connections are handshaking or on the
-//!   hello path at once; past that, new connections are dropped at accept.
+//! - Unauthenticated connections are held only within admission's budgets:
+//!   a ClientHello within `client_hello_timeout`, the handshake within
+//!   `handshake_timeout`, a stranger for at most `stranger_lifetime`; a full
+//!   budget evicts its oldest holder.
 //! - A member connection is served only after its certificate was checked
 //!   against the trust store; its `PeerIdentity` comes from that check.
-//! - A frame over the size limit or that is not JSON gets a `fatal` reply
-//!   and the connection is dropped; other connections are unaffected.
+//! - A frame over the size limit (64 KiB for strangers) or that is not JSON
+//!   gets a `fatal` reply and the connection is dropped; other connections
+//!   are unaffected. A partly read frame is never lost to a deadline: the
+//!   reader resumes, and the connection times out on inactivity only.
+//! - A `forbidden` answer is the last frame on its connection.
 //! - One slow handler never delays another request on the same connection:
 //!   each request runs in its own task and responses go out as they finish.
+//!   A peer that stops reading is dropped after `write_timeout`, and a
+//!   connection told to close (`ConnRegistry::close_peer`) ends at once,
+//!   whatever it was waiting for.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,12 +27,13 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio_rustls::LazyConfigAcceptor;
 
-use super::frame::{read_frame, write_frame, FrameError};
+use super::admission::{Admission, Phase, Ticket};
+use super::frame::{write_frame, FrameError, FrameReader};
 use super::tls::{self, ALPN_HELLO, ALPN_MEMBER};
-use super::wire::{encode_fatal, encode_response, RequestFrame, RpcError};
+use super::wire::{encode_fatal, encode_response, RequestFrame, RpcError, RpcErrorCode};
 use super::{PeerIdentity, Service, SharedTrust, Stranger, TransportConfig};
 use crate::crypto::cert::fingerprint_of;
 use crate::crypto::Identity;
@@ -89,7 +99,7 @@ struct Ctx<M, S> {
     stranger_tls: Arc<rustls::ServerConfig>,
     member: Arc<M>,
     stranger: Arc<S>,
-    unauthenticated: Arc<Semaphore>,
+    admission: Arc<Admission>,
     registry: Arc<ConnRegistry>,
 }
 
@@ -97,6 +107,7 @@ struct Ctx<M, S> {
 pub struct Server {
     pub local_addr: SocketAddr,
     pub registry: Arc<ConnRegistry>,
+    pub admission: Arc<Admission>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -122,25 +133,35 @@ impl Server {
         let ctx = Arc::new(Ctx {
             member_tls: tls::member_server_config(identity, trust.clone())?,
             stranger_tls: tls::stranger_server_config(identity)?,
-            unauthenticated: Arc::new(Semaphore::new(cfg.max_unauthenticated)),
+            admission: Admission::new(cfg.admission.clone()),
             cfg,
             trust,
             member,
             stranger,
             registry: registry.clone(),
         });
+        let admission = ctx.admission.clone();
         let task = tokio::spawn(async move {
+            let mut last_warned: Option<tokio::time::Instant> = None;
             loop {
                 tokio::select! {
                     _ = shutdown.changed() => break,
                     accepted = listener.accept() => match accepted {
                         Ok((tcp, addr)) => {
-                            let Ok(permit) = ctx.unauthenticated.clone().try_acquire_owned() else {
-                                tracing::warn!(%addr, "dropping connection: too many unauthenticated connections");
-                                continue;
+                            let ticket = match ctx.admission.admit(addr.ip()) {
+                                Ok(t) => t,
+                                Err(why) => {
+                                    // Under a flood, say so once in a while, not per socket.
+                                    let now = tokio::time::Instant::now();
+                                    if last_warned.is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(10)) {
+                                        tracing::warn!(%addr, "refusing connections: {why}");
+                                        last_warned = Some(now);
+                                    }
+                                    continue;
+                                }
                             };
                             let _ = tcp.set_nodelay(true);
-                            tokio::spawn(handle(tcp, addr, ctx.clone(), permit));
+                            tokio::spawn(handle(tcp, addr, ctx.clone(), ticket));
                         }
                         Err(e) => {
                             tracing::warn!("accept failed: {e}");
@@ -153,6 +174,7 @@ impl Server {
         Ok(Server {
             local_addr,
             registry,
+            admission,
             task,
         })
     }
@@ -168,19 +190,24 @@ enum Path {
     Stranger,
 }
 
-async fn handle<M, S>(
-    tcp: TcpStream,
-    addr: SocketAddr,
-    ctx: Arc<Ctx<M, S>>,
-    permit: OwnedSemaphorePermit,
-) where
+async fn handle<M, S>(tcp: TcpStream, addr: SocketAddr, ctx: Arc<Ctx<M, S>>, ticket: Ticket)
+where
     M: Service<Caller = PeerIdentity>,
     S: Service<Caller = Stranger>,
 {
     let handshake = async {
-        let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp)
-            .await
-            .map_err(|e| format!("bad client hello: {e}"))?;
+        let start = tokio::time::timeout(
+            ctx.cfg.client_hello_timeout,
+            LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp),
+        )
+        .await
+        .map_err(|_| {
+            format!(
+                "no ClientHello within {:?}",
+                ctx.cfg.client_hello_timeout
+            )
+        })?
+        .map_err(|e| format!("bad client hello: {e}"))?;
         let hello = start.client_hello();
         let offered: Vec<Vec<u8>> = hello
             .alpn()
@@ -194,8 +221,14 @@ async fn handle<M, S>(
             return Err("client offered no qu protocol (ALPN)".to_string());
         };
         let config = match path {
-            Path::Member => ctx.member_tls.clone(),
-            Path::Stranger => ctx.stranger_tls.clone(),
+            Path::Member => {
+                ticket.promote(Phase::MemberHandshake);
+                ctx.member_tls.clone()
+            }
+            Path::Stranger => {
+                ticket.promote(Phase::Hello);
+                ctx.stranger_tls.clone()
+            }
         };
         let stream = start
             .into_stream(config)
@@ -203,16 +236,23 @@ async fn handle<M, S>(
             .map_err(|e| format!("handshake failed: {e}"))?;
         Ok((path, stream))
     };
-    let (path, stream) = match tokio::time::timeout(ctx.cfg.handshake_timeout, handshake).await {
-        Err(_) => {
-            tracing::debug!(%addr, "dropping connection: no TLS handshake within {:?}", ctx.cfg.handshake_timeout);
+    let handshake = tokio::time::timeout(ctx.cfg.handshake_timeout, handshake);
+    let (path, stream) = tokio::select! {
+        _ = ticket.evicted() => {
+            tracing::debug!(%addr, "dropping connection: evicted to admit a newer one");
             return;
         }
-        Ok(Err(why)) => {
-            tracing::debug!(%addr, "dropping connection: {why}");
-            return;
+        r = handshake => match r {
+            Err(_) => {
+                tracing::debug!(%addr, "dropping connection: no TLS handshake within {:?}", ctx.cfg.handshake_timeout);
+                return;
+            }
+            Ok(Err(why)) => {
+                tracing::debug!(%addr, "dropping connection: {why}");
+                return;
+            }
+            Ok(Ok(v)) => v,
         }
-        Ok(Ok(v)) => v,
     };
     let peer_cert = stream
         .get_ref()
@@ -232,13 +272,17 @@ async fn handle<M, S>(
                     return;
                 }
             };
-            drop(permit);
+            drop(ticket);
             let (conn_id, kill) = ctx.registry.register(node_id);
             let caller = PeerIdentity {
                 node_id,
                 fingerprint,
             };
-            serve_conn(stream, caller, ctx.member.clone(), &ctx.cfg, kill).await;
+            let limits = Limits {
+                max_frame: ctx.cfg.max_frame,
+                max_in_flight: ctx.cfg.max_in_flight,
+            };
+            serve_conn(stream, caller, ctx.member.clone(), &ctx.cfg, limits, kill).await;
             ctx.registry.unregister(node_id, conn_id);
         }
         Path::Stranger => {
@@ -248,14 +292,28 @@ async fn handle<M, S>(
                 cert: peer_cert,
             };
             let kill = Arc::new(Notify::new());
-            let _ = tokio::time::timeout(
+            let limits = Limits {
+                max_frame: ctx.cfg.stranger_max_frame,
+                max_in_flight: ctx.cfg.stranger_max_in_flight,
+            };
+            let serve = tokio::time::timeout(
                 ctx.cfg.stranger_lifetime,
-                serve_conn(stream, caller, ctx.stranger.clone(), &ctx.cfg, kill),
-            )
-            .await;
-            drop(permit);
+                serve_conn(stream, caller, ctx.stranger.clone(), &ctx.cfg, limits, kill),
+            );
+            tokio::select! {
+                _ = ticket.evicted() => tracing::debug!(%addr, "closing a hello connection: evicted to admit a newer one"),
+                _ = serve => {}
+            }
+            drop(ticket);
         }
     }
+}
+
+/// Frame size and concurrency of one connection.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_frame: usize,
+    max_in_flight: usize,
 }
 
 enum Outgoing {
@@ -264,22 +322,27 @@ enum Outgoing {
     Last(Vec<u8>),
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Outgoing>) {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut w: W,
+    mut rx: mpsc::Receiver<Outgoing>,
+    write_timeout: std::time::Duration,
+) {
     while let Some(out) = rx.recv().await {
-        match out {
-            Outgoing::Frame(bytes) => {
-                if write_frame(&mut w, &bytes).await.is_err() {
-                    return;
-                }
-            }
-            Outgoing::Last(bytes) => {
-                let _ = write_frame(&mut w, &bytes).await;
-                let _ = w.shutdown().await;
+        let (bytes, last) = match out {
+            Outgoing::Frame(bytes) => (bytes, false),
+            Outgoing::Last(bytes) => (bytes, true),
+        };
+        match tokio::time::timeout(write_timeout, write_frame(&mut w, &bytes)).await {
+            Ok(Ok(())) if !last => {}
+            Ok(Ok(())) => break,
+            Ok(Err(_)) => return,
+            Err(_) => {
+                tracing::debug!("closing connection: the peer read nothing for {write_timeout:?}");
                 return;
             }
         }
     }
-    let _ = w.shutdown().await;
+    let _ = tokio::time::timeout(write_timeout, w.shutdown()).await;
 }
 
 /// Serves requests on one authenticated connection until it ends.
@@ -288,31 +351,46 @@ async fn serve_conn<IO, Svc>(
     caller: Svc::Caller,
     svc: Arc<Svc>,
     cfg: &TransportConfig,
+    limits: Limits,
     kill: Arc<Notify>,
 ) where
     IO: AsyncRead + AsyncWrite + Send + 'static,
     Svc: Service,
 {
     let (mut rd, wr) = tokio::io::split(stream);
-    let (tx, rx) = mpsc::channel::<Outgoing>(cfg.max_in_flight.max(1));
-    let writer = tokio::spawn(write_loop(wr, rx));
-    let in_flight = Arc::new(Semaphore::new(cfg.max_in_flight.max(1)));
+    let max_in_flight = limits.max_in_flight.max(1);
+    let (tx, rx) = mpsc::channel::<Outgoing>(max_in_flight);
+    let mut writer = tokio::spawn(write_loop(wr, rx, cfg.write_timeout));
+    let in_flight = Arc::new(Semaphore::new(max_in_flight));
+    let mut reader = FrameReader::new(limits.max_frame);
+    // Inactivity counts from the last byte read, or from the last moment a
+    // request was still being served.
+    let mut busy_until = tokio::time::Instant::now();
     loop {
+        let idle_at = reader.last_progress().max(busy_until) + cfg.idle_timeout;
         let read = tokio::select! {
             _ = kill.notified() => {
                 writer.abort();
                 return;
             }
-            r = tokio::time::timeout(cfg.idle_timeout, read_frame(&mut rd, cfg.max_frame)) => r,
+            _ = &mut writer => return, // the peer stopped reading, or a last frame went out
+            r = tokio::time::timeout_at(idle_at, reader.next(&mut rd)) => r,
         };
         let bytes = match read {
-            Err(_) if in_flight.available_permits() < cfg.max_in_flight.max(1) => continue,
-            Err(_) => break, // idle
+            // Bytes came since the deadline was set: not inactive.
+            Err(_) if reader.last_progress() + cfg.idle_timeout > tokio::time::Instant::now() => {
+                continue
+            }
+            Err(_) if in_flight.available_permits() < max_in_flight => {
+                busy_until = tokio::time::Instant::now();
+                continue;
+            }
+            Err(_) => break, // inactive
             Ok(Ok(None)) => break,
             Ok(Ok(Some(bytes))) => bytes,
             Ok(Err(e @ FrameError::TooLarge { .. })) => {
                 tracing::warn!("closing connection: {e}");
-                let _ = tx.send(Outgoing::Last(encode_fatal(&e.to_string()))).await;
+                let _ = tx.try_send(Outgoing::Last(encode_fatal(&e.to_string())));
                 break;
             }
             Ok(Err(e)) => {
@@ -325,12 +403,19 @@ async fn serve_conn<IO, Svc>(
             Err(e) => {
                 let why = format!("malformed frame: {e}");
                 tracing::warn!("closing connection: {why}");
-                let _ = tx.send(Outgoing::Last(encode_fatal(&why))).await;
+                let _ = tx.try_send(Outgoing::Last(encode_fatal(&why)));
                 break;
             }
         };
-        let Ok(permit) = in_flight.clone().acquire_owned().await else {
-            break;
+        let permit = tokio::select! {
+            _ = kill.notified() => {
+                writer.abort();
+                return;
+            }
+            p = in_flight.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
         };
         let (svc, tx, caller) = (svc.clone(), tx.clone(), caller.clone());
         tokio::spawn(async move {
@@ -343,19 +428,22 @@ async fn serve_conn<IO, Svc>(
                     "unknown or malformed request: {e}"
                 ))),
             };
-            let _ = tx
-                .send(Outgoing::Frame(encode_response(frame.id, &reply)))
-                .await;
+            let forbidden = matches!(&reply, Err(e) if e.code == RpcErrorCode::Forbidden);
+            let bytes = encode_response(frame.id, &reply);
+            // A forbidden caller gets its answer and loses the connection.
+            let out = if forbidden {
+                Outgoing::Last(bytes)
+            } else {
+                Outgoing::Frame(bytes)
+            };
+            let _ = tx.send(out).await;
             drop(permit);
         });
     }
     drop(tx);
     // Let queued responses (and a fatal frame) go out, within a deadline.
-    let mut writer = writer;
-    if tokio::time::timeout(cfg.request_timeout, &mut writer)
-        .await
-        .is_err()
-    {
-        writer.abort();
+    tokio::select! {
+        _ = kill.notified() => writer.abort(),
+        r = tokio::time::timeout(cfg.request_timeout, &mut writer) => if r.is_err() { writer.abort() },
     }
 }

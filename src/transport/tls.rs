@@ -54,9 +54,7 @@ pub fn check_member_cert(
 ) -> Result<(NodeId, Fingerprint), String> {
     let fp = fingerprint_of(cert).map_err(|e| e.to_string())?;
     let claimed = claimed_node_id(cert).map_err(|e| e.to_string())?;
-    let store = trust
-        .read()
-        .map_err(|_| "trust store lock poisoned".to_string())?;
+    let store = trust.borrow().clone();
     match store.by_fingerprint(&fp) {
         None => Err(format!(
             "certificate {fp} (claiming node {claimed}) is not in the trust store"
@@ -307,10 +305,14 @@ pub fn member_client_config(
     client_config(identity, Some((node, fp)), ALPN_MEMBER)
 }
 
-/// Client configuration of the hello path (presents our certificate, pins
-/// nothing).
-pub fn stranger_client_config(identity: &Identity) -> Result<Arc<ClientConfig>, TlsConfigError> {
-    client_config(identity, None, ALPN_HELLO)
+/// Client configuration of the hello path: presents our certificate; pins
+/// the server to `expected` when given (a join after a checked hello),
+/// else accepts any (the first hello, shown to the operator).
+pub fn stranger_client_config(
+    identity: &Identity,
+    expected: Option<(NodeId, Fingerprint)>,
+) -> Result<Arc<ClientConfig>, TlsConfigError> {
+    client_config(identity, expected, ALPN_HELLO)
 }
 
 /// The TLS server name used when dialling `node` (SNI is not sent).

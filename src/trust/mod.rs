@@ -4,8 +4,14 @@
 //! (one key is one node); the file is replaced atomically (write, fsync,
 //! rename, fsync dir), so a crash leaves the old or the new store whole.
 //! Only the TLS layer's verifiers decide who may connect, and they consult
-//! this store (see `transport::tls`).
+//! this store (see `transport::tls`). `service::TrustService` is the one
+//! writer of the file and of the snapshot the verifiers read.
 
+pub mod service;
+
+pub use service::TrustService;
+
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -43,6 +49,14 @@ pub struct TrustEntry {
     /// RFC 3339 UTC time the entry was added.
     pub added_at: String,
     pub source: TrustSource,
+}
+
+/// A member the trust store must pin: its id, key and address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pin {
+    pub node_id: NodeId,
+    pub fingerprint: Fingerprint,
+    pub advertise: String,
 }
 
 /// Errors of the trust store.
@@ -194,6 +208,49 @@ impl TrustStore {
     pub fn node_ids(&self) -> Vec<NodeId> {
         self.entries.iter().map(|e| e.node_id).collect()
     }
+
+    /// Makes the `cluster` entries exactly `members` (other than `me`):
+    /// pins members that are missing, re-keys a member whose key changed,
+    /// drops `cluster` entries of nodes that are not members. Operator
+    /// (`tofu`) entries of non-members are kept (they never grant member
+    /// RPCs: those need replicated membership), unless they hold a member's
+    /// node id or key. Returns the nodes whose pin was dropped or replaced.
+    pub fn reconcile(&mut self, me: NodeId, members: &[Pin]) -> Vec<NodeId> {
+        let wanted: BTreeMap<NodeId, &Pin> = members
+            .iter()
+            .filter(|p| p.node_id != me)
+            .map(|p| (p.node_id, p))
+            .collect();
+        let mut dropped = Vec::new();
+        self.entries.retain(|e| {
+            let keep = match wanted.get(&e.node_id) {
+                Some(p) => p.fingerprint == e.fingerprint,
+                None => {
+                    e.source == TrustSource::Tofu
+                        && !wanted.values().any(|p| p.fingerprint == e.fingerprint)
+                }
+            };
+            if !keep {
+                dropped.push(e.node_id);
+            }
+            keep
+        });
+        for p in wanted.values() {
+            let entry = TrustEntry {
+                node_id: p.node_id,
+                fingerprint: p.fingerprint,
+                advertise: p.advertise.clone(),
+                added_at: now_rfc3339(),
+                source: TrustSource::Cluster,
+            };
+            // Conflicts were dropped above; a second pin of one key among
+            // the members themselves is refused and skipped.
+            if let Err(e) = self.add(entry) {
+                tracing::error!(node = %p.node_id, "cannot pin member: {e}");
+            }
+        }
+        dropped
+    }
 }
 
 #[cfg(test)]
@@ -257,6 +314,52 @@ mod tests {
         store.add(again).unwrap();
         assert_eq!(store.entries().len(), 1);
         assert_eq!(store.by_node(NodeId(1)).unwrap().advertise, "moved:9001");
+    }
+
+    fn pin(node: u64, fp: u8) -> Pin {
+        Pin {
+            node_id: NodeId(node),
+            fingerprint: Fingerprint([fp; 32]),
+            advertise: format!("m{node}:9001"),
+        }
+    }
+
+    #[test]
+    fn reconcile_makes_cluster_entries_exactly_the_members() {
+        let mut store = TrustStore::default();
+        let cluster = |node, fp| {
+            let mut e = entry(node, fp);
+            e.source = TrustSource::Cluster;
+            e
+        };
+        store.add(cluster(2, 2)).unwrap(); // member, same key: kept
+        store.add(cluster(3, 3)).unwrap(); // left the cluster: dropped
+        store.add(cluster(4, 4)).unwrap(); // re-keyed: replaced
+        store.add(entry(5, 5)).unwrap(); // operator's tofu, not a member: kept
+        store.add(entry(6, 7)).unwrap(); // tofu holding a member's key: dropped
+        let members = [pin(1, 1), pin(2, 2), pin(4, 40), pin(7, 7), pin(8, 8)];
+        let mut dropped = store.reconcile(NodeId(1), &members);
+        dropped.sort();
+        assert_eq!(dropped, vec![NodeId(3), NodeId(4), NodeId(6)]);
+        let got: Vec<(u64, u8, TrustSource)> = store
+            .entries()
+            .iter()
+            .map(|e| (e.node_id.0, e.fingerprint.0[0], e.source))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (2, 2, TrustSource::Cluster),
+                (4, 40, TrustSource::Cluster),
+                (5, 5, TrustSource::Tofu),
+                (7, 7, TrustSource::Cluster),
+                (8, 8, TrustSource::Cluster),
+            ]
+        );
+        // Idempotent.
+        let before = store.clone();
+        assert!(store.reconcile(NodeId(1), &members).is_empty());
+        assert_eq!(store, before);
     }
 
     #[test]
