@@ -249,7 +249,8 @@ fn a_node_whose_data_was_wiped_cannot_vote_until_removed_and_re_added() {
             s["raft"]["last_log_index"].is_null(),
             "the wiped node accepted entries: {s}"
         );
-        assert_eq!(s["membership"], "fresh");
+        // Its claim outlives raft/: it is no one's to take.
+        assert_eq!(s["membership"], "wiped");
         std::thread::sleep(Duration::from_millis(200));
     }
     // It will not quietly found a cluster of its own either.
@@ -260,6 +261,17 @@ fn a_node_whose_data_was_wiped_cannot_vote_until_removed_and_re_added() {
         "{}",
         stderr(&out)
     );
+    // Nor can another cluster claim it: its claim lives outside raft/.
+    let mut intruder = Node::init(&[]);
+    intruder.start();
+    let out = intruder.qu(&["node", "add", &nodes[wiped].advertise(), "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("already belongs to a cluster"),
+        "{}",
+        stderr(&out)
+    );
+    drop(intruder);
     // The documented recovery.
     let id = nodes[wiped].node_id();
     let out = nodes[0].qu(&["node", "remove", &id]);

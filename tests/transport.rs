@@ -446,7 +446,10 @@ async fn expect_fatal_then_close(
 }
 
 /// A raw TLS stream on the hello path.
-async fn raw_hello_stream(r: &Running, me: &Identity) -> tokio_rustls::client::TlsStream<TcpStream> {
+async fn raw_hello_stream(
+    r: &Running,
+    me: &Identity,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
     let cfg = tls::stranger_client_config(me, None).unwrap();
     let tcp = TcpStream::connect(&r.addr).await.unwrap();
     tokio_rustls::TlsConnector::from(cfg)
@@ -461,7 +464,9 @@ async fn a_large_frame_on_the_hello_path_is_refused_before_it_is_read() {
     let mut s = raw_hello_stream(&r, &ids()[2]).await;
     // Announce 16 MiB and send nothing more: the refusal must come from the
     // length alone (strangers get 64 KiB frames).
-    s.write_all(&(16u32 * 1024 * 1024).to_be_bytes()).await.unwrap();
+    s.write_all(&(16u32 * 1024 * 1024).to_be_bytes())
+        .await
+        .unwrap();
     s.flush().await.unwrap();
     expect_fatal_then_close(&mut s, "exceeds the 65536-byte limit").await;
 }
@@ -641,6 +646,34 @@ async fn removing_trust_closes_open_connections_and_refuses_new_ones() {
         ),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn close_peer_ends_a_connection_whatever_it_waits_for() {
+    let client = &ids()[1];
+    let mut cfg = test_config();
+    cfg.max_in_flight = 2;
+    let r = start_server(&[(client, client.node_id)], cfg).await;
+    let mut s = raw_member_stream(&r, client).await;
+    // Two slow requests take every slot; the third leaves the server
+    // waiting for a slot, not reading.
+    for id in 1..=3 {
+        let body = format!(r#"{{"id":{id},"req":{{"m":"Sleep","ms":20000}}}}"#);
+        write_frame(&mut s, body.as_bytes()).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while r.server.registry.open_counts().get(&client.node_id) != Some(&1) {
+        assert!(Instant::now() < deadline, "connection never registered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    assert_eq!(r.server.registry.close_peer(client.node_id), 1);
+    let closed = tokio::time::timeout(Duration::from_secs(2), read_frame(&mut s, 1 << 20))
+        .await
+        .expect("close_peer did not end a connection that was waiting for a slot");
+    assert!(matches!(closed, Ok(None) | Err(_)), "{closed:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
 }
 
 #[tokio::test]

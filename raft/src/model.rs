@@ -405,7 +405,9 @@ fn validate_http_url(field: &str, raw: &str) -> Result<(), ValidationError> {
     let u = url::Url::parse(raw).map_err(|e| {
         ValidationError::new(
             field,
-            format!("the URL is not valid ({e}); give a full URL such as https://example.com/health"),
+            format!(
+                "the URL is not valid ({e}); give a full URL such as https://example.com/health"
+            ),
         )
     })?;
     if u.scheme() != "http" && u.scheme() != "https" {

@@ -73,12 +73,11 @@ impl Claim {
             path: path.to_path_buf(),
             detail: e.to_string(),
         })?;
-        let text = format!("# qu: the cluster that owns this node (node-local; do not edit).\n{body}");
-        write_atomic(path, text.as_bytes(), FileMode::Private).map_err(|source| {
-            ClaimError::Write {
-                path: path.to_path_buf(),
-                source,
-            }
+        let text =
+            format!("# qu: the cluster that owns this node (node-local; do not edit).\n{body}");
+        write_atomic(path, text.as_bytes(), FileMode::Private).map_err(|source| ClaimError::Write {
+            path: path.to_path_buf(),
+            source,
         })
     }
 }

@@ -162,7 +162,11 @@ impl Claims {
 
     /// Records that `cluster_id` owns this node (claim file, then marker).
     /// `join_members` are the members a claiming join named.
-    pub async fn record(&self, cluster_id: &str, join_members: Vec<Pin>) -> Result<(), ClaimsError> {
+    pub async fn record(
+        &self,
+        cluster_id: &str,
+        join_members: Vec<Pin>,
+    ) -> Result<(), ClaimsError> {
         let _one = self.writer.lock().await;
         if self.read().is_none() {
             let claim = Claim {
@@ -201,7 +205,10 @@ impl Claims {
         if let Ok(mut c) = self.claim.write() {
             *c = Some(claim);
         }
-        self.local.set_removed().await.map_err(ClaimsError::Marker)?;
+        self.local
+            .set_removed()
+            .await
+            .map_err(ClaimsError::Marker)?;
         Ok(true)
     }
 }

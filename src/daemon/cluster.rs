@@ -22,6 +22,7 @@ use openraft::ChangeMembers;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::claims::Standing;
 use super::policy::{Decision, Observation, PolicyView};
 use super::rpc::{
     ClusterFailure, HelloResponse, JoinRequest, MemberRequest, MemberResponse, StrangerRequest,
@@ -33,7 +34,6 @@ use crate::crypto::Fingerprint;
 use crate::transport::client::{call_stranger, PeerAddr};
 use crate::transport::{Stranger, TransportError};
 use crate::trust::{now_rfc3339, Pin, TrustSource};
-use super::claims::Standing;
 use qu_raft::model::Peer;
 use qu_raft::state::{Command, Request, Response};
 use qu_raft::{NodeId, RaftNode};
@@ -515,6 +515,7 @@ impl Daemon {
             .await
             .map_err(|_| failed("catching it up", &"timed out"))?
             .map_err(|e| failed("adding it as a learner", &e))?;
+        super::failpoint_hold("hold-before-promote").await;
         tokio::time::timeout(
             MUTATION_TIMEOUT * 2,
             self.raft
@@ -703,11 +704,14 @@ impl Daemon {
                 let pinned = trust.by_node(caller_id).is_some_and(|e| {
                     e.fingerprint == caller_fp && e.source == TrustSource::Cluster
                 });
-                // A member must still be a replicated peer; a wiped node
-                // knows its cluster only by the pins it kept.
+                // Once this node holds its cluster's peers, the caller must
+                // be one of them; before (wiped, or joined but not yet
+                // caught up) it knows its cluster only by the pins it kept.
+                let state = self.state();
                 let current = pinned
                     && (standing == Standing::Wiped
-                        || self.state().state.peers.contains_key(&caller_id));
+                        || !state.state.peers.contains_key(&self.me())
+                        || state.state.peers.contains_key(&caller_id));
                 if !current || self.claims.cluster_id().as_deref() != Some(&req.cluster_id) {
                     tracing::warn!(caller = %caller_fp, claims = %caller_id, "refused a join: this node belongs to a cluster, and the caller is not one of its current members");
                     return Err(CLAIMED.into());

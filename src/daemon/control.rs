@@ -325,13 +325,14 @@ pub async fn request(
             .await
             .map_err(|_| ClientError::Unreachable { path: path.clone() })?;
         let me = crate::config::secure::euid();
-        let daemon_uid = stream
-            .peer_cred()
-            .map(|c| c.uid())
-            .map_err(|e| ClientError::Protocol {
-                path: path.clone(),
-                detail: format!("cannot read the daemon's credentials: {e}"),
-            })?;
+        let daemon_uid =
+            stream
+                .peer_cred()
+                .map(|c| c.uid())
+                .map_err(|e| ClientError::Protocol {
+                    path: path.clone(),
+                    detail: format!("cannot read the daemon's credentials: {e}"),
+                })?;
         if !crate::config::secure::cli_accepts(daemon_uid, me, socket) {
             return Err(ClientError::Impostor {
                 path: path.clone(),

@@ -232,6 +232,9 @@ impl Daemon {
         let state = self.state();
         let mut known: Vec<NodeId> = state.state.peers.keys().copied().collect();
         known.extend(self.voters());
+        known.extend(self.learners());
+        known.sort();
+        known.dedup();
         NodeId::resolve(text, known.iter()).map_err(|e| cerr(format!("{e} (see 'qu node list')")))
     }
 

@@ -159,6 +159,19 @@ pub(crate) fn failpoint(name: &str) {
     }
 }
 
+/// Test hook: when `QU_FAILPOINT` names this point, the task waits here
+/// for `QU_FAILPOINT_HOLD_MS` (default 20 s), as a step that stalls would.
+pub(crate) async fn failpoint_hold(name: &str) {
+    if std::env::var("QU_FAILPOINT").as_deref() == Ok(name) {
+        let ms = std::env::var("QU_FAILPOINT_HOLD_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20_000);
+        tracing::warn!("failpoint {name} reached: holding for {ms} ms");
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
 /// Everything the daemon's handlers share.
 pub(crate) struct Daemon {
     paths: StatePaths,

@@ -62,12 +62,25 @@ pub struct PeerClient {
     liveness: Arc<Liveness>,
 }
 
+/// Failures that say the peer cannot be reached, or refuses us (a wiped or
+/// removed node answering `forbidden`), become `Unreachable`, so openraft
+/// backs off instead of retrying at every heartbeat; a slow request stays
+/// a `Network` error.
 fn to_rpc_error(e: TransportError) -> RPCError<TypeConfig> {
-    match e {
+    let unreachable = match &e {
         TransportError::Connect { .. }
         | TransportError::Handshake { .. }
-        | TransportError::Closed { .. } => RPCError::Unreachable(Unreachable::from_string(e)),
-        other => RPCError::Network(NetworkError::from_string(other)),
+        | TransportError::Closed { .. } => true,
+        TransportError::Remote(r) => r.code == crate::transport::RpcErrorCode::Forbidden,
+        TransportError::Timeout { what, .. } => {
+            what.starts_with("connecting") || what.starts_with("TLS handshake")
+        }
+        _ => false,
+    };
+    if unreachable {
+        RPCError::Unreachable(Unreachable::from_string(e))
+    } else {
+        RPCError::Network(NetworkError::from_string(e))
     }
 }
 
@@ -174,5 +187,35 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             MemberResponse::TransferLeader(r) => r.map_err(fatal),
             other => Err(unexpected(other)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::RpcError;
+    use std::time::Duration;
+
+    #[test]
+    fn refusals_and_failed_dials_back_off_and_slow_requests_do_not() {
+        let unreachable = |e| matches!(to_rpc_error(e), RPCError::Unreachable(_));
+        assert!(unreachable(TransportError::Remote(RpcError::forbidden(
+            "wiped"
+        ))));
+        assert!(unreachable(TransportError::Connect {
+            addr: "a:1".into(),
+            reason: "refused".into()
+        }));
+        assert!(unreachable(TransportError::Timeout {
+            what: "connecting to node 1 at a:1".into(),
+            after: Duration::from_secs(1)
+        }));
+        assert!(!unreachable(TransportError::Timeout {
+            what: "request to a:1".into(),
+            after: Duration::from_secs(1)
+        }));
+        assert!(!unreachable(TransportError::Remote(RpcError::internal(
+            "x"
+        ))));
     }
 }

@@ -201,12 +201,7 @@ where
             LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp),
         )
         .await
-        .map_err(|_| {
-            format!(
-                "no ClientHello within {:?}",
-                ctx.cfg.client_hello_timeout
-            )
-        })?
+        .map_err(|_| format!("no ClientHello within {:?}", ctx.cfg.client_hello_timeout))?
         .map_err(|e| format!("bad client hello: {e}"))?;
         let hello = start.client_hello();
         let offered: Vec<Vec<u8>> = hello

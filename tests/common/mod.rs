@@ -57,8 +57,10 @@ pub struct Node {
 impl Node {
     /// A node that has not been initialised yet.
     pub fn new() -> Node {
+        // The control socket's directory must be private (qu checks it).
         let root = tempfile::Builder::new()
             .prefix("qu-test")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir()
             .expect("tempdir");
         let dir = root.path().join("state");

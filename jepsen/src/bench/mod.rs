@@ -133,7 +133,7 @@ fn check_spec(
 /// The whole benchmark: sections print as they finish.
 pub fn run(o: &Options) -> Result<(), String> {
     let dir = PathBuf::from(format!("/tmp/qu-bench-{}", now_ms()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    crate::runner::nodes::private_dir(&dir)?;
     let icmp = icmp_allowed();
     println!("qu bench: {}", machine());
     println!(
@@ -152,7 +152,7 @@ pub fn run(o: &Options) -> Result<(), String> {
     {
         let serve = ["--timing", o.timing.as_str(), "--leader-cooldown", "2s"];
         let dir = dir.join("latency");
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        crate::runner::nodes::private_dir(&dir)?;
         let cluster = Cluster::form_with(&o.qu, &hosts, &dir, Some(&serve))?;
         println!(
             "\nlatency cluster: qu serve --timing {} --leader-cooldown 2s",
@@ -163,7 +163,7 @@ pub fn run(o: &Options) -> Result<(), String> {
         failover(&cluster, o.kills)?;
     }
     let dir = dir.join("probes");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    crate::runner::nodes::private_dir(&dir)?;
     let cluster = Cluster::form_with(&o.qu, &hosts, &dir, Some(&[]))?;
     println!("\nprobe cluster: qu serve with default settings (timing wan)");
     let sockets = cluster.sockets();

@@ -117,7 +117,7 @@ pub fn run(o: Options, stop: Arc<AtomicBool>) -> Result<Outcome, String> {
     }
 
     let dir = PathBuf::from(format!("/tmp/qu-jepsen-{}-{}", o.seed, now_ms()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    crate::runner::nodes::private_dir(&dir)?;
     let mut hosts: Vec<net::Host> = (0..o.nodes)
         .map(|i| net::host(&format!("n{}", i + 1), 11 + i as u8))
         .collect();

@@ -255,3 +255,12 @@ impl Drop for QuNode {
         self.kill();
     }
 }
+
+/// Creates `dir` (and parents) with mode 0700: qu refuses a control socket
+/// in a directory open to others, and the run's sockets live here.
+pub fn private_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("cannot make {} private: {e}", dir.display()))
+}
