@@ -402,6 +402,20 @@ fn invalid_mutations_are_refused_with_the_field_and_change_nothing() {
             "--if-version",
         ),
         (&["check", "remove", "ghost"], "qu check list"),
+        (
+            &[
+                "check",
+                "add",
+                "icmp",
+                "gw",
+                "10.0.0.1",
+                "--interval",
+                "5s",
+                "--timeout",
+                "10s",
+            ],
+            "--timeout",
+        ),
     ];
     for (args, needle) in cases {
         let out = node.qu(args);
@@ -427,6 +441,21 @@ fn invalid_mutations_are_refused_with_the_field_and_change_nothing() {
         ],
     );
     assert!(out.contains(&format!("config version {}", v + 1)), "{out}");
+    // The seed README's own line: --interval 5s without --timeout.
+    ok(
+        &node,
+        &[
+            "check",
+            "add",
+            "icmp",
+            "gateway",
+            "10.0.0.1",
+            "--interval",
+            "5s",
+        ],
+    );
+    let shown = ok(&node, &["check", "show", "gateway"]);
+    assert!(shown.contains("timeout 2s500ms"), "{shown}");
     // Secrets never appear in listings.
     let listing = ok(&node, &["alert", "list", "--json"]);
     assert!(!listing.contains("SECRET"), "{listing}");

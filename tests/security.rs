@@ -112,10 +112,12 @@ fn member_requests(as_node: NodeId) -> Vec<(&'static str, MemberRequest)> {
         ),
         (
             "propose",
-            MemberRequest::Propose {
-                request: qu_raft::state::Request::new(qu_raft::state::Command::RemoveCheck {
-                    id_or_name: "web".into(),
-                }),
+            MemberRequest::OnLeader {
+                op: qu::daemon::routing::LeaderOp::Propose {
+                    request: qu_raft::state::Request::new(qu_raft::state::Command::RemoveCheck {
+                        id_or_name: "web".into(),
+                    }),
+                },
             },
         ),
         (
@@ -131,7 +133,12 @@ fn member_requests(as_node: NodeId) -> Vec<(&'static str, MemberRequest)> {
                 }],
             },
         ),
-        ("read", MemberRequest::ReadChecks),
+        (
+            "read",
+            MemberRequest::OnLeader {
+                op: qu::daemon::routing::LeaderOp::ReadChecks,
+            },
+        ),
     ]
 }
 

@@ -504,6 +504,14 @@ pub const MIN_INTERVAL_MS: u64 = 1_000;
 pub const MAX_INTERVAL_MS: u64 = 24 * 3_600_000;
 /// Shortest probe timeout accepted.
 pub const MIN_TIMEOUT_MS: u64 = 100;
+/// The timeout when none is given.
+pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+
+/// The timeout a check gets when none is given: 10 s, or half the
+/// interval when that is shorter (so `--interval 5s` alone works).
+pub fn default_timeout_ms(interval_ms: u64) -> u64 {
+    DEFAULT_TIMEOUT_MS.min(interval_ms / 2).max(MIN_TIMEOUT_MS)
+}
 
 impl Check {
     /// Validates the check on its own (uniqueness is checked by the state).
@@ -644,6 +652,28 @@ mod tests {
             interval_ms: interval,
             timeout_ms: timeout,
             alerts: vec![],
+        }
+    }
+
+    #[test]
+    fn the_default_timeout_fits_the_interval() {
+        assert_eq!(default_timeout_ms(30_000), 10_000);
+        assert_eq!(default_timeout_ms(5_000), 2_500);
+        assert_eq!(default_timeout_ms(1_000), 500);
+        for interval in [
+            MIN_INTERVAL_MS,
+            1_500,
+            5_000,
+            20_000,
+            60_000,
+            MAX_INTERVAL_MS,
+        ] {
+            let c = http(
+                "https://example.com/",
+                interval,
+                default_timeout_ms(interval),
+            );
+            assert!(c.validate().is_ok(), "interval {interval}");
         }
     }
 

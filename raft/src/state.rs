@@ -40,6 +40,25 @@ pub struct ClusterState {
     /// The alert delivery ledger (SPEC §10).
     #[serde(default)]
     pub deliveries: Shared<BTreeMap<String, Delivery>>,
+    /// Client sessions (Raft thesis §6.3): the outcome of recently applied
+    /// configuration requests by request id, so a retried request gets its
+    /// original answer instead of being applied twice. Bounded to
+    /// `MAX_REMEMBERED_REQUESTS`, oldest first; in snapshots like the rest.
+    #[serde(default)]
+    pub requests: Shared<BTreeMap<String, SeenRequest>>,
+    /// Sequence of the last remembered request (orders `requests`).
+    #[serde(default)]
+    pub request_seq: u64,
+}
+
+/// How many applied request ids the state remembers.
+pub const MAX_REMEMBERED_REQUESTS: usize = 10_000;
+
+/// A request id already applied, and what it answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenRequest {
+    pub seq: u64,
+    pub response: Response,
 }
 
 /// A value shared between successive states, copied on first write
@@ -92,12 +111,17 @@ pub struct Flip {
     pub record: TransitionRecord,
 }
 
-/// A command and its optional compare-and-set guard.
+/// A command, its optional compare-and-set guard, and the id the node that
+/// took it from the CLI gave it (so a retry is answered, not re-applied).
+/// A node one release older ignores `request_id` (serde skips unknown
+/// fields) and applies the command as before.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     /// Refuse unless the state's version is exactly this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_version: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     pub command: Command,
 }
 
@@ -105,6 +129,7 @@ impl Request {
     pub fn new(command: Command) -> Request {
         Request {
             if_version: None,
+            request_id: None,
             command,
         }
     }
@@ -170,6 +195,25 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether this is a configuration mutation (bumps the version, may be
+    /// proposed on behalf of an operator) rather than a record the leader's
+    /// own duties write (flips, delivery outcomes, pruning).
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            Command::Bootstrap { .. }
+            | Command::AddPeer { .. }
+            | Command::RemovePeer { .. }
+            | Command::AddCheck { .. }
+            | Command::RemoveCheck { .. }
+            | Command::AddAlert { .. }
+            | Command::RemoveAlert { .. } => true,
+            Command::Transition { .. }
+            | Command::Transitions { .. }
+            | Command::DeliveryOutcome { .. }
+            | Command::PruneDeliveries { .. } => false,
+        }
+    }
+
     /// A short description for logs (no secrets).
     pub fn describe(&self) -> String {
         match self {
@@ -236,6 +280,7 @@ pub enum RecordKey {
     Alert(String),
     CheckState(String),
     Delivery(String),
+    Request(String),
 }
 
 impl ClusterState {
@@ -457,8 +502,60 @@ impl ClusterState {
         Ok(())
     }
 
+    /// The original answer to a request id already applied.
+    pub fn seen(&self, request_id: &str) -> Option<&Response> {
+        self.requests.get(request_id).map(|s| &s.response)
+    }
+
     /// Applies a request; returns the response and the records it touched.
+    /// A request id already applied gets its first answer and changes
+    /// nothing; a configuration request that applied is remembered.
     pub fn apply(&mut self, req: &Request) -> (Response, Vec<RecordKey>) {
+        if let Some(seen) = req.request_id.as_deref().and_then(|id| self.seen(id)) {
+            return (seen.clone(), vec![]);
+        }
+        let (response, mut touched) = self.apply_once(req);
+        if let (Some(id), Response::Applied { .. } | Response::Unchanged { .. }) =
+            (&req.request_id, &response)
+        {
+            if req.command.is_configuration() {
+                self.remember(id, &response, &mut touched);
+            }
+        }
+        (response, touched)
+    }
+
+    fn remember(&mut self, id: &str, response: &Response, touched: &mut Vec<RecordKey>) {
+        self.request_seq += 1;
+        let seq = self.request_seq;
+        let requests = self.requests.make_mut();
+        requests.insert(
+            id.to_string(),
+            SeenRequest {
+                seq,
+                response: response.clone(),
+            },
+        );
+        touched.push(RecordKey::Request(id.to_string()));
+        if !touched.contains(&RecordKey::Meta) {
+            touched.push(RecordKey::Meta);
+        }
+        while requests.len() > MAX_REMEMBERED_REQUESTS {
+            // Rare (only at the cap) and linear in the cap: fine for
+            // configuration changes.
+            let Some(oldest) = requests
+                .iter()
+                .min_by_key(|(_, s)| s.seq)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            requests.remove(&oldest);
+            touched.push(RecordKey::Request(oldest));
+        }
+    }
+
+    fn apply_once(&mut self, req: &Request) -> (Response, Vec<RecordKey>) {
         if let Err(refusal) = self.validate(req) {
             return (
                 Response::Refused {
@@ -724,6 +821,80 @@ mod tests {
         s
     }
 
+    fn with_id(id: &str, cmd: Command) -> Request {
+        Request {
+            request_id: Some(id.into()),
+            ..Request::new(cmd)
+        }
+    }
+
+    #[test]
+    fn a_replayed_request_id_gets_its_first_answer_and_applies_once() {
+        let mut s = bootstrapped();
+        let add = with_id(
+            "r1",
+            Command::AddCheck {
+                check: tcp_check("c1", "db", vec![]),
+            },
+        );
+        let (first, _) = s.apply(&add);
+        let version = s.version;
+        let after_first = s.clone();
+        let (again, touched) = s.apply(&add);
+        assert_eq!(again, first, "a replay must answer as the original did");
+        assert!(touched.is_empty());
+        assert_eq!(s, after_first, "a replay changed the state");
+        assert_eq!(s.version, version);
+        // Without the id, the same command is refused as a duplicate.
+        let plain = Request::new(Command::AddCheck {
+            check: tcp_check("c1", "db", vec![]),
+        });
+        assert!(matches!(s.apply(&plain).0, Response::Refused { .. }));
+    }
+
+    #[test]
+    fn refusals_and_records_are_not_remembered_and_the_memory_is_bounded() {
+        let mut s = bootstrapped();
+        let bad = with_id(
+            "bad",
+            Command::RemoveCheck {
+                id_or_name: "ghost".into(),
+            },
+        );
+        assert!(matches!(s.apply(&bad).0, Response::Refused { .. }));
+        assert!(s.seen("bad").is_none());
+        // Add and remove one check over and over: the maps stay small.
+        let churn = |st: &mut ClusterState| {
+            for i in 0..(MAX_REMEMBERED_REQUESTS / 2 + 5) {
+                let id = format!("c{i}");
+                st.apply(&with_id(
+                    &format!("r{i}a"),
+                    Command::AddCheck {
+                        check: tcp_check(&id, "db", vec![]),
+                    },
+                ));
+                st.apply(&with_id(
+                    &format!("r{i}r"),
+                    Command::RemoveCheck { id_or_name: id },
+                ));
+            }
+        };
+        churn(&mut s);
+        assert_eq!(s.requests.len(), MAX_REMEMBERED_REQUESTS);
+        assert!(
+            s.seen("r0a").is_none(),
+            "the oldest ids are forgotten first"
+        );
+        assert!(s
+            .seen(&format!("r{}r", MAX_REMEMBERED_REQUESTS / 2 + 4))
+            .is_some());
+        // Deterministic: the same log gives the same memory.
+        let mut t = bootstrapped();
+        t.apply(&bad);
+        churn(&mut t);
+        assert_eq!(s, t);
+    }
+
     #[test]
     fn version_grows_by_one_per_applied_mutation() {
         let mut s = bootstrapped();
@@ -832,6 +1003,7 @@ mod tests {
         let mut s = bootstrapped();
         let req = Request {
             if_version: Some(7),
+            request_id: None,
             command: Command::AddAlert {
                 alert: webhook("a1", "oncall"),
             },
@@ -845,6 +1017,7 @@ mod tests {
         ));
         let ok = Request {
             if_version: Some(1),
+            request_id: None,
             command: Command::AddAlert {
                 alert: webhook("a1", "oncall"),
             },

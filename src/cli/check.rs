@@ -79,9 +79,9 @@ pub struct Common {
     /// Probe interval (Go duration: 250ms, 5s, 1m30s, 2h)
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub interval: Duration,
-    /// Probe timeout; must be shorter than the interval
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub timeout: Duration,
+    /// Probe timeout, shorter than the interval [default: 10s, or half the interval when that is shorter]
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
     /// Alert names to notify, comma-separated
     #[arg(long, value_delimiter = ',', value_name = "a,b")]
     pub alerts: Vec<String>,
@@ -121,7 +121,10 @@ pub(super) fn run(env: &Env, cmd: CheckCommand) -> Result<ExitCode, Failure> {
                 name,
                 kind,
                 interval_ms: common.interval.as_millis() as u64,
-                timeout_ms: common.timeout.as_millis() as u64,
+                timeout_ms: common.timeout.map_or_else(
+                    || qu_raft::model::default_timeout_ms(common.interval.as_millis() as u64),
+                    |t| t.as_millis() as u64,
+                ),
                 alerts: common.alerts,
             };
             mutate(

@@ -34,14 +34,10 @@ pub fn class_of(req: &MemberRequest) -> Class {
         | MemberRequest::Snapshot { .. }
         | MemberRequest::TransferLeader(_) => Class::Raft,
         MemberRequest::Ping
-        | MemberRequest::Propose { .. }
-        | MemberRequest::AddNode { .. }
-        | MemberRequest::RemoveNode { .. }
+        | MemberRequest::OnLeader { .. }
         | MemberRequest::Removed
         | MemberRequest::Report { .. }
-        | MemberRequest::LastRound { .. }
-        | MemberRequest::AlertTest { .. }
-        | MemberRequest::ReadChecks => Class::Member,
+        | MemberRequest::LastRound { .. } => Class::Member,
     }
 }
 

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use super::claims::Standing;
 use super::policy::{Decision, Observation, PolicyView};
+use super::routing::{LeaderOp, LeaderReply};
 use super::rpc::{
     ClusterFailure, HelloResponse, JoinRequest, MemberRequest, MemberResponse, StrangerRequest,
     StrangerResponse,
@@ -41,7 +42,7 @@ use qu_raft::{NodeId, RaftNode};
 /// A mutation is answered within this time, committed or refused.
 pub const MUTATION_TIMEOUT: Duration = Duration::from_millis(4500);
 /// Adding a node includes catching it up.
-const NODE_ADD_TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const NODE_ADD_TIMEOUT: Duration = Duration::from_secs(60);
 /// Deadline of the hello and join calls.
 const STRANGER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -63,10 +64,6 @@ pub fn random_hex(bytes: usize) -> String {
             .for_each(|(i, b)| *b = (t >> (8 * (i % 16))) as u8);
     }
     buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn sleep_ms(ms: u64) -> tokio::time::Sleep {
-    tokio::time::sleep(Duration::from_millis(ms))
 }
 
 impl Daemon {
@@ -267,72 +264,47 @@ impl Daemon {
         })
     }
 
-    /// Proposes a mutation wherever this node is; answers within
-    /// `MUTATION_TIMEOUT`.
-    pub(super) async fn propose(&self, req: Request) -> Result<Response, ClusterFailure> {
+    /// Proposes a configuration mutation wherever the leader is, under a
+    /// request id chosen here (so retries are safe); answers within
+    /// `MUTATION_TIMEOUT`, once this node applied it too.
+    pub(super) async fn propose(&self, mut req: Request) -> Result<Response, ClusterFailure> {
         self.ensure_formed().await?;
-        let deadline = Instant::now() + MUTATION_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(self.no_quorum());
-            }
-            match self.leader() {
-                Some(l) if l == self.me() => {
-                    match self.propose_as_leader(req.clone(), deadline).await {
-                        Err(ClusterFailure::NotLeader { .. }) => sleep_ms(50).await,
-                        other => return other,
-                    }
-                }
-                Some(l) => {
-                    let Some(addr) = self.peer_addr(l) else {
-                        sleep_ms(100).await;
-                        continue;
-                    };
-                    let call = self
-                        .pool
-                        .call_within::<_, MemberResponse>(
-                            &addr,
-                            &MemberRequest::Propose {
-                                request: req.clone(),
-                            },
-                            left,
-                        )
-                        .await;
-                    match call {
-                        Ok(MemberResponse::Proposed(Err(ClusterFailure::NotLeader { .. }))) => {
-                            sleep_ms(100).await
-                        }
-                        Ok(MemberResponse::Proposed(r)) => return r,
-                        Ok(other) => {
-                            return Err(ClusterFailure::Failed(format!(
-                                "unexpected reply from the leader: {other:?}"
-                            )))
-                        }
-                        Err(TransportError::Remote(e)) => {
-                            return Err(ClusterFailure::Failed(e.message))
-                        }
-                        Err(_) => sleep_ms(200).await,
-                    }
-                }
-                None => sleep_ms(100).await,
-            }
+        if req.request_id.is_none() {
+            req.request_id = Some(random_hex(8));
+        }
+        match self.on_leader(LeaderOp::Propose { request: req }).await? {
+            LeaderReply::Proposed { response, .. } => Ok(response),
+            other => Err(ClusterFailure::Failed(format!(
+                "unexpected reply from the leader: {other:?}"
+            ))),
         }
     }
 
-    /// Proposes on this node, which believes it leads.
+    /// Proposes on this node, which believes it leads. A request id it
+    /// already applied gets the original answer; alert names in a check
+    /// are resolved here, against the state the entry will meet. Returns
+    /// the response and the entry's log index.
     pub(super) async fn propose_as_leader(
         &self,
         req: Request,
         deadline: Instant,
-    ) -> Result<Response, ClusterFailure> {
+    ) -> Result<(Response, u64), ClusterFailure> {
         if self.leader() != Some(self.me()) {
             return Err(ClusterFailure::NotLeader {
                 leader: self.leader(),
             });
         }
+        let state = self.state();
+        if let Some(seen) = req
+            .request_id
+            .as_deref()
+            .and_then(|id| state.state.seen(id))
+        {
+            return Ok((seen.clone(), self.applied_index()));
+        }
+        let req = resolve_references(&state.state, req)?;
         self.quorum_precheck()?;
-        if let Err(refusal) = self.state().state.validate(&req) {
+        if let Err(refusal) = state.state.validate(&req) {
             return Err(ClusterFailure::Refused(refusal.to_string()));
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -345,7 +317,7 @@ impl Daemon {
             }),
             Ok(Ok(resp)) => match resp.data {
                 Response::Refused { refusal, .. } => Err(ClusterFailure::Refused(refusal.to_string())),
-                other => Ok(other),
+                other => Ok((other, resp.log_id.index)),
             },
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                 Err(ClusterFailure::NotLeader { leader: f.leader_id })
@@ -361,41 +333,10 @@ impl Daemon {
         fingerprint: String,
     ) -> Result<(String, u64), ClusterFailure> {
         self.ensure_formed().await?;
-        let deadline = Instant::now() + NODE_ADD_TIMEOUT;
-        // Without a leader, give up as fast as any mutation does.
-        let no_leader_deadline = Instant::now() + MUTATION_TIMEOUT;
-        loop {
-            match self.leader() {
-                Some(l) if l == self.me() => {
-                    return self.add_node_as_leader(&addr, &fingerprint).await
-                }
-                Some(l) => {
-                    let Some(peer) = self.peer_addr(l) else {
-                        return Err(self.no_quorum());
-                    };
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let req = MemberRequest::AddNode {
-                        addr: addr.clone(),
-                        fingerprint: fingerprint.clone(),
-                    };
-                    return match self
-                        .pool
-                        .call_within::<_, MemberResponse>(&peer, &req, left)
-                        .await
-                    {
-                        Ok(MemberResponse::Mutated(r)) => r,
-                        Ok(other) => Err(ClusterFailure::Failed(format!(
-                            "unexpected reply from the leader: {other:?}"
-                        ))),
-                        Err(e) => Err(ClusterFailure::Failed(format!(
-                            "cannot reach the leader {l}: {e}"
-                        ))),
-                    };
-                }
-                None if Instant::now() < no_leader_deadline => sleep_ms(100).await,
-                None => return Err(self.no_quorum()),
-            }
-        }
+        mutated(
+            self.on_leader(LeaderOp::AddNode { addr, fingerprint })
+                .await?,
+        )
     }
 
     async fn hello(&self, addr: &str) -> Result<(HelloResponse, Fingerprint), ClusterFailure> {
@@ -537,37 +478,10 @@ impl Daemon {
         node: NodeId,
         if_version: Option<u64>,
     ) -> Result<(String, u64), ClusterFailure> {
-        let deadline = Instant::now() + MUTATION_TIMEOUT * 3;
-        loop {
-            match self.leader() {
-                Some(l) if l == self.me() => {
-                    return self.remove_node_as_leader(node, if_version).await
-                }
-                Some(l) => {
-                    let Some(peer) = self.peer_addr(l) else {
-                        return Err(self.no_quorum());
-                    };
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    return match self
-                        .pool
-                        .call_within::<_, MemberResponse>(
-                            &peer,
-                            &MemberRequest::RemoveNode { node, if_version },
-                            left,
-                        )
-                        .await
-                    {
-                        Ok(MemberResponse::Mutated(r)) => r,
-                        Ok(other) => Err(ClusterFailure::Failed(format!(
-                            "unexpected reply from the leader: {other:?}"
-                        ))),
-                        Err(_) => Err(self.no_quorum()),
-                    };
-                }
-                None if Instant::now() < deadline => sleep_ms(100).await,
-                None => return Err(self.no_quorum()),
-            }
-        }
+        mutated(
+            self.on_leader(LeaderOp::RemoveNode { node, if_version })
+                .await?,
+        )
     }
 
     pub(super) async fn remove_node_as_leader(
@@ -662,6 +576,7 @@ impl Daemon {
                     deadline,
                 )
                 .await?
+                .0
             {
                 version = v;
             }
@@ -814,6 +729,46 @@ fn checked_members(req: &JoinRequest) -> Result<Vec<Pin>, String> {
             })
         })
         .collect()
+}
+
+/// A node add or removal's answer.
+fn mutated(reply: LeaderReply) -> Result<(String, u64), ClusterFailure> {
+    match reply {
+        LeaderReply::Mutated {
+            summary, version, ..
+        } => Ok((summary, version)),
+        other => Err(ClusterFailure::Failed(format!(
+            "unexpected reply from the leader: {other:?}"
+        ))),
+    }
+}
+
+/// Resolves the alert names of a check being added to ids, against the
+/// leader's state (an id is taken as it is; a name that matches no alert
+/// is refused, naming the field).
+fn resolve_references(
+    state: &qu_raft::state::ClusterState,
+    mut req: Request,
+) -> Result<Request, ClusterFailure> {
+    if let Command::AddCheck { check } = &mut req.command {
+        let mut ids = Vec::with_capacity(check.alerts.len());
+        for key in &check.alerts {
+            let found = state
+                .alerts
+                .get(key)
+                .or_else(|| state.alerts.values().find(|a| a.name == *key))
+                .ok_or_else(|| {
+                    ClusterFailure::Refused(format!(
+                        "--alerts: no alert named {key:?} (see 'qu alert list'; add it first with 'qu alert add')"
+                    ))
+                })?;
+            if !ids.contains(&found.id) {
+                ids.push(found.id.clone());
+            }
+        }
+        check.alerts = ids;
+    }
+    Ok(req)
 }
 
 /// Marks a node as being added for as long as it lives, so reconciliation

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use super::control::{AlertSpec, CheckSpec, ControlError, ControlReply, ControlRequest};
+use super::routing::{LeaderOp, LeaderReply};
 use super::rpc::ClusterFailure;
 use super::Daemon;
 use qu_raft::model::{Alert, Check};
@@ -67,6 +68,7 @@ impl Daemon {
                 mutated(
                     self.propose(Request {
                         if_version,
+                        request_id: None,
                         command: Command::AddCheck { check },
                     })
                     .await,
@@ -82,28 +84,12 @@ impl Daemon {
                 })
             }
             ControlRequest::CheckList { linearizable: true } => {
-                let (version, checks) = match self.leader() {
-                    Some(l) if l == self.me() => self.read_checks_as_leader().await,
-                    Some(l) => match self.peer_addr(l) {
-                        Some(addr) => match self
-                            .pool
-                            .call_within::<_, super::rpc::MemberResponse>(
-                                &addr,
-                                &super::rpc::MemberRequest::ReadChecks,
-                                std::time::Duration::from_secs(5),
-                            )
-                            .await
-                        {
-                            Ok(super::rpc::MemberResponse::Checks(r)) => r,
-                            Ok(_) => Err("unexpected reply from the leader".into()),
-                            Err(e) => Err(format!("cannot reach the leader {l}: {e}")),
-                        },
-                        None => Err("the leader's address is unknown".into()),
-                    },
-                    None => Err("no leader: cannot read linearizably without quorum".into()),
+                match self.on_leader(LeaderOp::ReadChecks).await.map_err(cerr)? {
+                    LeaderReply::Checks { version, checks } => {
+                        Ok(ControlReply::CheckList { version, checks })
+                    }
+                    other => Err(cerr(format!("unexpected reply from the leader: {other:?}"))),
                 }
-                .map_err(cerr)?;
-                Ok(ControlReply::CheckList { version, checks })
             }
 
             ControlRequest::CheckShow { id_or_name } => self.check_show(&id_or_name).await,
@@ -113,6 +99,7 @@ impl Daemon {
             } => mutated(
                 self.propose(Request {
                     if_version,
+                    request_id: None,
                     command: Command::RemoveCheck { id_or_name },
                 })
                 .await,
@@ -122,35 +109,23 @@ impl Daemon {
                 mutated(
                     self.propose(Request {
                         if_version,
+                        request_id: None,
                         command: Command::AddAlert { alert },
                     })
                     .await,
                 )
             }
             ControlRequest::AlertTest { id_or_name } => {
-                let result = match self.leader() {
-                    Some(l) if l == self.me() => self.alert_test_as_leader(&id_or_name).await,
-                    Some(l) => match self.peer_addr(l) {
-                        Some(addr) => match self
-                            .pool
-                            .call_within::<_, super::rpc::MemberResponse>(
-                                &addr,
-                                &super::rpc::MemberRequest::AlertTest { id_or_name },
-                                std::time::Duration::from_secs(40),
-                            )
-                            .await
-                        {
-                            Ok(super::rpc::MemberResponse::AlertTested(r)) => r,
-                            Ok(_) => Err("unexpected reply from the leader".into()),
-                            Err(e) => Err(format!("cannot reach the leader {l}: {e}")),
-                        },
-                        None => Err("the leader's address is unknown".into()),
-                    },
-                    None => Err("no leader: the cluster has no quorum; not sending".into()),
-                };
-                result
-                    .map(|message| ControlReply::AlertTested { message })
-                    .map_err(cerr)
+                match self
+                    .on_leader(LeaderOp::AlertTest { id_or_name })
+                    .await
+                    .map_err(cerr)?
+                {
+                    LeaderReply::AlertTested { message } => {
+                        Ok(ControlReply::AlertTested { message })
+                    }
+                    other => Err(cerr(format!("unexpected reply from the leader: {other:?}"))),
+                }
             }
             ControlRequest::AlertLog => Ok(ControlReply::AlertLog {
                 deliveries: self.delivery_rows(),
@@ -165,6 +140,7 @@ impl Daemon {
             } => mutated(
                 self.propose(Request {
                     if_version,
+                    request_id: None,
                     command: Command::RemoveAlert { id_or_name, force },
                 })
                 .await,
@@ -238,17 +214,21 @@ impl Daemon {
         NodeId::resolve(text, known.iter()).map_err(|e| cerr(format!("{e} (see 'qu node list')")))
     }
 
+    /// The check as proposed: alert *names* (or ids) as given; the leader
+    /// resolves them against its own state (a name just added on this
+    /// node may not have reached this node's state yet).
     fn check_from_spec(&self, spec: CheckSpec) -> Result<Check, ControlError> {
-        let state = self.state();
-        let mut alerts = Vec::new();
-        for name in spec.alerts.iter().filter(|n| !n.trim().is_empty()) {
-            let found = state
-                .state
-                .alerts
-                .values()
-                .find(|a| a.name == *name || a.id == *name)
-                .ok_or_else(|| cerr(format!("--alerts: no alert named {name:?} (see 'qu alert list'; add alerts before the checks that use them)")))?;
-            alerts.push(found.id.clone());
+        let mut alerts: Vec<String> = Vec::new();
+        for name in spec
+            .alerts
+            .iter()
+            .map(|n| n.trim())
+            .filter(|n| !n.is_empty())
+        {
+            qu_raft::model::validate_name("--alerts", name).map_err(cerr)?;
+            if !alerts.iter().any(|a| a == name) {
+                alerts.push(name.to_string());
+            }
         }
         let check = Check {
             id: super::cluster::random_hex(4),

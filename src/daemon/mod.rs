@@ -19,6 +19,7 @@ mod mirror;
 pub mod policy;
 mod probing;
 mod raft_network;
+pub mod routing;
 pub mod rpc;
 mod service;
 mod trust_sync;
@@ -157,6 +158,14 @@ pub(crate) fn failpoint(name: &str) {
         eprintln!("qu: failpoint {name} reached: aborting");
         std::process::abort();
     }
+}
+
+/// Test hook: true the first time this process passes the point named by
+/// `QU_FAILPOINT`.
+pub(crate) fn failpoint_once(name: &str) -> bool {
+    static FIRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    std::env::var("QU_FAILPOINT").as_deref() == Ok(name)
+        && !FIRED.swap(true, std::sync::atomic::Ordering::SeqCst)
 }
 
 /// Test hook: when `QU_FAILPOINT` names this point, the task waits here

@@ -15,7 +15,6 @@ use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
 use qu_raft::model::Peer;
-use qu_raft::state::{Request, Response};
 use qu_raft::types::{SnapshotMeta, Vote};
 use qu_raft::{NodeId, TypeConfig};
 
@@ -70,19 +69,11 @@ pub enum MemberRequest {
         data: Vec<u8>,
     },
     TransferLeader(TransferLeaderRequest<TypeConfig>),
-    /// A mutation forwarded to the leader.
-    Propose {
-        request: Request,
-    },
-    /// `qu node add`, forwarded to the leader.
-    AddNode {
-        addr: String,
-        fingerprint: String,
-    },
-    /// `qu node remove`, forwarded to the leader.
-    RemoveNode {
-        node: NodeId,
-        if_version: Option<u64>,
+    /// An operation that must run on the leader, forwarded to it (see
+    /// `routing`): proposals, node add/remove, alert tests, linearizable
+    /// reads.
+    OnLeader {
+        op: super::routing::LeaderOp,
     },
     /// The leader tells a node it was removed from the cluster.
     Removed,
@@ -94,12 +85,6 @@ pub enum MemberRequest {
     LastRound {
         check_id: String,
     },
-    /// `qu alert test`, forwarded to the leader.
-    AlertTest {
-        id_or_name: String,
-    },
-    /// A linearizable read of the checks, served by the leader.
-    ReadChecks,
 }
 
 /// Why the leader could not carry out a forwarded operation.
@@ -129,12 +114,9 @@ pub enum MemberResponse {
     Vote(Result<VoteResponse<TypeConfig>, Fatal<TypeConfig>>),
     Snapshot(Result<SnapshotResponse<TypeConfig>, Fatal<TypeConfig>>),
     TransferLeader(Result<TransferLeaderResponse<TypeConfig>, Fatal<TypeConfig>>),
-    Proposed(Result<Response, ClusterFailure>),
-    Mutated(Result<(String, u64), ClusterFailure>),
+    OnLeader(Result<super::routing::LeaderReply, ClusterFailure>),
     Ack,
     LastRound(Option<crate::checks::aggregate::RoundOutcome>),
-    AlertTested(Result<String, String>),
-    Checks(Result<(u64, Vec<super::control::CheckRow>), String>),
 }
 
 /// Bytes as base64 in JSON (snapshots).

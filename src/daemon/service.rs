@@ -15,9 +15,7 @@ use openraft::errors::Fatal;
 use openraft::errors::RaftError;
 use openraft::vote::RaftLeaderId;
 
-use super::rpc::{
-    ClusterFailure, MemberRequest, MemberResponse, StrangerRequest, StrangerResponse,
-};
+use super::rpc::{MemberRequest, MemberResponse, StrangerRequest, StrangerResponse};
 use super::{access, Daemon};
 use crate::transport::{PeerIdentity, RpcError, Service, Stranger};
 use qu_raft::types::{Snapshot, Vote};
@@ -150,32 +148,21 @@ impl Service for MemberService {
                 check_sender(&caller, sender_of(r.from_leader()))?;
                 MemberResponse::TransferLeader(raft.handle_transfer_leader(r).await)
             }
-            MemberRequest::Propose { request } => {
-                let deadline = tokio::time::Instant::now() + super::cluster::MUTATION_TIMEOUT;
-                MemberResponse::Proposed(d.propose_as_leader(request, deadline).await)
+            MemberRequest::OnLeader { op } => {
+                let drop_reply = matches!(op, super::routing::LeaderOp::Propose { .. })
+                    && super::failpoint_once("drop-propose-reply");
+                let deadline = tokio::time::Instant::now() + super::cluster::MUTATION_TIMEOUT * 13;
+                let reply = d
+                    .run_as_leader(op, deadline, super::routing::Origin::Peer(caller.node_id))
+                    .await;
+                if drop_reply {
+                    tracing::warn!("failpoint drop-propose-reply: holding the answer past the caller's deadline");
+                    // Test hook: the answer is lost (the caller's attempt
+                    // times out first), as on a connection that failed.
+                    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                }
+                MemberResponse::OnLeader(reply)
             }
-            MemberRequest::AddNode { addr, fingerprint } => {
-                MemberResponse::Mutated(if d.leader() == Some(d.me()) {
-                    d.add_node_as_leader(&addr, &fingerprint).await
-                } else {
-                    Err(ClusterFailure::NotLeader { leader: d.leader() })
-                })
-            }
-            MemberRequest::RemoveNode { node, if_version } => {
-                MemberResponse::Mutated(if d.leader() == Some(d.me()) {
-                    d.remove_node_as_leader(node, if_version).await
-                } else {
-                    Err(ClusterFailure::NotLeader { leader: d.leader() })
-                })
-            }
-            MemberRequest::AlertTest { id_or_name } => {
-                MemberResponse::AlertTested(if d.leader() == Some(d.me()) {
-                    d.alert_test_as_leader(&id_or_name).await
-                } else {
-                    Err("not the leader".into())
-                })
-            }
-            MemberRequest::ReadChecks => MemberResponse::Checks(d.read_checks_as_leader().await),
             MemberRequest::Report { reports } => {
                 d.ingest(caller.node_id, reports);
                 MemberResponse::Ack

@@ -43,6 +43,8 @@ struct SmMeta {
     membership: StoredMembership,
     cluster_id: Option<String>,
     version: u64,
+    #[serde(default)]
+    request_seq: u64,
 }
 
 /// A snapshot at rest (legacy single-record form).
@@ -92,6 +94,7 @@ fn record_key(k: &RecordKey) -> Vec<u8> {
         RecordKey::Alert(id) => format!("alert/{id}").into_bytes(),
         RecordKey::CheckState(id) => format!("cstate/{id}").into_bytes(),
         RecordKey::Delivery(id) => format!("delivery/{id}").into_bytes(),
+        RecordKey::Request(id) => format!("req/{id}").into_bytes(),
     }
 }
 
@@ -101,6 +104,7 @@ fn meta_of(a: &Applied) -> SmMeta {
         membership: a.membership.clone(),
         cluster_id: a.state.cluster_id.clone(),
         version: a.state.version,
+        request_seq: a.state.request_seq,
     }
 }
 
@@ -134,6 +138,11 @@ fn record_value(a: &Applied, k: &RecordKey) -> io::Result<Option<Vec<u8>>> {
             .deliveries
             .get(id)
             .map_or(Ok(None), |v| enc(serde_json::to_vec(v))),
+        RecordKey::Request(id) => a
+            .state
+            .requests
+            .get(id)
+            .map_or(Ok(None), |v| enc(serde_json::to_vec(v))),
     }
 }
 
@@ -149,6 +158,8 @@ fn all_keys(a: &Applied) -> Vec<RecordKey> {
         alerts,
         check_states,
         deliveries,
+        requests,
+        request_seq: _,
     } = &a.state;
     std::iter::once(RecordKey::Meta)
         .chain(peers.keys().map(|k| RecordKey::Peer(*k)))
@@ -160,6 +171,7 @@ fn all_keys(a: &Applied) -> Vec<RecordKey> {
                 .map(|k| RecordKey::CheckState(k.clone())),
         )
         .chain(deliveries.keys().map(|k| RecordKey::Delivery(k.clone())))
+        .chain(requests.keys().map(|k| RecordKey::Request(k.clone())))
         .collect()
 }
 
@@ -215,6 +227,21 @@ impl StateMachineStore {
     }
 }
 
+/// `QU_FAILPOINT=slow-apply` (tests): every apply waits
+/// `QU_FAILPOINT_HOLD_MS` (default 1 s) first.
+fn apply_delay() -> Option<std::time::Duration> {
+    static DELAY: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| {
+        (std::env::var("QU_FAILPOINT").as_deref() == Ok("slow-apply")).then(|| {
+            let ms = std::env::var("QU_FAILPOINT_HOLD_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1000);
+            std::time::Duration::from_millis(ms)
+        })
+    })
+}
+
 /// Reads the persisted state.
 fn load(sm: &sled::Tree) -> io::Result<Applied> {
     let mut a = Applied::default();
@@ -227,6 +254,7 @@ fn load(sm: &sled::Tree) -> io::Result<Applied> {
             a.membership = m.membership;
             a.state.cluster_id = m.cluster_id;
             a.state.version = m.version;
+            a.state.request_seq = m.request_seq;
         } else if let Some(id) = key.strip_prefix("peer/") {
             let node = id.parse().map_err(|e| {
                 io::Error::new(
@@ -255,6 +283,11 @@ fn load(sm: &sled::Tree) -> io::Result<Applied> {
             );
         } else if let Some(id) = key.strip_prefix("cstate/") {
             a.state.check_states.make_mut().insert(
+                id.to_string(),
+                serde_json::from_slice(&v).map_err(json_err)?,
+            );
+        } else if let Some(id) = key.strip_prefix("req/") {
+            a.state.requests.make_mut().insert(
                 id.to_string(),
                 serde_json::from_slice(&v).map_err(json_err)?,
             );
@@ -305,6 +338,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut next = (*self.current).clone();
         let mut touched = vec![RecordKey::Meta];
         let mut replies = Vec::new();
+        if let Some(delay) = apply_delay() {
+            // Test hook (QU_FAILPOINT=slow-apply): this node applies late,
+            // as a loaded follower would.
+            tokio::time::sleep(delay).await;
+        }
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             next.last_applied = Some(entry.log_id());
