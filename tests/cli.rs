@@ -306,3 +306,45 @@ fn help_explains_every_command_and_its_defaults() {
     let trust = stdout(&node.qu(&["trust", "remove", "--help"]));
     assert!(trust.contains("prefix"), "{trust}");
 }
+
+#[test]
+fn a_duty_that_panics_is_restarted_and_shown_in_status() {
+    let mut node = Node::init(&[]);
+    node.spawn_serve_env(&["--timing", "fast"], &[("QU_FAILPOINT", "panic-dispatch")]);
+    node.wait_ready();
+    let duty = common::wait_for(
+        "the dispatch duty to be restarted",
+        Duration::from_secs(10),
+        || {
+            let s = node.status()?;
+            let d = s["duties"]
+                .as_array()?
+                .iter()
+                .find(|d| d["name"] == "dispatch")?
+                .clone();
+            (d["restarts"] == 1 && d["running"] == true).then_some(d)
+        },
+    );
+    assert!(
+        duty["last_failure"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("failpoint panic-dispatch"),
+        "{duty}"
+    );
+    let text = stdout(&node.qu(&["status"]));
+    assert!(text.contains("dispatch running (1 restarts"), "{text}");
+    assert!(node.log().contains("restarting"), "{}", node.log());
+}
+
+#[test]
+fn a_duty_that_cannot_live_ends_the_daemon_with_a_non_zero_exit() {
+    let mut node = Node::init(&[]);
+    node.spawn_serve_env(
+        &["--timing", "fast"],
+        &[("QU_FAILPOINT", "panic-dispatch-always")],
+    );
+    let status = node.wait_exit(Duration::from_secs(30));
+    assert!(!status.success());
+    assert!(node.log().contains("failed repeatedly"), "{}", node.log());
+}

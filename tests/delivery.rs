@@ -325,3 +325,134 @@ fn a_leader_cut_off_from_the_majority_never_sends() {
         || (hook.delivered().len() == 1).then_some(()),
     );
 }
+
+/// A TCP target nobody listens on: every probe is refused.
+fn closed_port() -> String {
+    format!("127.0.0.1:{}", common::free_port())
+}
+
+#[test]
+fn a_failed_delivered_record_is_retried_and_the_page_is_not_sent_twice() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let hook = Receiver::start();
+    let mut node = Node::init(&[]);
+    node.spawn_serve_env(
+        &["--timing", "fast"],
+        &[("QU_FAILPOINT", "fail-record-outcome")],
+    );
+    node.wait_ready();
+    ok(
+        &node,
+        &[
+            "alert",
+            "add",
+            "webhook",
+            "hook",
+            "--url",
+            &hook.url("/hook"),
+        ],
+    );
+    ok(
+        &node,
+        &[
+            "check",
+            "add",
+            "tcp",
+            "db",
+            &closed_port(),
+            "--interval",
+            "1s",
+            "--alerts",
+            "hook",
+        ],
+    );
+    wait_for(
+        "the ledger to say delivered",
+        Duration::from_secs(30),
+        || {
+            let log: serde_json::Value =
+                serde_json::from_str(&ok(&node, &["alert", "log", "--json"])).ok()?;
+            (log[0]["status"] == "delivered").then_some(())
+        },
+    );
+    assert!(
+        node.log().contains("retrying the record, not the send"),
+        "the failpoint never fired: {}",
+        node.log()
+    );
+    // Recorded only after the first record failed: one send all the same.
+    assert_eq!(hook.delivered().len(), 1, "{:?}", hook.requests());
+}
+
+#[test]
+fn a_thousand_checks_flipping_at_once_are_all_paged_with_at_most_64_sends_in_flight() {
+    use qu::daemon::control::{request, CheckSpec, ControlRequest};
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let hook = Receiver::start();
+    hook.set_delay(100);
+    let mut node = Node::init(&[]);
+    node.start();
+    ok(
+        &node,
+        &[
+            "alert",
+            "add",
+            "webhook",
+            "hook",
+            "--url",
+            &hook.url("/hook"),
+        ],
+    );
+    let target = closed_port();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let n = 1000;
+    for i in 0..n {
+        let spec = CheckSpec {
+            name: format!("c{i}"),
+            kind: qu_raft::model::CheckKind::Tcp {
+                target: target.clone(),
+            },
+            interval_ms: 2000,
+            timeout_ms: 1000,
+            alerts: vec!["hook".into()],
+        };
+        rt.block_on(request(
+            &node.socket,
+            &ControlRequest::CheckAdd {
+                spec,
+                if_version: None,
+            },
+            Duration::from_secs(10),
+        ))
+        .unwrap_or_else(|e| panic!("adding check {i}: {e}"));
+    }
+    let started = Instant::now();
+    let ids = wait_for("every page", Duration::from_secs(120), || {
+        let ids: std::collections::BTreeSet<String> = hook
+            .delivered()
+            .iter()
+            .filter_map(|c| c.json()["delivery_id"].as_str().map(str::to_string))
+            .collect();
+        (ids.len() >= n).then_some(ids)
+    });
+    println!(
+        "{n} pages in {:?}, at most {} at once",
+        started.elapsed(),
+        hook.max_in_flight()
+    );
+    assert_eq!(ids.len(), n);
+    assert!(
+        hook.max_in_flight() <= 64,
+        "{} sends at once",
+        hook.max_in_flight()
+    );
+    assert!(hook.max_in_flight() > 1, "sends were never concurrent");
+    let rounds = node.status().unwrap()["alerting"]["confirmation_rounds"]
+        .as_u64()
+        .unwrap();
+    println!("leadership confirmations: {rounds}");
+    assert!(
+        rounds < n as u64 / 4,
+        "{rounds} quorum rounds for {n} pages"
+    );
+}

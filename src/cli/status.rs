@@ -47,7 +47,42 @@ fn render(s: &StatusReport) -> String {
         "listen",
         format!("{} (advertise {})", s.listen, s.advertise),
     );
+    let down: Vec<String> = s
+        .duties
+        .iter()
+        .filter(|d| !d.running || d.restarts > 0)
+        .map(|d| {
+            format!(
+                "{} {} ({} restarts{})",
+                d.name,
+                if d.running { "running" } else { "STOPPED" },
+                d.restarts,
+                d.last_failure
+                    .as_ref()
+                    .map(|f| format!("; last: {f}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    let running = s.duties.iter().filter(|d| d.running).count();
+    line(
+        "duties",
+        if down.is_empty() {
+            format!("{running} running")
+        } else {
+            format!(
+                "{running} of {} running; {}",
+                s.duties.len(),
+                down.join(", ")
+            )
+        },
+    );
+
     match s.membership.as_str() {
+        "wiped" => {
+            line("cluster", format!("WIPED: this node belongs to a cluster but its raft/ data is gone; it serves no cluster traffic until re-added: on a member, 'qu node remove {}' then 'qu node add {}'", s.node_id, s.advertise));
+            return out;
+        }
         "fresh" => {
             line("cluster", "none yet: this node is fresh; the first mutation (qu check add, qu node add, …) forms a one-node cluster".into());
             return out;

@@ -6,9 +6,16 @@
 //! run past the horizon, or the receiver refuses for good).
 //!
 //! Invariants:
-//! - Before every send the leader confirms, with a quorum, that it still
-//!   leads (`ensure_linearizable`): a leader cut off from the majority never
-//!   pages.
+//! - Before every send the leader holds a confirmation, by a quorum, that
+//!   it leads (`ensure_linearizable`) at most `CONFIRMATION_MAX_AGE` old:
+//!   a leader cut off from the majority never pages, and a batch of sends
+//!   shares one quorum round (10 000 flips never start 10 000 ReadIndexes).
+//! - At most `MAX_SENDS_IN_FLIGHT` sends run at once.
+//! - Once a page was sent, this leader retries *recording* it, never the
+//!   send: a delivery whose outcome is being recorded is not sent again by
+//!   the same leader.
+//! - The retry horizon counts from the delivery's creation (its flip), so
+//!   a delivery handed from leader to leader still gives up on time.
 //! - A new leader resumes every delivery still pending in the ledger, so a
 //!   page is lost by no failover. A page can be sent twice only when a
 //!   leader dies between sending and recording (at-least-once); receivers
@@ -32,8 +39,12 @@ use qu_raft::state::{Command, Request};
 /// First retry delay, and its cap.
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
-/// A delivery still failing after this long is recorded as failed.
+/// A delivery still failing this long after its flip is recorded as failed.
 const HORIZON: Duration = Duration::from_secs(30 * 60);
+/// Sends running at once on the leader.
+pub(super) const MAX_SENDS_IN_FLIGHT: usize = 64;
+/// How old a leadership confirmation may be for a send to rely on it.
+const CONFIRMATION_MAX_AGE: Duration = Duration::from_secs(1);
 /// Settled deliveries are kept this long for `qu alert log`.
 const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -55,12 +66,23 @@ impl InFlight {
     }
 }
 
+/// The last leadership confirmation, shared by every send: concurrent
+/// callers wait for one quorum round instead of each starting their own.
+#[derive(Default)]
+pub(super) struct Confirmations {
+    last: tokio::sync::Mutex<Option<Instant>>,
+    rounds: std::sync::atomic::AtomicU64,
+}
+
 impl Daemon {
     /// True when this node leads and a quorum confirms it right now.
     pub(super) async fn confirm_leadership(&self) -> bool {
         if self.leader() != Some(self.me()) || self.is_removed() {
             return false;
         }
+        self.confirmations
+            .rounds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         matches!(
             tokio::time::timeout(
                 Duration::from_secs(3),
@@ -71,14 +93,65 @@ impl Daemon {
         )
     }
 
-    async fn record_outcome(&self, id: &str, status: DeliveryStatus) {
-        let deadline = Instant::now() + super::cluster::MUTATION_TIMEOUT;
-        let req = Request::new(Command::DeliveryOutcome {
-            id: id.to_string(),
-            status,
-        });
-        if let Err(e) = self.propose_as_leader(req, deadline).await {
-            tracing::warn!(delivery = %id, "cannot record the delivery outcome (the next leader will resend): {e}");
+    /// True when this node leads and a quorum confirmed it at most
+    /// `CONFIRMATION_MAX_AGE` ago (one round serves every caller).
+    async fn confirmed_leader(&self) -> bool {
+        if self.leader() != Some(self.me()) || self.is_removed() {
+            return false;
+        }
+        let mut last = self.confirmations.last.lock().await;
+        if last.is_some_and(|t| t.elapsed() <= CONFIRMATION_MAX_AGE) {
+            return true;
+        }
+        let asked = Instant::now();
+        if self.confirm_leadership().await {
+            *last = Some(asked);
+            true
+        } else {
+            *last = None;
+            false
+        }
+    }
+
+    /// Quorum rounds started to confirm leadership (status, tests).
+    pub(super) fn confirmation_rounds(&self) -> u64 {
+        self.confirmations
+            .rounds
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records a delivery's outcome, retrying the *recording* (never the
+    /// send) while this node leads. False when leadership was lost first:
+    /// the next leader finds the delivery pending and sends it again.
+    async fn record_outcome(&self, id: &str, status: DeliveryStatus) -> bool {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let deadline = Instant::now() + super::cluster::MUTATION_TIMEOUT;
+            let req = Request::new(Command::DeliveryOutcome {
+                id: id.to_string(),
+                status: status.clone(),
+            });
+            let result = if super::failpoint_once("fail-record-outcome") {
+                Err(super::rpc::ClusterFailure::Failed(
+                    "failpoint fail-record-outcome".into(),
+                ))
+            } else {
+                self.propose_as_leader(req, deadline).await.map(|_| ())
+            };
+            match result {
+                Ok(()) => return true,
+                // Already settled (a replay, or another path recorded it).
+                Err(super::rpc::ClusterFailure::Refused(_)) => return true,
+                Err(e) if self.leader() == Some(self.me()) && !self.is_removed() => {
+                    tracing::warn!(delivery = %id, "cannot record the delivery outcome yet ({e}); retrying the record, not the send");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    tracing::warn!(delivery = %id, "leadership lost before the delivery outcome was recorded ({e}); the next leader will resend");
+                    return false;
+                }
+            }
         }
     }
 
@@ -100,11 +173,14 @@ impl Daemon {
         };
         let provider = provider_for(&alert.kind, &self.alert_http);
         let msg = Message::from_delivery(&d, Some(self.me()));
-        let started = Instant::now();
         let mut backoff = BACKOFF_START;
         let mut attempts = 0u32;
         loop {
-            if !self.confirm_leadership().await {
+            let _send = match self.sends.clone().acquire_owned().await {
+                Ok(permit) => permit,
+                Err(_) => return,
+            };
+            if !self.confirmed_leader().await {
                 tracing::info!(delivery = %d.id, "not confirmed as leader: leaving the delivery to the next leader");
                 return;
             }
@@ -138,7 +214,8 @@ impl Daemon {
                 }
                 Err(SendError::Retry { reason, after }) => {
                     let wait = after.unwrap_or(backoff);
-                    if started.elapsed() + wait > HORIZON {
+                    let age = Duration::from_millis(now_ms().saturating_sub(d.created_ms));
+                    if age + wait > HORIZON {
                         let reason = format!("{reason} (gave up after {attempts} attempts)");
                         self.record_outcome(
                             &d.id,
@@ -152,6 +229,7 @@ impl Daemon {
                         return;
                     }
                     tracing::warn!(delivery = %d.id, alert = %alert.name, %reason, retry_in = ?wait, "page not delivered yet");
+                    drop(_send);
                     tokio::time::sleep(wait).await;
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
@@ -194,6 +272,7 @@ impl Daemon {
 
 /// On the leader: starts a task per pending delivery; prunes old records.
 pub(super) async fn dispatch_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
+    super::failpoint_panic("panic-dispatch");
     let in_flight = Arc::new(InFlight::default());
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut applied = daemon.applied.clone();

@@ -259,7 +259,8 @@ pub struct StatusReport {
     pub listen: String,
     pub version: String,
     pub uptime_secs: u64,
-    /// `fresh` (never formed or joined a cluster), `member`, or `removed`.
+    /// `fresh` (never formed or joined a cluster), `member`, `wiped`
+    /// (claimed, but its raft/ data is gone), or `removed`.
     pub membership: String,
     pub cluster_id: Option<String>,
     pub term: u64,
@@ -275,6 +276,20 @@ pub struct StatusReport {
     pub policy: crate::daemon::policy::PolicyView,
     #[serde(default)]
     pub probing: ProbingInfo,
+    /// The background duties and their health (the supervisor's view).
+    #[serde(default)]
+    pub duties: Vec<crate::daemon::supervisor::DutyHealth>,
+    #[serde(default)]
+    pub alerting: AlertingInfo,
+}
+
+/// Alert dispatch counters of `qu status` (since the daemon started).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct AlertingInfo {
+    /// Alert sends running now.
+    pub sends_in_flight: usize,
+    /// Quorum rounds run to confirm leadership before sends.
+    pub confirmation_rounds: u64,
 }
 
 /// Probing counters of `qu status` (since the daemon started).

@@ -22,6 +22,7 @@ mod raft_network;
 pub mod routing;
 pub mod rpc;
 mod service;
+pub mod supervisor;
 mod trust_sync;
 pub mod view;
 
@@ -77,6 +78,8 @@ pub enum DaemonError {
     Probe(#[from] crate::checks::probe::ProbeSetupError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("{0}; exiting so the service manager restarts qu")]
+    DutyFailed(String),
 }
 
 /// Raft and liveness timing.
@@ -168,6 +171,15 @@ pub(crate) fn failpoint_once(name: &str) -> bool {
         && !FIRED.swap(true, std::sync::atomic::Ordering::SeqCst)
 }
 
+/// Test hook: panics here the first time (`QU_FAILPOINT=NAME`) or every
+/// time (`QU_FAILPOINT=NAME-always`), as a bug in a duty would.
+pub(crate) fn failpoint_panic(name: &str) {
+    let always = std::env::var("QU_FAILPOINT").is_ok_and(|v| v == format!("{name}-always"));
+    if always || failpoint_once(name) {
+        panic!("failpoint {name}");
+    }
+}
+
 /// Test hook: when `QU_FAILPOINT` names this point, the task waits here
 /// for `QU_FAILPOINT_HOLD_MS` (default 20 s), as a step that stalls would.
 pub(crate) async fn failpoint_hold(name: &str) {
@@ -215,6 +227,12 @@ pub(crate) struct Daemon {
     scheduler_stats: Arc<crate::checks::scheduler::SchedulerStats>,
     /// Shared client for webhook and Discord alerts.
     alert_http: reqwest::Client,
+    /// Runs and watches the background duties.
+    supervisor: Arc<supervisor::Supervisor>,
+    /// Alert sends running at once (at most `MAX_SENDS_IN_FLIGHT`).
+    sends: Arc<tokio::sync::Semaphore>,
+    /// The shared leadership confirmation of alert sends.
+    confirmations: alerting::Confirmations,
 }
 
 impl Daemon {
@@ -349,6 +367,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         aggregator: Default::default(),
         scheduler_stats: Default::default(),
         alert_http,
+        supervisor: supervisor::Supervisor::new(),
+        sends: Arc::new(tokio::sync::Semaphore::new(alerting::MAX_SENDS_IN_FLIGHT)),
+        confirmations: Default::default(),
     });
     if removed {
         let _ = daemon.raft.shutdown().await;
@@ -378,37 +399,65 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         }
         .run(daemon.applied.clone(), shutdown_rx.clone()),
     );
+    // Every duty runs under the supervisor: restarted when it ends on its
+    // own, shown in `qu status`, and the daemon exits if one cannot live.
+    let sup = daemon.supervisor.clone();
+    let control_listener = Arc::new(control_listener);
+    let results_rx = Arc::new(tokio::sync::Mutex::new(results_rx));
+    let probers_for = probers.clone();
+    let duty = |name: &'static str, f: fn(Arc<Daemon>, watch::Receiver<bool>) -> DutyFuture| {
+        let (d, rx) = (daemon.clone(), shutdown_rx.clone());
+        sup.spawn(name, shutdown_rx.clone(), move || f(d.clone(), rx.clone()))
+    };
     let tasks = vec![
-        tokio::spawn(control_loop(
-            control_listener,
-            daemon.clone(),
-            shutdown_rx.clone(),
-        )),
-        tokio::spawn(cluster::ping_loop(daemon.clone(), shutdown_rx.clone())),
-        tokio::spawn(trust_sync::trust_sync_loop(
-            daemon.clone(),
-            shutdown_rx.clone(),
-        )),
-        tokio::spawn(cluster::removal_watch(daemon.clone(), shutdown_rx.clone())),
-        tokio::spawn(cluster::policy_loop(daemon.clone(), shutdown_rx.clone())),
-        tokio::spawn(cluster::reconcile_loop(daemon.clone(), shutdown_rx.clone())),
-        tokio::spawn(probing::scheduler_loop(
-            daemon.clone(),
-            probers,
-            results_tx,
-            daemon.scheduler_stats.clone(),
-            shutdown_rx.clone(),
-        )),
-        tokio::spawn(probing::report_loop(
-            daemon.clone(),
-            results_rx,
-            daemon.scheduler_stats.clone(),
-        )),
-        tokio::spawn(probing::aggregate_loop(daemon.clone(), shutdown_rx.clone())),
-        tokio::spawn(alerting::dispatch_loop(daemon.clone(), shutdown_rx.clone())),
+        {
+            let (d, rx, l) = (
+                daemon.clone(),
+                shutdown_rx.clone(),
+                control_listener.clone(),
+            );
+            sup.spawn("control", shutdown_rx.clone(), move || {
+                control_loop(l.clone(), d.clone(), rx.clone())
+            })
+        },
+        duty("ping", |d, rx| Box::pin(cluster::ping_loop(d, rx))),
+        duty("trust", |d, rx| {
+            Box::pin(trust_sync::trust_sync_loop(d, rx))
+        }),
+        duty("removal", |d, rx| Box::pin(cluster::removal_watch(d, rx))),
+        duty("policy", |d, rx| Box::pin(cluster::policy_loop(d, rx))),
+        duty("reconcile", |d, rx| {
+            Box::pin(cluster::reconcile_loop(d, rx))
+        }),
+        {
+            let (d, rx, tx) = (daemon.clone(), shutdown_rx.clone(), results_tx.clone());
+            sup.spawn("probe", shutdown_rx.clone(), move || {
+                probing::scheduler_loop(
+                    d.clone(),
+                    probers_for.clone(),
+                    tx.clone(),
+                    d.scheduler_stats.clone(),
+                    rx.clone(),
+                )
+            })
+        },
+        {
+            let (d, results) = (daemon.clone(), results_rx.clone());
+            sup.spawn("report", shutdown_rx.clone(), move || {
+                probing::report_loop(d.clone(), results.clone(), d.scheduler_stats.clone())
+            })
+        },
+        duty("aggregate", |d, rx| {
+            Box::pin(probing::aggregate_loop(d, rx))
+        }),
+        duty("dispatch", |d, rx| Box::pin(alerting::dispatch_loop(d, rx))),
     ];
+    drop(results_tx);
 
-    let outcome = wait_for_signal().await;
+    let outcome = tokio::select! {
+        r = wait_for_signal() => r,
+        why = daemon.supervisor.given_up() => Err(DaemonError::DutyFailed(why)),
+    };
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     server.abort();
@@ -478,8 +527,11 @@ async fn wait_for_signal() -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// A supervised duty's future.
+type DutyFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 async fn control_loop(
-    listener: tokio::net::UnixListener,
+    listener: Arc<tokio::net::UnixListener>,
     daemon: Arc<Daemon>,
     mut shutdown: watch::Receiver<bool>,
 ) {

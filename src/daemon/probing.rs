@@ -71,9 +71,11 @@ pub(super) async fn scheduler_loop(
 /// Ships results to the leader in batches as they come.
 pub(super) async fn report_loop(
     daemon: Arc<Daemon>,
-    mut rx: mpsc::Receiver<ProbeReport>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<ProbeReport>>>,
     stats: Arc<SchedulerStats>,
 ) {
+    // One reporter at a time owns the queue (a restarted one takes over).
+    let mut rx = rx.lock().await;
     let mut batch = Vec::with_capacity(REPORT_BATCH);
     while rx.recv_many(&mut batch, REPORT_BATCH).await > 0 {
         // Linger, but never past the moment the most urgent result must go.

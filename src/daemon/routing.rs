@@ -112,10 +112,13 @@ impl LeaderOp {
     fn retry_is_safe(&self) -> bool {
         match self {
             LeaderOp::Propose { request } => request.request_id.is_some(),
-            // Re-running an add continues where it stopped.
-            LeaderOp::AddNode { .. } | LeaderOp::ReadChecks => true,
-            // A second removal or test page is not the same as the first.
-            LeaderOp::RemoveNode { .. } | LeaderOp::AlertTest { .. } => false,
+            LeaderOp::ReadChecks => true,
+            // A second removal or test page is not the same as the first;
+            // an add cut short is left to the operator (re-running it
+            // continues) or rolled back by reconciliation.
+            LeaderOp::AddNode { .. } | LeaderOp::RemoveNode { .. } | LeaderOp::AlertTest { .. } => {
+                false
+            }
         }
     }
 

@@ -229,6 +229,12 @@ impl Daemon {
                 .map(|v| v.clone())
                 .unwrap_or_default(),
             probing: self.probing_info(m.current_leader == Some(self.me())),
+            duties: self.supervisor.health(),
+            alerting: super::control::AlertingInfo {
+                sends_in_flight: super::alerting::MAX_SENDS_IN_FLIGHT
+                    - self.sends.available_permits(),
+                confirmation_rounds: self.confirmation_rounds(),
+            },
         }
     }
 

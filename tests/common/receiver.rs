@@ -37,6 +37,10 @@ struct Inner {
     script: VecDeque<Reply>,
     default_status: u16,
     log: Vec<Captured>,
+    /// Each answer waits this long (to make concurrent senders overlap).
+    delay_ms: u64,
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 pub struct Receiver {
@@ -69,6 +73,16 @@ impl Receiver {
     /// Answer the next requests with these replies, in order.
     pub fn script(&self, replies: Vec<Reply>) {
         self.inner.lock().unwrap().script.extend(replies);
+    }
+
+    /// Holds every answer `ms` milliseconds.
+    pub fn set_delay(&self, ms: u64) {
+        self.inner.lock().unwrap().delay_ms = ms;
+    }
+
+    /// The most requests that were being answered at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.inner.lock().unwrap().max_in_flight
     }
 
     pub fn set_default(&self, status: u16) {
@@ -125,8 +139,10 @@ fn handle(mut conn: std::net::TcpStream, inner: &Mutex<Inner>) {
         }
     }
     let body = String::from_utf8_lossy(&buf[header_end..]).to_string();
-    let (status, extra, reply_body) = {
+    let (status, extra, reply_body, delay) = {
         let mut g = inner.lock().unwrap();
+        g.in_flight += 1;
+        g.max_in_flight = g.max_in_flight.max(g.in_flight);
         let r = g
             .script
             .pop_front()
@@ -137,8 +153,11 @@ fn handle(mut conn: std::net::TcpStream, inner: &Mutex<Inner>) {
             body,
             status: r.0,
         });
-        r
+        (r.0, r.1, r.2, g.delay_ms)
     };
+    if delay > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+    }
     let mut resp = format!(
         "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
         reply_body.len()
@@ -149,4 +168,5 @@ fn handle(mut conn: std::net::TcpStream, inner: &Mutex<Inner>) {
     resp.push_str("\r\n");
     resp.push_str(&reply_body);
     let _ = conn.write_all(resp.as_bytes());
+    inner.lock().unwrap().in_flight -= 1;
 }
