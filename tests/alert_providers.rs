@@ -1,6 +1,7 @@
 //! Webhook and Discord providers against a local HTTP receiver standing in
 //! for the real endpoints: payload shape, the 2000-character limit, 429
 //! with retry_after, 500 retried, 404 permanent.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
 mod common;
 
@@ -191,7 +192,28 @@ async fn an_unreachable_receiver_is_a_retryable_error_without_the_secret_url() {
     let p = provider_for(&kind, &http_client().unwrap());
     match p.send(&down_message("homepage")).await {
         Err(SendError::Retry { reason, .. }) => {
-            assert!(!reason.contains("SECRETTOKEN"), "{reason}")
+            assert!(!reason.contains("SECRETTOKEN"), "{reason}");
+            // The cause underneath is kept: where, and what failed.
+            assert!(
+                reason.contains(&format!("cannot connect to 127.0.0.1:{port}")),
+                "{reason}"
+            );
+            assert!(reason.to_lowercase().contains("refused"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A name that does not resolve says so.
+    let kind = AlertKind::Discord {
+        webhook: "http://no-such-host.invalid/api/webhooks/1/SECRETTOKEN".into(),
+    };
+    let p = provider_for(&kind, &http_client().unwrap());
+    match p.send(&down_message("homepage")).await {
+        Err(SendError::Retry { reason, .. }) => {
+            assert!(!reason.contains("SECRETTOKEN"), "{reason}");
+            assert!(
+                reason.contains("no-such-host.invalid") && reason.contains("dns error"),
+                "{reason}"
+            );
         }
         other => panic!("{other:?}"),
     }

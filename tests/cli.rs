@@ -1,5 +1,6 @@
 //! `qu init`, `qu serve` and the CLI as a user runs them: real processes,
 //! real files, a real control socket.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Multi-process cluster tests: real `qu serve` processes on loopback,
 //! formed exactly as a user would (SPEC §3, §5, §6, §11).
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The delivery ledger end to end (SPEC §10): real `qu serve` processes, a
 //! local receiver standing in for Discord, a real SMTP server, a target the
 //! test breaks and repairs.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The leadership policy and membership hardening (SPEC §5, §7), with real
 //! `qu serve` processes on loopback and short cooldowns.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
 mod common;
 

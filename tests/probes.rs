@@ -1,6 +1,7 @@
 //! Probers against real local servers (SPEC §8): HTTP status, body,
 //! redirects, timeouts and TLS verification; TCP open/refused/timeout; ICMP
 //! echo to 127.0.0.1 and ::1.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
 mod common;
 

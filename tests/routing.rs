@@ -3,6 +3,7 @@
 //! write whose answer was lost is applied once and reported once, a peer
 //! cannot propose records, and an operation with no leader to go to fails
 //! fast.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
 mod common;
 

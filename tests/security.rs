@@ -2,6 +2,7 @@
 //! real `qu serve` processes on loopback: a stranger with network access and
 //! a certificate of its own, a pinned key that is not a member, removed
 //! nodes and learners, a connection flood, and local files and sockets.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
 mod common;
 

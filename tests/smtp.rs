@@ -2,6 +2,7 @@
 //! python3-aiosmtpd, see tests/support/smtp_server.py): plain, AUTH,
 //! STARTTLS with a CA the daemon is told to trust, and headers (Date,
 //! Message-ID, no injection through a check name).
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The pinned-mTLS transport over real loopback listeners: who is served,
 //! who is refused and how fast, frame limits, and multiplexing.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};

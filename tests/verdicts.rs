@@ -1,6 +1,7 @@
 //! Quorum verdicts end to end (SPEC §8, §9): three `qu serve` processes on
 //! 127.0.0.2/.3/.4, each probing from its own address, against a real HTTP
 //! target that the test makes fail for everyone or for one node only.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
 mod common;
 

@@ -8,6 +8,7 @@
 //! - `runner`: network namespaces, a `qu` cluster in them, workloads,
 //!   nemeses, sinks, and the run that records and checks a history.
 //! - `bench`: benchmarks on loopback that print figures (never assert).
+#![forbid(unsafe_code)]
 
 pub mod bench;
 pub mod checkers;

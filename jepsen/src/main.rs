@@ -5,6 +5,7 @@
 //!   prints the report (needs root). Exit 0 when every checker passes.
 //! - `qu-jepsen check HISTORY.jsonl [--json]`: checks a recorded history.
 //! - `qu-jepsen bench [...]`: benchmarks on loopback; prints figures.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,5 +1,6 @@
 //! Each checker passes a clean history and fails a doctored one that holds
 //! exactly the violation it exists to catch.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
 use std::collections::BTreeSet;
 

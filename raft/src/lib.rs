@@ -2,6 +2,7 @@
 //!
 //! This crate holds no sockets: the binary carries Raft RPCs over its own
 //! pinned-mTLS transport.
+#![forbid(unsafe_code)]
 
 pub mod model;
 pub mod node_id;

@@ -472,12 +472,15 @@ pub fn validate_host(field: &str, host: &str) -> Result<(), ValidationError> {
     }
 }
 
+/// An address as RFC 5322 allows it (parsed by `email_address`, as lettre
+/// does), without display text or domain literals; `ops@localhost` is fine
+/// for a local MTA, an empty local part is not.
 fn validate_email(field: &str, addr: &str) -> Result<(), ValidationError> {
-    let ok = addr.split_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty() && !domain.is_empty() && domain.contains('.') || domain == "localhost"
-    }) && !addr.contains(|c: char| {
-        c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == ','
-    });
+    let options = email_address::Options::default()
+        .without_display_text()
+        .without_domain_literal();
+    let ok = email_address::EmailAddress::parse_with_options(addr, options).is_ok()
+        && !addr.contains(|c: char| c.is_whitespace() || c.is_control() || c == ',');
     if ok {
         Ok(())
     } else {
@@ -831,5 +834,20 @@ mod tests {
             to[0] = "ops@example.com\r\nBcc: x@evil.com".into();
         }
         assert_eq!(a.validate().unwrap_err().field, "--to");
+        for (addr, valid) in [
+            ("ops@example.com", true),
+            ("root@localhost", true),
+            ("@localhost", false),
+            ("@example.com", false),
+            ("ops@", false),
+            ("Ops <ops@example.com>", false),
+            ("a b@example.com", false),
+            ("ops@example.com,b@example.com", false),
+        ] {
+            if let AlertKind::Smtp { to, .. } = &mut a.kind {
+                to[0] = addr.into();
+            }
+            assert_eq!(a.validate().is_ok(), valid, "{addr}");
+        }
     }
 }

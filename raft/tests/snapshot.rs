@@ -1,6 +1,7 @@
 //! Snapshots of the sled state machine: what is built from one node's
 //! applied state installs into an empty node and reproduces it exactly,
 //! across a reopen of the database too.
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
 use std::collections::{BTreeMap, BTreeSet};
 

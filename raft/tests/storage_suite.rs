@@ -1,5 +1,6 @@
 //! openraft's own storage conformance suite, run against the sled log store
 //! and state machine (fresh on-disk database per case).
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
 use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::StorageError;

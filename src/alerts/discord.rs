@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::message::Message;
-use super::{network_error, retry_after_header, Provider, SendError, SendFuture};
+use super::{classify_status, network_error, retry_after_header, Provider, SendFuture};
 
 /// Discord's limit on `content`.
 pub const MAX_CONTENT: usize = 2000;
@@ -42,33 +42,14 @@ impl Provider for Discord {
             let header_wait = retry_after_header(resp.headers());
             let text = resp.text().await.unwrap_or_default();
             let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            let discord_message = parsed["message"]
-                .as_str()
-                .unwrap_or(&text)
-                .chars()
-                .take(300)
-                .collect::<String>();
-            match status {
-                200..=299 => Ok(()),
-                429 => {
-                    let wait = parsed["retry_after"]
-                        .as_f64()
-                        .filter(|s| s.is_finite() && *s >= 0.0)
-                        .map(Duration::from_secs_f64)
-                        .or(header_wait);
-                    Err(SendError::Retry {
-                        reason: format!("Discord rate limit (HTTP 429): {discord_message}"),
-                        after: wait,
-                    })
-                }
-                500..=599 => Err(SendError::Retry {
-                    reason: format!("Discord HTTP {status}: {discord_message}"),
-                    after: header_wait,
-                }),
-                _ => Err(SendError::Permanent(format!(
-                    "Discord HTTP {status}: {discord_message}"
-                ))),
-            }
+            let discord_message = parsed["message"].as_str().unwrap_or(&text);
+            // Discord says how long to wait in its body; prefer that.
+            let wait = parsed["retry_after"]
+                .as_f64()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64)
+                .or(header_wait);
+            classify_status("Discord HTTP", status, discord_message, wait)
         })
     }
 }

@@ -68,7 +68,7 @@ impl Message {
             check_name: d.check_name.clone(),
             check_type: d.check_type.clone(),
             target: d.target.clone(),
-            since: crate::daemon::view::rfc3339(
+            since: crate::ids::rfc3339(
                 std::time::UNIX_EPOCH + std::time::Duration::from_millis(t.at_ms),
             ),
             votes: t.votes(),
@@ -80,13 +80,13 @@ impl Message {
     /// The message `qu alert test` sends.
     pub fn test(alert_name: &str, master: Option<NodeId>) -> Message {
         Message {
-            delivery_id: format!("test-{}", crate::daemon::random_id()),
+            delivery_id: format!("test-{}", crate::ids::random_id()),
             event: Event::Test,
             check_id: String::new(),
             check_name: format!("test of alert {alert_name}"),
             check_type: "-".into(),
             target: "-".into(),
-            since: crate::daemon::view::rfc3339(std::time::SystemTime::now()),
+            since: crate::ids::rfc3339(std::time::SystemTime::now()),
             votes: "-".into(),
             evidence: vec![],
             master,

@@ -74,45 +74,74 @@ pub fn http_client() -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
-/// Classifies an HTTP answer: 2xx ok, 429 and 5xx retry, other 4xx permanent.
+/// Classifies an HTTP answer — 2xx ok, 429 and 5xx retry (after
+/// `retry_after` when the receiver said), anything else permanent — for
+/// every HTTP provider. `label` names the service in the reason (`HTTP`,
+/// `Discord HTTP`); `detail` is the receiver's own message.
 pub(crate) fn classify_status(
+    label: &str,
     status: u16,
-    body: &str,
+    detail: &str,
     retry_after: Option<Duration>,
 ) -> Result<(), SendError> {
-    let detail = body.chars().take(300).collect::<String>();
+    let detail = detail.trim().chars().take(300).collect::<String>();
+    let reason = |what: String| {
+        if detail.is_empty() {
+            what
+        } else {
+            format!("{what}: {detail}")
+        }
+    };
     match status {
         200..=299 => Ok(()),
         429 => Err(SendError::Retry {
-            reason: format!("HTTP 429 (rate limited) {detail}")
-                .trim()
-                .to_string(),
+            reason: reason(format!("{label} 429 (rate limited)")),
             after: retry_after,
         }),
         500..=599 => Err(SendError::Retry {
-            reason: format!("HTTP {status} {detail}").trim().to_string(),
+            reason: reason(format!("{label} {status}")),
             after: retry_after,
         }),
-        _ => Err(SendError::Permanent(
-            format!("HTTP {status} {detail}").trim().to_string(),
-        )),
+        _ => Err(SendError::Permanent(reason(format!("{label} {status}")))),
     }
 }
 
-/// A network failure of an HTTP send: always worth retrying.
+/// A network failure of an HTTP send: always worth retrying. The reason
+/// names the host (never the URL: its path or query may carry a token) and
+/// keeps every cause underneath (`dns error: …`, `Connection refused`).
 pub(crate) fn network_error(e: reqwest::Error) -> SendError {
+    let host = e.url().and_then(|u| {
+        u.host_str()
+            .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0)))
+    });
+    let to = host.map(|h| format!(" to {h}")).unwrap_or_default();
     let what = if e.is_timeout() {
-        "timed out".to_string()
+        format!("request{to} timed out")
     } else if e.is_connect() {
-        "cannot connect".to_string()
+        format!("cannot connect{to}")
     } else {
-        "request failed".to_string()
+        format!("request{to} failed")
     };
-    // Without the URL: it may carry a token.
     SendError::Retry {
-        reason: format!("{what}: {}", e.without_url()),
+        reason: format!("{what}: {}", error_chain(&e.without_url())),
         after: None,
     }
+}
+
+/// An error and all its causes, `outer: inner: innermost`, without
+/// repeating a cause an outer message already contains.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 /// `Retry-After: <seconds>`.

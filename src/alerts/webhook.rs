@@ -21,7 +21,7 @@ impl Provider for Webhook {
             let status = resp.status().as_u16();
             let after = retry_after_header(resp.headers());
             let body = resp.text().await.unwrap_or_default();
-            classify_status(status, &body, after)
+            classify_status("HTTP", status, &body, after)
         })
     }
 }

@@ -10,7 +10,6 @@ use std::str::FromStr;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha256};
 
 use qu_raft::NodeId;
 
@@ -28,7 +27,11 @@ pub struct FingerprintParseError(pub String);
 impl Fingerprint {
     /// The fingerprint of a DER-encoded SubjectPublicKeyInfo.
     pub fn of_spki(spki_der: &[u8]) -> Fingerprint {
-        Fingerprint(Sha256::digest(spki_der).into())
+        // aws-lc (already linked for TLS) computes the digest.
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, spki_der);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(digest.as_ref());
+        Fingerprint(out)
     }
 
     /// The node id a key derives by default (SPEC §2).

@@ -46,25 +46,7 @@ pub(super) const NODE_ADD_TIMEOUT: Duration = Duration::from_secs(60);
 /// Deadline of the hello and join calls.
 const STRANGER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Random lowercase hex from the crypto provider's CSPRNG.
-pub fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    if crate::transport::tls::provider()
-        .secure_random
-        .fill(&mut buf)
-        .is_err()
-    {
-        // The OS RNG failed: fall back to time; ids need uniqueness, not secrecy.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        buf.iter_mut()
-            .enumerate()
-            .for_each(|(i, b)| *b = (t >> (8 * (i % 16))) as u8);
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::ids::random_hex;
 
 impl Daemon {
     /// This node as a replicated peer.

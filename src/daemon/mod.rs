@@ -146,10 +146,7 @@ pub struct ServeOptions {
     pub probe_source: Option<std::net::IpAddr>,
 }
 
-/// A short random id (8 hex digits) for records and test pages.
-pub fn random_id() -> String {
-    cluster::random_hex(4)
-}
+pub use crate::ids::random_id;
 
 /// Default leadership cooldown (SPEC §7).
 pub const DEFAULT_LEADER_COOLDOWN: Duration = Duration::from_secs(30);

@@ -2,7 +2,7 @@
 //! applied state and peer liveness.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use openraft::async_runtime::WatchReceiver;
 
@@ -13,19 +13,7 @@ use qu_raft::model::Health;
 use qu_raft::NodeId;
 
 /// RFC 3339 UTC, second precision.
-pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| secs.to_string())
-}
+pub use crate::ids::rfc3339;
 
 impl Daemon {
     pub(super) fn membership_word(&self) -> &'static str {

@@ -93,13 +93,7 @@ pub struct TrustStore {
     entries: Vec<TrustEntry>,
 }
 
-/// The current time as RFC 3339 UTC, second precision.
-pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0);
-    let now = now.unwrap_or_else(|_| time::OffsetDateTime::now_utc());
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| now.unix_timestamp().to_string())
-}
+pub use crate::ids::now_rfc3339;
 
 impl TrustStore {
     /// Loads the store; a missing file is an empty store.

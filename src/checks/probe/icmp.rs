@@ -149,6 +149,7 @@ pub async fn probe(host: &str, source: Option<IpAddr>) -> Result<(), String> {
         .map_err(|e| format!("ICMP to {}: {}", addr.ip(), super::describe_io(&e)))?;
     // SAFETY: the socket2 `Socket` owns its descriptor for its whole life and
     // always returns that same descriptor; `AsyncFd` takes ownership of it.
+    #[allow(unsafe_code)]
     let fd = unsafe { AsyncFd::register(socket) }.map_err(|e| format!("ICMP socket: {e}"))?;
     let ident = u16::from_be_bytes(random_bytes::<2>());
     let seq = u16::from_be_bytes(random_bytes::<2>());
