@@ -13,17 +13,94 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::{Parser, Subcommand};
 use qu_jepsen::checkers::Report;
 
-const USAGE: &str = "usage:
-  qu-jepsen run [--seed S] [--time 60s] [--nodes 3|5] [--faults a,b] [--qu PATH]
-      (root: namespaces, iptables). Faults: partition, partition-leader,
-      one-way, loss, kill-leader, pause, pause-leader, skew, skew-leader,
-      wipe-rejoin, majorities-ring, bridge (the last two need --nodes 5)
-  qu-jepsen check HISTORY.jsonl [--json]
-  qu-jepsen bench [--quick] [--scales 1000,5000,10000] [--outages 20] [--kills 20]
-      [--mutations 100] [--window 60s] [--scale-interval 30s] [--timing lan] [--qu PATH]
-      (no root needed; build with --release for meaningful figures)";
+/// Command line of the harness (clap: every flag checked, unknown ones refused).
+#[derive(Debug, Parser)]
+#[command(
+    name = "qu-jepsen",
+    about = "Fault-injection runs and benchmarks against real qu processes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run a cluster under faults, record the history, check it (needs root: namespaces, iptables)
+    Run {
+        /// Seed of the fault schedule (replay a run with the same seed)
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// How long to inject faults, e.g. 60s or 2m
+        #[arg(long, default_value = "60s", value_parser = parse_time)]
+        time: Duration,
+        /// Cluster size (3 to 9)
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(3..=9))]
+        nodes: u64,
+        /// Only these faults: partition, partition-leader, one-way, loss, kill-leader, pause, pause-leader, skew, skew-leader, wipe-rejoin, majorities-ring, bridge (the last two need --nodes 5)
+        #[arg(long, value_name = "a,b")]
+        faults: Option<String>,
+        /// The qu binary [default: the one next to this binary, else qu on PATH]
+        #[arg(long, value_name = "PATH")]
+        qu: Option<PathBuf>,
+    },
+    /// Check a recorded history
+    Check {
+        history: PathBuf,
+        /// Print the reports as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmarks on loopback that print figures (no root needed; build with --release for meaningful figures)
+    Bench {
+        /// Smaller defaults everywhere
+        #[arg(long)]
+        quick: bool,
+        /// Check counts to measure, ascending [default: 1000,5000,10000; --quick: 1000]
+        #[arg(long, value_delimiter = ',', value_name = "N,N")]
+        scales: Vec<usize>,
+        /// Outages to detect [default: 20; --quick: 5]
+        #[arg(long)]
+        outages: Option<usize>,
+        /// Master kills to time [default: 20; --quick: 5]
+        #[arg(long)]
+        kills: Option<usize>,
+        /// Mutations to time [default: 100; --quick: 30]
+        #[arg(long)]
+        mutations: Option<usize>,
+        /// Measurement window [default: 60s; --quick: 30s]
+        #[arg(long, value_parser = parse_time)]
+        window: Option<Duration>,
+        /// Probe interval at scale (at least 3s)
+        #[arg(long, default_value = "30s", value_parser = parse_interval)]
+        scale_interval: Duration,
+        /// Raft timing profile of the latency cluster
+        #[arg(long, default_value = "lan")]
+        timing: String,
+        /// The qu binary [default: the one next to this binary, else qu on PATH]
+        #[arg(long, value_name = "PATH")]
+        qu: Option<PathBuf>,
+    },
+    /// (internal) The HTTP target of a run
+    #[command(hide = true)]
+    ServeTarget { a: String, b: String },
+    /// (internal) The webhook sink of a run
+    #[command(hide = true)]
+    ServeSink { a: String, b: String },
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    parse_time(s).and_then(|d| {
+        if d.as_secs() >= 3 {
+            Ok(d)
+        } else {
+            Err("at least 3s".into())
+        }
+    })
+}
 
 fn print_reports(reports: &[Report]) -> bool {
     for r in reports {
@@ -40,26 +117,22 @@ fn print_reports(reports: &[Report]) -> bool {
     failed == 0
 }
 
-fn parse_time(s: &str) -> Option<Duration> {
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
-    let n: u64 = n.parse().ok()?;
+/// `60s` or `2m`.
+fn parse_time(s: &str) -> Result<Duration, String> {
+    let bad = || format!("{s:?} is not a duration like 60s or 2m");
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
     match unit {
-        "s" => Some(Duration::from_secs(n)),
-        "m" => Some(Duration::from_secs(n * 60)),
-        _ => None,
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(bad()),
     }
 }
 
-fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(String::as_str)
-}
-
 /// `--qu PATH`, else the `qu` next to this binary, else `qu` on PATH.
-fn qu_path(args: &[String]) -> PathBuf {
-    flag(args, "--qu").map(PathBuf::from).unwrap_or_else(|| {
+fn qu_path(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| {
         std::env::current_exe()
             .ok()
             .and_then(|p| p.parent().map(|d| d.join("qu")))
@@ -69,14 +142,16 @@ fn qu_path(args: &[String]) -> PathBuf {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("check") => {
-            let Some(path) = args.get(1) else {
-                eprintln!("{USAGE}");
-                return ExitCode::from(2);
-            };
-            let history = match qu_jepsen::history::load(std::path::Path::new(path)) {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match cli.command {
+        Cmd::Check { history, json } => {
+            let history = match qu_jepsen::history::load(&history) {
                 Ok(h) => h,
                 Err(e) => {
                     eprintln!("qu-jepsen: {e}");
@@ -84,7 +159,7 @@ fn main() -> ExitCode {
                 }
             };
             let reports = qu_jepsen::checkers::check_all(&history);
-            let ok = if args.iter().any(|a| a == "--json") {
+            let ok = if json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&reports).unwrap_or_default()
@@ -99,22 +174,16 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
-        Some("run") => {
-            let seed = flag(&args, "--seed")
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(1);
-            let Some(time) = parse_time(flag(&args, "--time").unwrap_or("60s")) else {
-                eprintln!("qu-jepsen: --time takes e.g. 60s or 2m");
-                return ExitCode::from(2);
-            };
-            let nodes = flag(&args, "--nodes")
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(3);
-            if !(3..=9).contains(&nodes) {
-                eprintln!("qu-jepsen: --nodes takes 3 to 9");
-                return ExitCode::from(2);
-            }
-            let faults = match flag(&args, "--faults")
+        Cmd::Run {
+            seed,
+            time,
+            nodes,
+            faults,
+            qu,
+        } => {
+            let nodes = nodes as usize;
+            let faults = match faults
+                .as_deref()
                 .map(qu_jepsen::runner::nemesis::Fault::parse_list)
                 .transpose()
             {
@@ -124,7 +193,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let qu = qu_path(&args);
+            let qu = qu_path(qu);
             let stop = Arc::new(AtomicBool::new(false));
             let s = stop.clone();
             let _ = ctrlc::set_handler(move || {
@@ -171,51 +240,42 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Some("bench") => {
-            let quick = args.iter().any(|a| a == "--quick");
-            let num = |name: &str, default: usize| {
-                flag(&args, name)
-                    .map(|v| {
-                        v.parse::<usize>()
-                            .map_err(|_| format!("{name} takes a number"))
-                    })
-                    .unwrap_or(Ok(default))
+        Cmd::Bench {
+            quick,
+            scales,
+            outages,
+            kills,
+            mutations,
+            window,
+            scale_interval,
+            timing,
+            qu,
+        } => {
+            let scales = if !scales.is_empty() {
+                scales
+            } else if quick {
+                vec![1000]
+            } else {
+                vec![1000, 5000, 10000]
             };
-            let parsed = (|| -> Result<qu_jepsen::bench::Options, String> {
-                let scales = match flag(&args, "--scales") {
-                    Some(s) => s
-                        .split(',')
-                        .map(|v| v.trim().parse::<usize>())
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|_| "--scales takes numbers, e.g. 1000,5000,10000".to_string())?,
-                    None if quick => vec![1000],
-                    None => vec![1000, 5000, 10000],
-                };
-                if scales.is_empty() || scales.windows(2).any(|w| w[0] >= w[1]) {
-                    return Err("--scales must be ascending, e.g. 1000,5000,10000".into());
-                }
-                let window = match flag(&args, "--window") {
-                    Some(w) => parse_time(w).ok_or("--window takes e.g. 60s or 2m")?,
-                    None if quick => Duration::from_secs(30),
-                    None => Duration::from_secs(60),
-                };
-                Ok(qu_jepsen::bench::Options {
-                    qu: qu_path(&args),
-                    scales,
-                    outages: num("--outages", if quick { 5 } else { 20 })?,
-                    kills: num("--kills", if quick { 5 } else { 20 })?,
-                    mutations: num("--mutations", if quick { 30 } else { 100 })?,
-                    window,
-                    timing: flag(&args, "--timing").unwrap_or("lan").to_string(),
-                    scale_interval: match flag(&args, "--scale-interval") {
-                        Some(v) => parse_time(v)
-                            .filter(|d| d.as_secs() >= 3)
-                            .ok_or("--scale-interval takes e.g. 30s (at least 3s)")?,
-                        None => Duration::from_secs(30),
-                    },
-                })
-            })();
-            match parsed.and_then(|o| qu_jepsen::bench::run(&o)) {
+            if scales.windows(2).any(|w| w[0] >= w[1]) {
+                eprintln!("qu-jepsen bench: --scales must be ascending, e.g. 1000,5000,10000");
+                return ExitCode::from(2);
+            }
+            let pick = |v: Option<usize>, full: usize, small: usize| {
+                v.unwrap_or(if quick { small } else { full })
+            };
+            let o = qu_jepsen::bench::Options {
+                qu: qu_path(qu),
+                scales,
+                outages: pick(outages, 20, 5),
+                kills: pick(kills, 20, 5),
+                mutations: pick(mutations, 100, 30),
+                window: window.unwrap_or(Duration::from_secs(if quick { 30 } else { 60 })),
+                timing,
+                scale_interval,
+            };
+            match qu_jepsen::bench::run(&o) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("qu-jepsen bench: {e}");
@@ -223,27 +283,47 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Some("serve-target") if args.len() >= 3 => {
-            match qu_jepsen::runner::servers::target(&args[1], &args[2]) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("qu-jepsen target: {e}");
-                    ExitCode::from(2)
-                }
+        Cmd::ServeTarget { a, b } => match qu_jepsen::runner::servers::target(&a, &b) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("qu-jepsen target: {e}");
+                ExitCode::from(2)
             }
-        }
-        Some("serve-sink") if args.len() >= 3 => {
-            match qu_jepsen::runner::servers::sink(&args[1], &args[2]) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("qu-jepsen sink: {e}");
-                    ExitCode::from(2)
-                }
+        },
+        Cmd::ServeSink { a, b } => match qu_jepsen::runner::servers::sink(&a, &b) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("qu-jepsen sink: {e}");
+                ExitCode::from(2)
             }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_numbers_and_unknown_flags_are_refused_not_defaulted() {
+        for args in [
+            &["qu-jepsen", "run", "--seed", "abc"][..],
+            &["qu-jepsen", "run", "--nodes", "12"],
+            &["qu-jepsen", "run", "--time", "soon"],
+            &["qu-jepsen", "run", "--sede", "5"],
+            &["qu-jepsen", "bench", "--scales", "1000,x"],
+            &["qu-jepsen", "bench", "--scale-interval", "1s"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?} was accepted");
         }
-        _ => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
-        }
+        let Cmd::Run {
+            seed, time, nodes, ..
+        } = Cli::try_parse_from(["qu-jepsen", "run", "--seed", "80", "--time", "45s"])
+            .unwrap()
+            .command
+        else {
+            panic!("not a run")
+        };
+        assert_eq!((seed, time, nodes), (80, Duration::from_secs(45), 3));
     }
 }

@@ -263,8 +263,28 @@ impl Node {
 }
 
 impl Drop for Node {
+    /// SIGTERM, so the daemon exits cleanly (and, under coverage, writes
+    /// its profile); kill -9 if it has not exited within 3 s.
     fn drop(&mut self) {
-        self.kill();
+        if let Some(mut c) = self.child.take() {
+            if matches!(c.try_wait(), Ok(None)) {
+                // A paused node must run to hear the SIGTERM.
+                let _ = Command::new("kill")
+                    .arg("-CONT")
+                    .arg(c.id().to_string())
+                    .status();
+                let _ = Command::new("kill")
+                    .arg("-TERM")
+                    .arg(c.id().to_string())
+                    .status();
+                let until = Instant::now() + Duration::from_secs(3);
+                while matches!(c.try_wait(), Ok(None)) && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
