@@ -164,7 +164,7 @@ fn a_peer_may_not_propose_a_check_state_flip() {
         .unwrap(),
     };
     let op = LeaderOp::Propose {
-        request: qu_raft::state::Request::new(qu_raft::state::Command::Transitions {
+        request: qu_raft::state::Request::new(qu_raft::state::RecordCommand::Transitions {
             flips: vec![flip],
         }),
     };

@@ -783,9 +783,10 @@ mod tests {
             starttls: true,
             tls: false,
         };
-        let cmd = crate::state::Command::AddAlert {
+        let cmd: crate::state::Command = crate::state::ConfigCommand::AddAlert {
             alert: alert.clone(),
-        };
+        }
+        .into();
         for shown in [
             format!("{alert:?}"),
             format!("{cmd:?}"),

@@ -126,11 +126,11 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn new(command: Command) -> Request {
+    pub fn new(command: impl Into<Command>) -> Request {
         Request {
             if_version: None,
             request_id: None,
-            command,
+            command: command.into(),
         }
     }
 }
@@ -141,10 +141,24 @@ impl std::fmt::Display for Request {
     }
 }
 
-/// Every mutation of the replicated state.
+/// Every mutation of the replicated state: a configuration change (an
+/// operator's; bumps the version) or a record (written by the leader's own
+/// duties: flips, delivery outcomes, pruning; the version stays).
+///
+/// Serialized exactly as the flat enum before the split
+/// (`{"op": "add_check", …}`): logs and snapshots written by either
+/// release decode alike.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Command {
+    Config(ConfigCommand),
+    Record(RecordCommand),
+}
+
+/// A configuration change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-pub enum Command {
+pub enum ConfigCommand {
     /// The first entry of a new cluster: names it and records its founder.
     Bootstrap {
         cluster_id: String,
@@ -170,8 +184,13 @@ pub enum Command {
         id_or_name: String,
         force: bool,
     },
-    /// A check's state flips (decided by the leader's aggregator). Not a
-    /// configuration mutation: `version` stays.
+}
+
+/// A record the leader's duties write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum RecordCommand {
+    /// A check's state flips (decided by the leader's aggregator).
     Transition {
         check_id: String,
         record: TransitionRecord,
@@ -179,64 +198,62 @@ pub enum Command {
     /// Several checks' flips from one evaluation, as one entry (a round in
     /// which thousands of checks flip is a handful of entries, not
     /// thousands). Each flip stands alone: a stale one is skipped, the
-    /// others apply. Not a configuration mutation.
-    Transitions {
-        flips: Vec<Flip>,
-    },
-    /// The leader sent (or gave up on) a delivery. Not a configuration mutation.
-    DeliveryOutcome {
-        id: String,
-        status: DeliveryStatus,
-    },
-    /// Drops finished deliveries older than `before_ms`. Not a configuration mutation.
-    PruneDeliveries {
-        before_ms: u64,
-    },
+    /// others apply.
+    Transitions { flips: Vec<Flip> },
+    /// The leader sent (or gave up on) a delivery.
+    DeliveryOutcome { id: String, status: DeliveryStatus },
+    /// Drops finished deliveries older than `before_ms`.
+    PruneDeliveries { before_ms: u64 },
+}
+
+impl From<ConfigCommand> for Command {
+    fn from(c: ConfigCommand) -> Command {
+        Command::Config(c)
+    }
+}
+
+impl From<RecordCommand> for Command {
+    fn from(r: RecordCommand) -> Command {
+        Command::Record(r)
+    }
 }
 
 impl Command {
-    /// Whether this is a configuration mutation (bumps the version, may be
-    /// proposed on behalf of an operator) rather than a record the leader's
-    /// own duties write (flips, delivery outcomes, pruning).
+    /// Whether this is a configuration change (may be proposed on behalf
+    /// of an operator) rather than a record of the leader's own duties.
     pub fn is_configuration(&self) -> bool {
-        match self {
-            Command::Bootstrap { .. }
-            | Command::AddPeer { .. }
-            | Command::RemovePeer { .. }
-            | Command::AddCheck { .. }
-            | Command::RemoveCheck { .. }
-            | Command::AddAlert { .. }
-            | Command::RemoveAlert { .. } => true,
-            Command::Transition { .. }
-            | Command::Transitions { .. }
-            | Command::DeliveryOutcome { .. }
-            | Command::PruneDeliveries { .. } => false,
-        }
+        matches!(self, Command::Config(_))
     }
 
     /// A short description for logs (no secrets).
     pub fn describe(&self) -> String {
         match self {
-            Command::Bootstrap {
-                cluster_id,
-                founder,
-            } => {
-                format!("bootstrap cluster {cluster_id} with {}", founder.node_id)
-            }
-            Command::AddPeer { peer } => format!("add peer {}", peer.node_id),
-            Command::RemovePeer { node_id } => format!("remove peer {node_id}"),
-            Command::AddCheck { check } => format!("add check {}", check.name),
-            Command::RemoveCheck { id_or_name } => format!("remove check {id_or_name}"),
-            Command::AddAlert { alert } => format!("add alert {}", alert.name),
-            Command::RemoveAlert { id_or_name, .. } => format!("remove alert {id_or_name}"),
-            Command::Transition { check_id, record } => {
-                format!("check {check_id} {} -> {}", record.from, record.to)
-            }
-            Command::Transitions { flips } => format!("{} check state flip(s)", flips.len()),
-            Command::DeliveryOutcome { id, .. } => format!("delivery {id} outcome"),
-            Command::PruneDeliveries { before_ms } => {
-                format!("prune deliveries before {before_ms}")
-            }
+            Command::Config(c) => match c {
+                ConfigCommand::Bootstrap {
+                    cluster_id,
+                    founder,
+                } => format!("bootstrap cluster {cluster_id} with {}", founder.node_id),
+                ConfigCommand::AddPeer { peer } => format!("add peer {}", peer.node_id),
+                ConfigCommand::RemovePeer { node_id } => format!("remove peer {node_id}"),
+                ConfigCommand::AddCheck { check } => format!("add check {}", check.name),
+                ConfigCommand::RemoveCheck { id_or_name } => format!("remove check {id_or_name}"),
+                ConfigCommand::AddAlert { alert } => format!("add alert {}", alert.name),
+                ConfigCommand::RemoveAlert { id_or_name, .. } => {
+                    format!("remove alert {id_or_name}")
+                }
+            },
+            Command::Record(r) => match r {
+                RecordCommand::Transition { check_id, record } => {
+                    format!("check {check_id} {} -> {}", record.from, record.to)
+                }
+                RecordCommand::Transitions { flips } => {
+                    format!("{} check state flip(s)", flips.len())
+                }
+                RecordCommand::DeliveryOutcome { id, .. } => format!("delivery {id} outcome"),
+                RecordCommand::PruneDeliveries { before_ms } => {
+                    format!("prune deliveries before {before_ms}")
+                }
+            },
         }
     }
 }
@@ -366,17 +383,23 @@ impl ClusterState {
                 });
             }
         }
+        match &req.command {
+            Command::Config(c) => self.validate_config(c),
+            Command::Record(r) => self.validate_record(r),
+        }
+    }
+
+    fn validate_config(&self, c: &ConfigCommand) -> Result<(), Refusal> {
         fn v(field: &str, message: impl Into<String>) -> ValidationError {
             ValidationError::new(field, message)
         }
-        match &req.command {
-            Command::Bootstrap { founder, .. } => {
+        match c {
+            ConfigCommand::Bootstrap { .. } => {
                 if self.cluster_id.is_some() {
                     return Err(v("cluster", "this node already belongs to a cluster").into());
                 }
-                let _ = founder;
             }
-            Command::AddPeer { peer } => {
+            ConfigCommand::AddPeer { peer } => {
                 if let Some(existing) = self.peers.get(&peer.node_id) {
                     if existing.fingerprint != peer.fingerprint {
                         return Err(v(
@@ -405,7 +428,7 @@ impl ClusterState {
                 }
                 crate::model::validate_host_port("advertise", &peer.advertise)?;
             }
-            Command::RemovePeer { node_id } => {
+            ConfigCommand::RemovePeer { node_id } => {
                 if !self.peers.contains_key(node_id) {
                     return Err(v("node", format!("node {node_id} is not a member")).into());
                 }
@@ -413,7 +436,7 @@ impl ClusterState {
                     return Err(v("node", "refusing to remove the last node of the cluster").into());
                 }
             }
-            Command::AddCheck { check } => {
+            ConfigCommand::AddCheck { check } => {
                 check.validate()?;
                 if self.checks.contains_key(&check.id) {
                     return Err(v("id", format!("check id {} already exists", check.id)).into());
@@ -431,16 +454,10 @@ impl ClusterState {
                     }
                 }
             }
-            Command::RemoveCheck { id_or_name } => {
-                if find_by_id_or_name(&self.checks, id_or_name, |c| &c.name).is_none() {
-                    return Err(v(
-                        "check",
-                        format!("no check with id or name {id_or_name:?} (see 'qu check list')"),
-                    )
-                    .into());
-                }
+            ConfigCommand::RemoveCheck { id_or_name } => {
+                self.check_named(id_or_name)?;
             }
-            Command::AddAlert { alert } => {
+            ConfigCommand::AddAlert { alert } => {
                 alert.validate()?;
                 if self.alerts.contains_key(&alert.id) {
                     return Err(v("id", format!("alert id {} already exists", alert.id)).into());
@@ -453,33 +470,8 @@ impl ClusterState {
                     .into());
                 }
             }
-            Command::DeliveryOutcome { id, status } => {
-                let Some(d) = self.deliveries.get(id) else {
-                    return Err(v("delivery", format!("no delivery {id}")).into());
-                };
-                if !d.is_pending() || *status == DeliveryStatus::Pending {
-                    return Err(v("delivery", format!("delivery {id} is already settled")).into());
-                }
-            }
-            Command::PruneDeliveries { .. } => {}
-            Command::Transition { check_id, record } => {
-                self.validate_flip(check_id, record)?;
-            }
-            Command::Transitions { flips } => {
-                if flips.is_empty() {
-                    return Err(v("transitions", "no flips").into());
-                }
-            }
-            Command::RemoveAlert { id_or_name, force } => {
-                let alert =
-                    find_by_id_or_name(&self.alerts, id_or_name, |a| &a.name).ok_or_else(|| {
-                        v(
-                            "alert",
-                            format!(
-                                "no alert with id or name {id_or_name:?} (see 'qu alert list')"
-                            ),
-                        )
-                    })?;
+            ConfigCommand::RemoveAlert { id_or_name, force } => {
+                let alert = self.alert_named(id_or_name)?;
                 let users: Vec<&str> = self
                     .checks
                     .values()
@@ -500,6 +492,54 @@ impl ClusterState {
             }
         }
         Ok(())
+    }
+
+    fn validate_record(&self, r: &RecordCommand) -> Result<(), Refusal> {
+        fn v(field: &str, message: impl Into<String>) -> ValidationError {
+            ValidationError::new(field, message)
+        }
+        match r {
+            RecordCommand::DeliveryOutcome { id, status } => {
+                let Some(d) = self.deliveries.get(id) else {
+                    return Err(v("delivery", format!("no delivery {id}")).into());
+                };
+                if !d.is_pending() || *status == DeliveryStatus::Pending {
+                    return Err(v("delivery", format!("delivery {id} is already settled")).into());
+                }
+            }
+            RecordCommand::PruneDeliveries { .. } => {}
+            RecordCommand::Transition { check_id, record } => {
+                self.validate_flip(check_id, record)?;
+            }
+            RecordCommand::Transitions { flips } => {
+                if flips.is_empty() {
+                    return Err(v("transitions", "no flips").into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The check `id_or_name` names, or the refusal that says so.
+    fn check_named(&self, id_or_name: &str) -> Result<&Check, Refusal> {
+        find_by_id_or_name(&self.checks, id_or_name, |c| &c.name).ok_or_else(|| {
+            ValidationError::new(
+                "check",
+                format!("no check with id or name {id_or_name:?} (see 'qu check list')"),
+            )
+            .into()
+        })
+    }
+
+    /// The alert `id_or_name` names, or the refusal that says so.
+    fn alert_named(&self, id_or_name: &str) -> Result<&Alert, Refusal> {
+        find_by_id_or_name(&self.alerts, id_or_name, |a| &a.name).ok_or_else(|| {
+            ValidationError::new(
+                "alert",
+                format!("no alert with id or name {id_or_name:?} (see 'qu alert list')"),
+            )
+            .into()
+        })
     }
 
     /// The original answer to a request id already applied.
@@ -566,73 +606,103 @@ impl ClusterState {
             );
         }
         let mut touched = vec![RecordKey::Meta];
-        if let Command::DeliveryOutcome { id, status } = &req.command {
-            if let Some(d) = self.deliveries.make_mut().get_mut(id) {
-                d.status = status.clone();
+        match &req.command {
+            Command::Record(r) => {
+                let summary = self.apply_record(r, &mut touched);
+                (
+                    Response::Applied {
+                        version: self.version,
+                        summary,
+                    },
+                    touched,
+                )
             }
-            touched.push(RecordKey::Delivery(id.clone()));
-            return (
-                Response::Applied {
-                    version: self.version,
-                    summary: format!("delivery {id} settled"),
-                },
-                touched,
-            );
-        }
-        if let Command::PruneDeliveries { before_ms } = &req.command {
-            let old: Vec<String> = self
-                .deliveries
-                .values()
-                .filter(|d| match &d.status {
-                    DeliveryStatus::Pending => false,
-                    DeliveryStatus::Delivered { at_ms, .. }
-                    | DeliveryStatus::Failed { at_ms, .. } => at_ms < before_ms,
-                })
-                .map(|d| d.id.clone())
-                .collect();
-            for id in &old {
-                self.deliveries.make_mut().remove(id);
-                touched.push(RecordKey::Delivery(id.clone()));
-            }
-            return (
-                Response::Applied {
-                    version: self.version,
-                    summary: format!("pruned {} deliveries", old.len()),
-                },
-                touched,
-            );
-        }
-        if let Command::Transition { check_id, record } = &req.command {
-            self.apply_flip(check_id, record, &mut touched);
-            return (
-                Response::Applied {
-                    version: self.version,
-                    summary: format!("check {check_id} is {} ({})", record.to, record.votes()),
-                },
-                touched,
-            );
-        }
-        if let Command::Transitions { flips } = &req.command {
-            let mut done = 0;
-            for f in flips {
-                if self.validate_flip(&f.check_id, &f.record).is_ok() {
-                    self.apply_flip(&f.check_id, &f.record, &mut touched);
-                    done += 1;
+            Command::Config(c) => match self.apply_config(c, &mut touched) {
+                Ok(Some(summary)) => {
+                    self.version += 1;
+                    (
+                        Response::Applied {
+                            version: self.version,
+                            summary,
+                        },
+                        touched,
+                    )
                 }
-            }
-            return (
-                Response::Applied {
-                    version: self.version,
-                    summary: format!(
-                        "{done} check state flip(s) committed, {} stale skipped",
-                        flips.len() - done
-                    ),
-                },
-                touched,
-            );
+                Ok(None) => (
+                    Response::Unchanged {
+                        version: self.version,
+                        summary: c.unchanged_summary(),
+                    },
+                    vec![],
+                ),
+                Err(refusal) => (
+                    Response::Refused {
+                        version: self.version,
+                        refusal,
+                    },
+                    vec![],
+                ),
+            },
         }
-        let summary = match &req.command {
-            Command::Bootstrap {
+    }
+
+    /// Applies a validated record; the version stays.
+    fn apply_record(&mut self, r: &RecordCommand, touched: &mut Vec<RecordKey>) -> String {
+        match r {
+            RecordCommand::DeliveryOutcome { id, status } => {
+                if let Some(d) = self.deliveries.make_mut().get_mut(id) {
+                    d.status = status.clone();
+                }
+                touched.push(RecordKey::Delivery(id.clone()));
+                format!("delivery {id} settled")
+            }
+            RecordCommand::PruneDeliveries { before_ms } => {
+                let old: Vec<String> = self
+                    .deliveries
+                    .values()
+                    .filter(|d| match &d.status {
+                        DeliveryStatus::Pending => false,
+                        DeliveryStatus::Delivered { at_ms, .. }
+                        | DeliveryStatus::Failed { at_ms, .. } => at_ms < before_ms,
+                    })
+                    .map(|d| d.id.clone())
+                    .collect();
+                for id in &old {
+                    self.deliveries.make_mut().remove(id);
+                    touched.push(RecordKey::Delivery(id.clone()));
+                }
+                format!("pruned {} deliveries", old.len())
+            }
+            RecordCommand::Transition { check_id, record } => {
+                self.apply_flip(check_id, record, touched);
+                format!("check {check_id} is {} ({})", record.to, record.votes())
+            }
+            RecordCommand::Transitions { flips } => {
+                let mut done = 0;
+                for f in flips {
+                    if self.validate_flip(&f.check_id, &f.record).is_ok() {
+                        self.apply_flip(&f.check_id, &f.record, touched);
+                        done += 1;
+                    }
+                }
+                format!(
+                    "{done} check state flip(s) committed, {} stale skipped",
+                    flips.len() - done
+                )
+            }
+        }
+    }
+
+    /// Applies a validated configuration change: `Some(summary)` when the
+    /// state changed (the caller bumps the version), `None` when there was
+    /// nothing to change.
+    fn apply_config(
+        &mut self,
+        c: &ConfigCommand,
+        touched: &mut Vec<RecordKey>,
+    ) -> Result<Option<String>, Refusal> {
+        Ok(Some(match c {
+            ConfigCommand::Bootstrap {
                 cluster_id,
                 founder,
             } => {
@@ -643,26 +713,20 @@ impl ClusterState {
                 touched.push(RecordKey::Peer(founder.node_id));
                 format!("formed cluster {cluster_id} with node {}", founder.node_id)
             }
-            Command::AddPeer { peer } => {
+            ConfigCommand::AddPeer { peer } => {
                 if self.peers.get(&peer.node_id) == Some(peer) {
-                    return (
-                        Response::Unchanged {
-                            version: self.version,
-                            summary: format!("node {} is already a member", peer.node_id),
-                        },
-                        vec![],
-                    );
+                    return Ok(None);
                 }
                 self.peers.make_mut().insert(peer.node_id, peer.clone());
                 touched.push(RecordKey::Peer(peer.node_id));
                 format!("added node {} ({})", peer.node_id, peer.advertise)
             }
-            Command::RemovePeer { node_id } => {
+            ConfigCommand::RemovePeer { node_id } => {
                 self.peers.make_mut().remove(node_id);
                 touched.push(RecordKey::Peer(*node_id));
                 format!("removed node {node_id}")
             }
-            Command::AddCheck { check } => {
+            ConfigCommand::AddCheck { check } => {
                 self.checks
                     .make_mut()
                     .insert(check.id.clone(), check.clone());
@@ -674,13 +738,8 @@ impl ClusterState {
                     check.id
                 )
             }
-            Command::RemoveCheck { id_or_name } => {
-                let Some(check) =
-                    find_by_id_or_name(&self.checks, id_or_name, |c| &c.name).cloned()
-                else {
-                    unreachable_refused();
-                    return (Response::Internal, vec![]);
-                };
+            ConfigCommand::RemoveCheck { id_or_name } => {
+                let check = self.check_named(id_or_name)?.clone();
                 self.checks.make_mut().remove(&check.id);
                 if self.check_states.make_mut().remove(&check.id).is_some() {
                     touched.push(RecordKey::CheckState(check.id.clone()));
@@ -688,7 +747,7 @@ impl ClusterState {
                 touched.push(RecordKey::Check(check.id.clone()));
                 format!("removed check {} ({})", check.name, check.id)
             }
-            Command::AddAlert { alert } => {
+            ConfigCommand::AddAlert { alert } => {
                 self.alerts
                     .make_mut()
                     .insert(alert.id.clone(), alert.clone());
@@ -700,13 +759,8 @@ impl ClusterState {
                     alert.id
                 )
             }
-            Command::RemoveAlert { id_or_name, .. } => {
-                let Some(alert) =
-                    find_by_id_or_name(&self.alerts, id_or_name, |a| &a.name).cloned()
-                else {
-                    unreachable_refused();
-                    return (Response::Internal, vec![]);
-                };
+            ConfigCommand::RemoveAlert { id_or_name, .. } => {
+                let alert = self.alert_named(id_or_name)?.clone();
                 self.alerts.make_mut().remove(&alert.id);
                 touched.push(RecordKey::Alert(alert.id.clone()));
                 let mut detached = 0;
@@ -726,31 +780,21 @@ impl ClusterState {
                     format!("removed alert {} ({})", alert.name, alert.id)
                 }
             }
-            Command::Transition { .. }
-            | Command::Transitions { .. }
-            | Command::DeliveryOutcome { .. }
-            | Command::PruneDeliveries { .. } => unreachable_transition(),
-        };
-        self.version += 1;
-        (
-            Response::Applied {
-                version: self.version,
-                summary,
-            },
-            touched,
-        )
+        }))
     }
 }
 
-/// Transitions return early in `apply`.
-fn unreachable_transition() -> String {
-    tracing::error!("apply: transition reached the configuration path");
-    String::new()
-}
-
-/// `validate` passed, so the lookup cannot fail; keep apply total anyway.
-fn unreachable_refused() {
-    tracing::error!("apply: a validated command referred to a missing record");
+impl ConfigCommand {
+    /// What an applied change that changed nothing says.
+    fn unchanged_summary(&self) -> String {
+        match self {
+            ConfigCommand::AddPeer { peer } => format!("node {} is already a member", peer.node_id),
+            other => format!(
+                "{}: nothing to change",
+                Command::Config(other.clone()).describe()
+            ),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -791,7 +835,7 @@ mod tests {
         }
     }
 
-    fn applied(state: &mut ClusterState, cmd: Command) -> u64 {
+    fn applied(state: &mut ClusterState, cmd: impl Into<Command>) -> u64 {
         match state.apply(&Request::new(cmd)).0 {
             Response::Applied { version, .. } => version,
             other => panic!("not applied: {other:?}"),
@@ -813,7 +857,7 @@ mod tests {
         let mut s = ClusterState::default();
         applied(
             &mut s,
-            Command::Bootstrap {
+            ConfigCommand::Bootstrap {
                 cluster_id: "c".into(),
                 founder: peer(1),
             },
@@ -821,7 +865,7 @@ mod tests {
         s
     }
 
-    fn with_id(id: &str, cmd: Command) -> Request {
+    fn with_id(id: &str, cmd: impl Into<Command>) -> Request {
         Request {
             request_id: Some(id.into()),
             ..Request::new(cmd)
@@ -829,11 +873,41 @@ mod tests {
     }
 
     #[test]
+    fn the_split_command_keeps_the_flat_wire_format_of_the_log() {
+        // As written by the release before the split (and read by it).
+        let legacy = [
+            r#"{"op":"remove_check","id_or_name":"db"}"#,
+            r#"{"op":"remove_alert","id_or_name":"pager","force":true}"#,
+            r#"{"op":"prune_deliveries","before_ms":5}"#,
+            r#"{"op":"delivery_outcome","id":"d1","status":{"status":"pending"}}"#,
+            r#"{"op":"transitions","flips":[]}"#,
+        ];
+        for text in legacy {
+            let cmd: Command = serde_json::from_str(text)
+                .unwrap_or_else(|e| panic!("{text} no longer decodes: {e}"));
+            let again: serde_json::Value = serde_json::to_value(&cmd).unwrap();
+            let before: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(again, before, "{text} is written differently now");
+        }
+        assert!(
+            serde_json::from_str::<Command>(r#"{"op":"remove_check","id_or_name":"x"}"#)
+                .unwrap()
+                .is_configuration()
+        );
+        assert!(
+            !serde_json::from_str::<Command>(r#"{"op":"prune_deliveries","before_ms":1}"#)
+                .unwrap()
+                .is_configuration()
+        );
+        assert!(serde_json::from_str::<Command>(r#"{"op":"no_such_thing"}"#).is_err());
+    }
+
+    #[test]
     fn a_replayed_request_id_gets_its_first_answer_and_applies_once() {
         let mut s = bootstrapped();
         let add = with_id(
             "r1",
-            Command::AddCheck {
+            ConfigCommand::AddCheck {
                 check: tcp_check("c1", "db", vec![]),
             },
         );
@@ -846,7 +920,7 @@ mod tests {
         assert_eq!(s, after_first, "a replay changed the state");
         assert_eq!(s.version, version);
         // Without the id, the same command is refused as a duplicate.
-        let plain = Request::new(Command::AddCheck {
+        let plain = Request::new(ConfigCommand::AddCheck {
             check: tcp_check("c1", "db", vec![]),
         });
         assert!(matches!(s.apply(&plain).0, Response::Refused { .. }));
@@ -857,7 +931,7 @@ mod tests {
         let mut s = bootstrapped();
         let bad = with_id(
             "bad",
-            Command::RemoveCheck {
+            ConfigCommand::RemoveCheck {
                 id_or_name: "ghost".into(),
             },
         );
@@ -869,13 +943,13 @@ mod tests {
                 let id = format!("c{i}");
                 st.apply(&with_id(
                     &format!("r{i}a"),
-                    Command::AddCheck {
+                    ConfigCommand::AddCheck {
                         check: tcp_check(&id, "db", vec![]),
                     },
                 ));
                 st.apply(&with_id(
                     &format!("r{i}r"),
-                    Command::RemoveCheck { id_or_name: id },
+                    ConfigCommand::RemoveCheck { id_or_name: id },
                 ));
             }
         };
@@ -902,7 +976,7 @@ mod tests {
         assert_eq!(
             applied(
                 &mut s,
-                Command::AddAlert {
+                ConfigCommand::AddAlert {
                     alert: webhook("a1", "oncall")
                 }
             ),
@@ -911,7 +985,7 @@ mod tests {
         assert_eq!(
             applied(
                 &mut s,
-                Command::AddCheck {
+                ConfigCommand::AddCheck {
                     check: tcp_check("c1", "db", vec!["a1".into()])
                 }
             ),
@@ -920,19 +994,19 @@ mod tests {
         assert_eq!(
             applied(
                 &mut s,
-                Command::RemoveCheck {
+                ConfigCommand::RemoveCheck {
                     id_or_name: "db".into()
                 }
             ),
             4
         );
-        assert_eq!(applied(&mut s, Command::AddPeer { peer: peer(2) }), 5);
+        assert_eq!(applied(&mut s, ConfigCommand::AddPeer { peer: peer(2) }), 5);
         // Re-adding the identical peer is not a mutation.
-        let (r, touched) = s.apply(&Request::new(Command::AddPeer { peer: peer(2) }));
+        let (r, touched) = s.apply(&Request::new(ConfigCommand::AddPeer { peer: peer(2) }));
         assert!(matches!(r, Response::Unchanged { version: 5, .. }));
         assert!(touched.is_empty());
         assert_eq!(
-            applied(&mut s, Command::RemovePeer { node_id: NodeId(2) }),
+            applied(&mut s, ConfigCommand::RemovePeer { node_id: NodeId(2) }),
             6
         );
     }
@@ -942,19 +1016,19 @@ mod tests {
         let mut s = bootstrapped();
         applied(
             &mut s,
-            Command::AddAlert {
+            ConfigCommand::AddAlert {
                 alert: webhook("a1", "oncall"),
             },
         );
         applied(
             &mut s,
-            Command::AddCheck {
+            ConfigCommand::AddCheck {
                 check: tcp_check("c1", "db", vec![]),
             },
         );
         let r = refused(
             &mut s,
-            Request::new(Command::AddCheck {
+            Request::new(ConfigCommand::AddCheck {
                 check: tcp_check("c2", "db", vec![]),
             }),
         );
@@ -964,7 +1038,7 @@ mod tests {
         );
         let r = refused(
             &mut s,
-            Request::new(Command::AddAlert {
+            Request::new(ConfigCommand::AddAlert {
                 alert: webhook("a2", "oncall"),
             }),
         );
@@ -974,7 +1048,7 @@ mod tests {
         );
         let r = refused(
             &mut s,
-            Request::new(Command::AddCheck {
+            Request::new(ConfigCommand::AddCheck {
                 check: tcp_check("c3", "web", vec!["nope".into()]),
             }),
         );
@@ -984,14 +1058,14 @@ mod tests {
         );
         let r = refused(
             &mut s,
-            Request::new(Command::RemoveCheck {
+            Request::new(ConfigCommand::RemoveCheck {
                 id_or_name: "ghost".into(),
             }),
         );
         assert!(r.to_string().contains("qu check list"), "{r}");
         let mut bad = tcp_check("c4", "slow", vec![]);
         bad.timeout_ms = bad.interval_ms;
-        let r = refused(&mut s, Request::new(Command::AddCheck { check: bad }));
+        let r = refused(&mut s, Request::new(ConfigCommand::AddCheck { check: bad }));
         assert!(
             matches!(&r, Refusal::Invalid(e) if e.field == "--timeout"),
             "{r}"
@@ -1004,9 +1078,10 @@ mod tests {
         let req = Request {
             if_version: Some(7),
             request_id: None,
-            command: Command::AddAlert {
+            command: ConfigCommand::AddAlert {
                 alert: webhook("a1", "oncall"),
-            },
+            }
+            .into(),
         };
         assert!(matches!(
             refused(&mut s, req),
@@ -1018,9 +1093,10 @@ mod tests {
         let ok = Request {
             if_version: Some(1),
             request_id: None,
-            command: Command::AddAlert {
+            command: ConfigCommand::AddAlert {
                 alert: webhook("a1", "oncall"),
-            },
+            }
+            .into(),
         };
         assert!(matches!(
             s.apply(&ok).0,
@@ -1033,19 +1109,19 @@ mod tests {
         let mut s = bootstrapped();
         applied(
             &mut s,
-            Command::AddAlert {
+            ConfigCommand::AddAlert {
                 alert: webhook("a1", "oncall"),
             },
         );
         applied(
             &mut s,
-            Command::AddCheck {
+            ConfigCommand::AddCheck {
                 check: tcp_check("c1", "db", vec!["a1".into()]),
             },
         );
         let r = refused(
             &mut s,
-            Request::new(Command::RemoveAlert {
+            Request::new(ConfigCommand::RemoveAlert {
                 id_or_name: "oncall".into(),
                 force: false,
             }),
@@ -1053,7 +1129,7 @@ mod tests {
         assert!(r.to_string().contains("--force"), "{r}");
         applied(
             &mut s,
-            Command::RemoveAlert {
+            ConfigCommand::RemoveAlert {
                 id_or_name: "oncall".into(),
                 force: true,
             },
@@ -1067,17 +1143,23 @@ mod tests {
         let mut s = bootstrapped();
         refused(
             &mut s,
-            Request::new(Command::RemovePeer { node_id: NodeId(1) }),
+            Request::new(ConfigCommand::RemovePeer { node_id: NodeId(1) }),
         );
         let mut impostor = peer(1);
         impostor.fingerprint = "SHA256:other".into();
-        refused(&mut s, Request::new(Command::AddPeer { peer: impostor }));
-        let mut same_key = peer(3);
-        same_key.fingerprint = peer(1).fingerprint;
-        refused(&mut s, Request::new(Command::AddPeer { peer: same_key }));
         refused(
             &mut s,
-            Request::new(Command::Bootstrap {
+            Request::new(ConfigCommand::AddPeer { peer: impostor }),
+        );
+        let mut same_key = peer(3);
+        same_key.fingerprint = peer(1).fingerprint;
+        refused(
+            &mut s,
+            Request::new(ConfigCommand::AddPeer { peer: same_key }),
+        );
+        refused(
+            &mut s,
+            Request::new(ConfigCommand::Bootstrap {
                 cluster_id: "other".into(),
                 founder: peer(9),
             }),
@@ -1090,7 +1172,7 @@ mod tests {
         let mut s = bootstrapped();
         applied(
             &mut s,
-            Command::AddCheck {
+            ConfigCommand::AddCheck {
                 check: tcp_check("c1", "db", vec![]),
             },
         );
@@ -1122,7 +1204,7 @@ mod tests {
                 },
             ],
         };
-        let (r, _) = s.apply(&Request::new(Command::Transition {
+        let (r, _) = s.apply(&Request::new(RecordCommand::Transition {
             check_id: "c1".into(),
             record: rec(Health::Unknown, Health::Down),
         }));
@@ -1141,14 +1223,14 @@ mod tests {
         // The same flip again is stale: refused, nothing changes.
         refused(
             &mut s,
-            Request::new(Command::Transition {
+            Request::new(RecordCommand::Transition {
                 check_id: "c1".into(),
                 record: rec(Health::Unknown, Health::Down),
             }),
         );
         refused(
             &mut s,
-            Request::new(Command::Transition {
+            Request::new(RecordCommand::Transition {
                 check_id: "gone".into(),
                 record: rec(Health::Unknown, Health::Down),
             }),
@@ -1156,7 +1238,7 @@ mod tests {
         // Removing the check removes its state.
         applied(
             &mut s,
-            Command::RemoveCheck {
+            ConfigCommand::RemoveCheck {
                 id_or_name: "c1".into(),
             },
         );
@@ -1169,14 +1251,14 @@ mod tests {
         let mut s = bootstrapped();
         applied(
             &mut s,
-            Command::AddAlert {
+            ConfigCommand::AddAlert {
                 alert: webhook("a1", "pager"),
             },
         );
         for (id, name) in [("c1", "db"), ("c2", "web")] {
             applied(
                 &mut s,
-                Command::AddCheck {
+                ConfigCommand::AddCheck {
                     check: tcp_check(id, name, vec!["a1".into()]),
                 },
             );
@@ -1194,7 +1276,7 @@ mod tests {
             check_id: id.into(),
             record: rec(from, to),
         };
-        let (r, touched) = s.apply(&Request::new(Command::Transitions {
+        let (r, touched) = s.apply(&Request::new(RecordCommand::Transitions {
             flips: vec![
                 flip("c1", Health::Unknown, Health::Down),
                 flip("c2", Health::Up, Health::Down), // stale: c2 is unknown
@@ -1217,7 +1299,10 @@ mod tests {
         assert!(touched.contains(&RecordKey::CheckState("c1".into())));
         assert!(!touched.contains(&RecordKey::CheckState("c2".into())));
         // An empty batch is refused.
-        refused(&mut s, Request::new(Command::Transitions { flips: vec![] }));
+        refused(
+            &mut s,
+            Request::new(RecordCommand::Transitions { flips: vec![] }),
+        );
     }
 
     #[test]
@@ -1226,19 +1311,19 @@ mod tests {
         let mut s = bootstrapped();
         applied(
             &mut s,
-            Command::AddAlert {
+            ConfigCommand::AddAlert {
                 alert: webhook("a1", "hook"),
             },
         );
         applied(
             &mut s,
-            Command::AddAlert {
+            ConfigCommand::AddAlert {
                 alert: webhook("a2", "other"),
             },
         );
         applied(
             &mut s,
-            Command::AddCheck {
+            ConfigCommand::AddCheck {
                 check: tcp_check("c1", "db", vec!["a1".into(), "a2".into()]),
             },
         );
@@ -1251,7 +1336,7 @@ mod tests {
                 voters: 1,
                 evidence: vec![],
             };
-            s.apply(&Request::new(Command::Transition {
+            s.apply(&Request::new(RecordCommand::Transition {
                 check_id: "c1".into(),
                 record: rec,
             }))
@@ -1266,14 +1351,14 @@ mod tests {
             at_ms: 9,
             attempts: 1,
         };
-        let (r, _) = s.apply(&Request::new(Command::DeliveryOutcome {
+        let (r, _) = s.apply(&Request::new(RecordCommand::DeliveryOutcome {
             id: "c1-2-a1".into(),
             status: done.clone(),
         }));
         assert!(matches!(r, Response::Applied { .. }));
         refused(
             &mut s,
-            Request::new(Command::DeliveryOutcome {
+            Request::new(RecordCommand::DeliveryOutcome {
                 id: "c1-2-a1".into(),
                 status: done,
             }),
@@ -1281,7 +1366,9 @@ mod tests {
         flip(&mut s, Health::Down, Health::Up);
         assert_eq!(s.deliveries.len(), 4, "recovery pages too");
         // Pruning drops settled old records only.
-        s.apply(&Request::new(Command::PruneDeliveries { before_ms: 100 }));
+        s.apply(&Request::new(RecordCommand::PruneDeliveries {
+            before_ms: 100,
+        }));
         assert_eq!(s.deliveries.len(), 3);
         assert!(!s.deliveries.contains_key("c1-2-a1"));
     }
@@ -1289,20 +1376,20 @@ mod tests {
     #[test]
     fn apply_is_deterministic() {
         let cmds = [
-            Command::Bootstrap {
+            ConfigCommand::Bootstrap {
                 cluster_id: "c".into(),
                 founder: peer(1),
             },
-            Command::AddAlert {
+            ConfigCommand::AddAlert {
                 alert: webhook("a1", "oncall"),
             },
-            Command::AddCheck {
+            ConfigCommand::AddCheck {
                 check: tcp_check("c1", "db", vec!["a1".into()]),
             },
-            Command::AddCheck {
+            ConfigCommand::AddCheck {
                 check: tcp_check("c2", "db", vec![]),
             },
-            Command::AddPeer { peer: peer(2) },
+            ConfigCommand::AddPeer { peer: peer(2) },
         ];
         let run = || {
             let mut s = ClusterState::default();

@@ -11,7 +11,7 @@ use openraft::{EntryPayload, Membership};
 use qu_raft::model::{
     Alert, AlertKind, Check, CheckKind, Evidence, Health, Peer, TransitionRecord,
 };
-use qu_raft::state::{Command, Request};
+use qu_raft::state::{Command, ConfigCommand, RecordCommand, Request};
 use qu_raft::store;
 use qu_raft::types::Entry;
 use qu_raft::{NodeId, RaftNode, TypeConfig};
@@ -35,12 +35,12 @@ fn entries() -> Vec<Entry> {
         payload: EntryPayload::Membership(membership),
     });
     let cmds = [
-        Command::Bootstrap {
+        Command::from(ConfigCommand::Bootstrap {
             cluster_id: "c1".into(),
             founder: peer(1),
-        },
-        Command::AddPeer { peer: peer(2) },
-        Command::AddAlert {
+        }),
+        Command::from(ConfigCommand::AddPeer { peer: peer(2) }),
+        Command::from(ConfigCommand::AddAlert {
             alert: Alert {
                 id: "a1".into(),
                 name: "pager".into(),
@@ -49,8 +49,8 @@ fn entries() -> Vec<Entry> {
                     headers: vec![],
                 },
             },
-        },
-        Command::AddCheck {
+        }),
+        Command::from(ConfigCommand::AddCheck {
             check: Check {
                 id: "k1".into(),
                 name: "db".into(),
@@ -61,9 +61,9 @@ fn entries() -> Vec<Entry> {
                 timeout_ms: 10_000,
                 alerts: vec!["a1".into()],
             },
-        },
+        }),
         // A paging flip: a check state and a pending delivery in the ledger.
-        Command::Transition {
+        Command::from(RecordCommand::Transition {
             check_id: "k1".into(),
             record: TransitionRecord {
                 round: 7,
@@ -78,7 +78,7 @@ fn entries() -> Vec<Entry> {
                     latency_ms: Some(1),
                 }],
             },
-        },
+        }),
     ];
     for (i, c) in cmds.into_iter().enumerate() {
         out.push(Entry {

@@ -34,7 +34,7 @@ use crate::alerts::message::Message;
 use crate::alerts::{provider_for, SendError};
 use crate::checks::scheduler::now_ms;
 use qu_raft::model::{Delivery, DeliveryStatus};
-use qu_raft::state::{Command, Request};
+use qu_raft::state::{RecordCommand, Request};
 
 /// First retry delay, and its cap.
 const BACKOFF_START: Duration = Duration::from_secs(1);
@@ -127,7 +127,7 @@ impl Daemon {
         let mut backoff = Duration::from_millis(200);
         loop {
             let deadline = Instant::now() + super::cluster::MUTATION_TIMEOUT;
-            let req = Request::new(Command::DeliveryOutcome {
+            let req = Request::new(RecordCommand::DeliveryOutcome {
                 id: id.to_string(),
                 status: status.clone(),
             });
@@ -318,7 +318,7 @@ pub(super) async fn dispatch_loop(daemon: Arc<Daemon>, mut shutdown: watch::Rece
                 let deadline = Instant::now() + super::cluster::MUTATION_TIMEOUT;
                 let _ = daemon
                     .propose_as_leader(
-                        Request::new(Command::PruneDeliveries { before_ms }),
+                        Request::new(RecordCommand::PruneDeliveries { before_ms }),
                         deadline,
                     )
                     .await;

@@ -36,7 +36,7 @@ use crate::transport::client::{call_stranger, PeerAddr};
 use crate::transport::{Stranger, TransportError};
 use crate::trust::{now_rfc3339, Pin, TrustSource};
 use qu_raft::model::Peer;
-use qu_raft::state::{Command, Request, Response};
+use qu_raft::state::{Command, ConfigCommand, Request, Response};
 use qu_raft::{NodeId, RaftNode};
 
 /// A mutation is answered within this time, committed or refused.
@@ -191,7 +191,7 @@ impl Daemon {
             .await
             .map_err(|e| failed(&e))?;
         let cluster_id = random_hex(8);
-        let req = Request::new(Command::Bootstrap {
+        let req = Request::new(ConfigCommand::Bootstrap {
             cluster_id: cluster_id.clone(),
             founder: self.self_peer(),
         });
@@ -420,7 +420,7 @@ impl Daemon {
         }
         let deadline = Instant::now() + MUTATION_TIMEOUT;
         self.propose_as_leader(
-            Request::new(Command::AddPeer { peer: peer.clone() }),
+            Request::new(ConfigCommand::AddPeer { peer: peer.clone() }),
             deadline,
         )
         .await?;
@@ -554,7 +554,7 @@ impl Daemon {
             let deadline = Instant::now() + MUTATION_TIMEOUT;
             if let Response::Applied { version: v, .. } = self
                 .propose_as_leader(
-                    Request::new(Command::RemovePeer { node_id: node }),
+                    Request::new(ConfigCommand::RemovePeer { node_id: node }),
                     deadline,
                 )
                 .await?
@@ -732,7 +732,7 @@ fn resolve_references(
     state: &qu_raft::state::ClusterState,
     mut req: Request,
 ) -> Result<Request, ClusterFailure> {
-    if let Command::AddCheck { check } = &mut req.command {
+    if let Command::Config(ConfigCommand::AddCheck { check }) = &mut req.command {
         let mut ids = Vec::with_capacity(check.alerts.len());
         for key in &check.alerts {
             let found = state
@@ -984,7 +984,10 @@ pub(super) async fn reconcile_loop(daemon: Arc<Daemon>, mut shutdown: watch::Rec
             tracing::warn!(node = %n, "rolling back a half-done membership change: node is a replicated peer but not a Raft member; unpinning it everywhere (run 'qu node add' again to add it)");
             let deadline = Instant::now() + MUTATION_TIMEOUT;
             match daemon
-                .propose_as_leader(Request::new(Command::RemovePeer { node_id: n }), deadline)
+                .propose_as_leader(
+                    Request::new(ConfigCommand::RemovePeer { node_id: n }),
+                    deadline,
+                )
                 .await
             {
                 Ok(_) => {

@@ -11,7 +11,7 @@ use super::routing::{LeaderOp, LeaderReply};
 use super::rpc::ClusterFailure;
 use super::Daemon;
 use qu_raft::model::{Alert, Check};
-use qu_raft::state::{Command, Request, Response};
+use qu_raft::state::{Command, ConfigCommand, Request, Response};
 use qu_raft::NodeId;
 
 fn cerr(e: impl std::fmt::Display) -> ControlError {
@@ -69,7 +69,7 @@ impl Daemon {
                     self.propose(Request {
                         if_version,
                         request_id: None,
-                        command: Command::AddCheck { check },
+                        command: Command::Config(ConfigCommand::AddCheck { check }),
                     })
                     .await,
                 )
@@ -100,7 +100,7 @@ impl Daemon {
                 self.propose(Request {
                     if_version,
                     request_id: None,
-                    command: Command::RemoveCheck { id_or_name },
+                    command: Command::Config(ConfigCommand::RemoveCheck { id_or_name }),
                 })
                 .await,
             ),
@@ -110,7 +110,7 @@ impl Daemon {
                     self.propose(Request {
                         if_version,
                         request_id: None,
-                        command: Command::AddAlert { alert },
+                        command: Command::Config(ConfigCommand::AddAlert { alert }),
                     })
                     .await,
                 )
@@ -141,7 +141,7 @@ impl Daemon {
                 self.propose(Request {
                     if_version,
                     request_id: None,
-                    command: Command::RemoveAlert { id_or_name, force },
+                    command: Command::Config(ConfigCommand::RemoveAlert { id_or_name, force }),
                 })
                 .await,
             ),

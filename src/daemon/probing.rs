@@ -21,7 +21,7 @@ use super::Daemon;
 use crate::checks::aggregate::{Aggregator, ProbeReport, Proposal};
 use crate::checks::probe::Probers;
 use crate::checks::scheduler::{now_ms, Scheduler, SchedulerStats};
-use qu_raft::state::{Command, Flip, Request};
+use qu_raft::state::{Flip, RecordCommand, Request};
 use qu_raft::NodeId;
 
 /// Results waiting to be reported (per node).
@@ -194,7 +194,7 @@ async fn commit_flips(d: Arc<Daemon>, proposals: Vec<Proposal>) {
         })
         .collect();
     let result = d
-        .propose_as_leader(Request::new(Command::Transitions { flips }), deadline)
+        .propose_as_leader(Request::new(RecordCommand::Transitions { flips }), deadline)
         .await;
     let state = d.state();
     for p in &proposals {
