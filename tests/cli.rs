@@ -313,6 +313,9 @@ fn a_duty_that_panics_is_restarted_and_shown_in_status() {
     let mut node = Node::init(&[]);
     node.spawn_serve_env(&["--timing", "fast"], &[("QU_FAILPOINT", "panic-dispatch")]);
     node.wait_ready();
+    // Dispatch is a leader duty: form the one-node cluster so it starts.
+    let out = node.qu(&["check", "add", "tcp", "db", "127.0.0.1:9"]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let duty = common::wait_for(
         "the dispatch duty to be restarted",
         Duration::from_secs(10),
@@ -345,6 +348,9 @@ fn a_duty_that_cannot_live_ends_the_daemon_with_a_non_zero_exit() {
         &["--timing", "fast"],
         &[("QU_FAILPOINT", "panic-dispatch-always")],
     );
+    node.wait_ready();
+    // Dispatch is a leader duty: it starts once the node leads.
+    let _ = node.qu(&["check", "add", "tcp", "db", "127.0.0.1:9"]);
     let status = node.wait_exit(Duration::from_secs(30));
     assert!(!status.success());
     assert!(node.log().contains("failed repeatedly"), "{}", node.log());

@@ -47,10 +47,12 @@ fn render(s: &StatusReport) -> String {
         "listen",
         format!("{} (advertise {})", s.listen, s.advertise),
     );
-    let down: Vec<String> = s
+    // A duty that stopped because this node stopped leading is idle, not
+    // failed; one that failed shows its restarts and last failure.
+    let troubled: Vec<String> = s
         .duties
         .iter()
-        .filter(|d| !d.running || d.restarts > 0)
+        .filter(|d| d.restarts > 0 || (!d.running && d.last_failure.is_some()))
         .map(|d| {
             format!(
                 "{} {} ({} restarts{})",
@@ -65,19 +67,19 @@ fn render(s: &StatusReport) -> String {
         })
         .collect();
     let running = s.duties.iter().filter(|d| d.running).count();
-    line(
-        "duties",
-        if down.is_empty() {
-            format!("{running} running")
-        } else {
-            format!(
-                "{running} of {} running; {}",
-                s.duties.len(),
-                down.join(", ")
-            )
-        },
-    );
-
+    let idle = s
+        .duties
+        .iter()
+        .filter(|d| !d.running && d.last_failure.is_none())
+        .count();
+    let mut duties = format!("{running} running");
+    if idle > 0 {
+        duties.push_str(&format!(", {idle} idle (leader duties, not master)"));
+    }
+    if !troubled.is_empty() {
+        duties.push_str(&format!("; {}", troubled.join(", ")));
+    }
+    line("duties", duties);
     match s.membership.as_str() {
         "wiped" => {
             line("cluster", format!("WIPED: this node belongs to a cluster but its raft/ data is gone; it serves no cluster traffic until re-added: on a member, 'qu node remove {}' then 'qu node add {}'", s.node_id, s.advertise));

@@ -273,7 +273,9 @@ impl Daemon {
 /// On the leader: starts a task per pending delivery; prunes old records.
 pub(super) async fn dispatch_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
     super::failpoint_panic("panic-dispatch");
-    let in_flight = Arc::new(InFlight::default());
+    // Tracked across terms: a send still finishing from an earlier term of
+    // this node's leadership is not started twice.
+    let in_flight = daemon.deliveries.clone();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut applied = daemon.applied.clone();
     let mut last_prune = Instant::now();

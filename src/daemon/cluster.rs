@@ -899,6 +899,10 @@ pub(super) async fn policy_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiv
 /// removal); a learner left unpromoted is promoted once caught up.
 pub(super) async fn reconcile_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
     let grace = daemon.reconcile_grace();
+    // A leader duty: grace periods start anew with each term.
+    if let Ok(mut u) = daemon.unmatched_since.lock() {
+        u.clear();
+    }
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,

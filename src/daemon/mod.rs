@@ -14,6 +14,7 @@ mod claims;
 mod cluster;
 pub mod control;
 mod handlers;
+mod leader;
 pub mod liveness;
 mod mirror;
 pub mod policy;
@@ -230,6 +231,8 @@ pub(crate) struct Daemon {
     sends: Arc<tokio::sync::Semaphore>,
     /// The shared leadership confirmation of alert sends.
     confirmations: alerting::Confirmations,
+    /// Deliveries being sent by this node (across leadership terms).
+    deliveries: Arc<alerting::InFlight>,
 }
 
 impl Daemon {
@@ -367,6 +370,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         supervisor: supervisor::Supervisor::new(),
         sends: Arc::new(tokio::sync::Semaphore::new(alerting::MAX_SENDS_IN_FLIGHT)),
         confirmations: Default::default(),
+        deliveries: Default::default(),
     });
     if removed {
         let _ = daemon.raft.shutdown().await;
@@ -423,9 +427,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         }),
         duty("removal", |d, rx| Box::pin(cluster::removal_watch(d, rx))),
         duty("policy", |d, rx| Box::pin(cluster::policy_loop(d, rx))),
-        duty("reconcile", |d, rx| {
-            Box::pin(cluster::reconcile_loop(d, rx))
-        }),
+        // Verdicts, alert dispatch and reconciliation: only while leading.
+        duty("leader", |d, rx| Box::pin(leader::leader_duties(d, rx))),
         {
             let (d, rx, tx) = (daemon.clone(), shutdown_rx.clone(), results_tx.clone());
             sup.spawn("probe", shutdown_rx.clone(), move || {
@@ -444,10 +447,6 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
                 probing::report_loop(d.clone(), results.clone(), d.scheduler_stats.clone())
             })
         },
-        duty("aggregate", |d, rx| {
-            Box::pin(probing::aggregate_loop(d, rx))
-        }),
-        duty("dispatch", |d, rx| Box::pin(alerting::dispatch_loop(d, rx))),
     ];
     drop(results_tx);
 

@@ -135,27 +135,28 @@ impl Daemon {
 
 /// On the leader: evaluates rounds as they end and commits flips.
 pub(super) async fn aggregate_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
-    let mut leading = false;
+    // A leader duty: each term starts from the committed check states,
+    // with no round state carried over from an earlier term.
+    let reset = || {
+        if let Ok(mut agg) = daemon.aggregator.lock() {
+            *agg = Aggregator::default();
+        }
+    };
+    reset();
     let mut synced_version: Option<(u64, usize)> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => {
+                reset();
+                return;
+            }
             _ = tick.tick() => {}
         }
-        let is_leader = daemon.leader() == Some(daemon.me()) && !daemon.is_removed();
-        if !is_leader {
-            if leading {
-                tracing::info!("no longer leader: dropping round state");
-                if let Ok(mut agg) = daemon.aggregator.lock() {
-                    *agg = Aggregator::default();
-                }
-                synced_version = None;
-            }
-            leading = false;
+        // Between losing leadership and this duty being stopped.
+        if daemon.leader() != Some(daemon.me()) || daemon.is_removed() {
             continue;
         }
-        leading = true;
         let state = daemon.state();
         let voters: BTreeSet<NodeId> = daemon.voters();
         let now = now_ms();
