@@ -10,7 +10,9 @@ ROOT="${QU_INSTALL_ROOT:-$HOME/.local}"
 cargo install --locked --quiet --path . --root "$ROOT"
 QU="$ROOT/bin/qu"
 DEMO="${QU_DEMO_DIR:-/tmp/qu-demo}"
+# The control sockets live here: qu serve wants their directory private.
 mkdir -p "$DEMO"
+chmod 700 "$DEMO"
 
 node() { local i=$1; shift; QUPTIME_DIR="$DEMO/node$i" QUPTIME_SOCKET="$DEMO/node$i.sock" "$QU" "$@"; }
 
