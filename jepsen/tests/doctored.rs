@@ -309,6 +309,28 @@ fn a_minority_page_is_caught() {
         event: "down".into(),
     });
     assert!(!minority_page::check(&h).ok);
+    // A page that trails a long majority outage by its evaluation lag is
+    // fine; one long after the outage ended is not.
+    for (page_at, ok) in [(27_040, true), (30_000, false)] {
+        let mut h = clean();
+        h.push(Event::Truth {
+            t: 20_000,
+            check: "db".into(),
+            failing_for: ["n1".to_string(), "n2".to_string()].into(),
+        });
+        h.push(Event::Truth {
+            t: 27_000,
+            check: "db".into(),
+            failing_for: Default::default(),
+        });
+        h.push(Event::Delivery {
+            t: page_at,
+            delivery_id: "db-1-a1".into(),
+            check: "db".into(),
+            event: "down".into(),
+        });
+        assert_eq!(minority_page::check(&h).ok, ok, "page at {page_at}");
+    }
 }
 
 #[test]

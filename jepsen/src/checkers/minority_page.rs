@@ -40,7 +40,12 @@ pub fn check(history: &[Event]) -> Report {
             continue;
         }
         pages += 1;
+        // The majority-failing stretch in force at the page, or the last
+        // one that ended before it: a page may trail the end of an outage
+        // by the evaluation lag (its last round is evaluated after the
+        // round ends), at most one interval plus a second.
         let mut majority_since: Option<u64> = None;
+        let mut last_stretch: Option<(u64, u64)> = None;
         for (at, n) in truth.get(check.as_str()).map(Vec::as_slice).unwrap_or(&[]) {
             if at > t {
                 break;
@@ -48,14 +53,22 @@ pub fn check(history: &[Event]) -> Report {
             majority_since = match (n >= &quorum, majority_since) {
                 (true, Some(s)) => Some(s),
                 (true, None) => Some(*at),
-                (false, _) => None,
+                (false, Some(s)) => {
+                    last_stretch = Some((s, *at));
+                    None
+                }
+                (false, None) => None,
             };
         }
+        let trailing = |(s, e): (u64, u64)| {
+            e.saturating_sub(s) >= interval && t.saturating_sub(e) <= interval + 1000
+        };
         match majority_since {
             Some(s) if t.saturating_sub(s) >= interval => {}
             Some(s) => problems.push(format!(
                 "DOWN page {delivery_id} for {check} at {t}: a majority saw it failing only since {s} (less than two rounds)"
             )),
+            None if last_stretch.is_some_and(trailing) => {}
             None => problems.push(format!(
                 "DOWN page {delivery_id} for {check} at {t} while no majority of the {voters} voters saw it failing (a minority page)"
             )),
