@@ -14,10 +14,57 @@ pub fn qu_bin() -> &'static str {
     env!("CARGO_BIN_EXE_qu")
 }
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on right now, reserved for this test
+/// process until it exits.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
+    reserved_port("127.0.0.1")
+}
+
+/// A port on loopback address `ip` that stays ours for the life of this test
+/// process, even while nothing listens on it (a node stopped between two
+/// starts). Two things could otherwise take it: the kernel, which hands out
+/// ports of its ephemeral range to every `bind(0)` and outgoing connection,
+/// and another test binary running at the same time. So the port is drawn
+/// from below the ephemeral range, and claimed with an exclusive `flock` on
+/// a file named after it, held until the process ends (the kernel drops the
+/// lock then, whatever way the process ends).
+pub fn reserved_port(ip: &str) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
+    static HELD: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+
+    let low: u32 = 20_000;
+    let high: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .filter(|&first: &u32| first > low + 1_000)
+        .unwrap_or(32_768);
+    let span = high - low;
+    let locks = std::env::temp_dir().join("qu-test-ports");
+    std::fs::create_dir_all(&locks).expect("create the port lock directory");
+    // Spread processes over the range so they rarely probe the same ports.
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let port = (low + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16;
+        let Ok(lock) = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(locks.join(port.to_string()))
+        else {
+            continue;
+        };
+        if lock.try_lock().is_err() {
+            continue;
+        }
+        if std::net::TcpListener::bind((ip, port)).is_err() {
+            continue;
+        }
+        HELD.lock().unwrap_or_else(|e| e.into_inner()).push(lock);
+        return port;
+    }
+    panic!("no free port in {low}..{high} on {ip}");
 }
 
 /// Polls `cond` until it returns `Some`, or panics after `deadline` with `what`.
@@ -84,10 +131,7 @@ impl Node {
     pub fn init_at(ip: &str, extra: &[&str]) -> Node {
         let mut node = Node::new();
         node.ip = ip.to_string();
-        node.port = {
-            let l = std::net::TcpListener::bind((ip, 0)).expect("bind an ephemeral port");
-            l.local_addr().expect("local addr").port()
-        };
+        node.port = reserved_port(ip);
         let advertise = node.advertise();
         let port = node.port.to_string();
         let mut args = vec![
