@@ -66,10 +66,38 @@ impl InFlight {
     }
 }
 
+/// The alert dispatcher's own state: the shared HTTP client, the send
+/// budget, the shared leadership confirmation and the deliveries being sent.
+pub(super) struct Dispatcher {
+    /// Shared client for webhook and Discord alerts.
+    http: reqwest::Client,
+    /// Alert sends running at once (at most `MAX_SENDS_IN_FLIGHT`).
+    sends: Arc<tokio::sync::Semaphore>,
+    confirmations: Confirmations,
+    /// Deliveries being sent by this node (across leadership terms).
+    in_flight: Arc<InFlight>,
+}
+
+impl Dispatcher {
+    pub(super) fn new(http: reqwest::Client) -> Dispatcher {
+        Dispatcher {
+            http,
+            sends: Arc::new(tokio::sync::Semaphore::new(MAX_SENDS_IN_FLIGHT)),
+            confirmations: Confirmations::default(),
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// Sends running now.
+    pub(super) fn sends_in_flight(&self) -> usize {
+        MAX_SENDS_IN_FLIGHT - self.sends.available_permits()
+    }
+}
+
 /// The last leadership confirmation, shared by every send: concurrent
 /// callers wait for one quorum round instead of each starting their own.
 #[derive(Default)]
-pub(super) struct Confirmations {
+struct Confirmations {
     last: tokio::sync::Mutex<Option<Instant>>,
     rounds: std::sync::atomic::AtomicU64,
 }
@@ -77,10 +105,11 @@ pub(super) struct Confirmations {
 impl Daemon {
     /// True when this node leads and a quorum confirms it right now.
     pub(super) async fn confirm_leadership(&self) -> bool {
-        if self.leader() != Some(self.me()) || self.is_removed() {
+        if self.leader() != Some(self.me()) || self.membership.is_removed() {
             return false;
         }
-        self.confirmations
+        self.alerting
+            .confirmations
             .rounds
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         matches!(
@@ -96,10 +125,10 @@ impl Daemon {
     /// True when this node leads and a quorum confirmed it at most
     /// `CONFIRMATION_MAX_AGE` ago (one round serves every caller).
     async fn confirmed_leader(&self) -> bool {
-        if self.leader() != Some(self.me()) || self.is_removed() {
+        if self.leader() != Some(self.me()) || self.membership.is_removed() {
             return false;
         }
-        let mut last = self.confirmations.last.lock().await;
+        let mut last = self.alerting.confirmations.last.lock().await;
         if last.is_some_and(|t| t.elapsed() <= CONFIRMATION_MAX_AGE) {
             return true;
         }
@@ -115,7 +144,8 @@ impl Daemon {
 
     /// Quorum rounds started to confirm leadership (status, tests).
     pub(super) fn confirmation_rounds(&self) -> u64 {
-        self.confirmations
+        self.alerting
+            .confirmations
             .rounds
             .load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -142,7 +172,7 @@ impl Daemon {
                 Ok(()) => return true,
                 // Already settled (a replay, or another path recorded it).
                 Err(super::rpc::ClusterFailure::Refused(_)) => return true,
-                Err(e) if self.leader() == Some(self.me()) && !self.is_removed() => {
+                Err(e) if self.leader() == Some(self.me()) && !self.membership.is_removed() => {
                     tracing::warn!(delivery = %id, "cannot record the delivery outcome yet ({e}); retrying the record, not the send");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -171,12 +201,12 @@ impl Daemon {
             .await;
             return;
         };
-        let provider = provider_for(&alert.kind, &self.alert_http);
+        let provider = provider_for(&alert.kind, &self.alerting.http);
         let msg = Message::from_delivery(&d, Some(self.me()));
         let mut backoff = BACKOFF_START;
         let mut attempts = 0u32;
         loop {
-            let _send = match self.sends.clone().acquire_owned().await {
+            let _send = match self.alerting.sends.clone().acquire_owned().await {
                 Ok(permit) => permit,
                 Err(_) => return,
             };
@@ -248,7 +278,7 @@ impl Daemon {
         if !self.confirm_leadership().await {
             return Err("this node is not a confirmed leader (no quorum?); not sending".into());
         }
-        let provider = provider_for(&alert.kind, &self.alert_http);
+        let provider = provider_for(&alert.kind, &self.alerting.http);
         let msg = Message::test(&alert.name, Some(self.me()));
         provider
             .send(&msg)
@@ -275,7 +305,7 @@ pub(super) async fn dispatch_loop(daemon: Arc<Daemon>, mut shutdown: watch::Rece
     super::failpoint_panic("panic-dispatch");
     // Tracked across terms: a send still finishing from an earlier term of
     // this node's leadership is not started twice.
-    let in_flight = daemon.deliveries.clone();
+    let in_flight = daemon.alerting.in_flight.clone();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut applied = daemon.applied.clone();
     let mut last_prune = Instant::now();
@@ -292,7 +322,7 @@ pub(super) async fn dispatch_loop(daemon: Arc<Daemon>, mut shutdown: watch::Rece
                 applied.borrow_and_update();
             }
         }
-        if daemon.leader() != Some(daemon.me()) || daemon.is_removed() {
+        if daemon.leader() != Some(daemon.me()) || daemon.membership.is_removed() {
             continue;
         }
         let state = daemon.state();

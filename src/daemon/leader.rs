@@ -20,10 +20,10 @@ use std::time::Duration;
 use openraft::async_runtime::WatchReceiver;
 use tokio::sync::watch;
 
-use super::{alerting, cluster, probing, Daemon};
+use super::{alerting, membership, probing, Daemon};
 
 fn leads(daemon: &Daemon) -> bool {
-    daemon.leader() == Some(daemon.me()) && !daemon.is_removed()
+    daemon.leader() == Some(daemon.me()) && !daemon.membership.is_removed()
 }
 
 /// Starts and stops the leader duties as leadership comes and goes.
@@ -55,7 +55,7 @@ pub(super) async fn leader_duties(daemon: Arc<Daemon>, mut shutdown: watch::Rece
             }),
             start("dispatch", |d, rx| Box::pin(alerting::dispatch_loop(d, rx))),
             start("reconcile", |d, rx| {
-                Box::pin(cluster::reconcile_loop(d, rx))
+                Box::pin(membership::reconcile_loop(d, rx))
             }),
         ];
         // Lead until we do not.

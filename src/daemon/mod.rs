@@ -15,7 +15,9 @@ mod cluster;
 pub mod control;
 mod handlers;
 mod leader;
+mod leadership;
 pub mod liveness;
+mod membership;
 mod mirror;
 pub mod policy;
 mod probing;
@@ -191,7 +193,17 @@ pub(crate) async fn failpoint_hold(name: &str) {
     }
 }
 
-/// Everything the daemon's handlers share.
+/// The daemon's composition root: what the handlers and duties share.
+///
+/// Three kinds of field, and no other: this node's fixed facts (paths,
+/// node.yaml, identity, timing, transport settings); shared handles whose
+/// owners live elsewhere (Raft and its applied state, the connection pool
+/// and registry, liveness); and components that each own their mutable
+/// state and are its only writer — `trust` (trust.yaml), `membership`
+/// (claim, joins and adds in progress, reconciliation), `leadership` (the
+/// SPEC §7 policy), `aggregator` (the leader's rounds, written by the
+/// report path), `alerting` (sends, confirmations), `supervisor` (duty
+/// health). ARCHITECTURE.md → "Who owns what" lists them.
 pub(crate) struct Daemon {
     paths: StatePaths,
     node: NodeConfig,
@@ -208,57 +220,22 @@ pub(crate) struct Daemon {
     raft: Raft,
     applied: watch::Receiver<Arc<Applied>>,
     log: LogStore,
-    /// Which cluster owns this node, and whether it serves it (fresh,
-    /// member, wiped, removed).
-    claims: Claims,
-    /// Serialises cluster formation and joins.
-    form_lock: tokio::sync::Mutex<()>,
-    policy: std::sync::Mutex<policy::Policy>,
-    policy_view: std::sync::Mutex<policy::PolicyView>,
-    /// Nodes a `qu node add` is working on (not yet to be reconciled).
-    adding: std::sync::Mutex<std::collections::BTreeSet<qu_raft::NodeId>>,
-    /// Peers seen in the replicated peers but not in the Raft membership, and since when.
-    unmatched_since:
-        std::sync::Mutex<std::collections::BTreeMap<qu_raft::NodeId, tokio::time::Instant>>,
+    /// Who belongs to the cluster, and this node's standing in it.
+    membership: membership::Membership,
+    /// The leadership policy and what status shows of it.
+    leadership: leadership::Leadership,
     /// The leader's round state (empty on followers).
     aggregator: std::sync::Mutex<crate::checks::aggregate::Aggregator>,
     scheduler_stats: Arc<crate::checks::scheduler::SchedulerStats>,
-    /// Shared client for webhook and Discord alerts.
-    alert_http: reqwest::Client,
     /// Runs and watches the background duties.
     supervisor: Arc<supervisor::Supervisor>,
-    /// Alert sends running at once (at most `MAX_SENDS_IN_FLIGHT`).
-    sends: Arc<tokio::sync::Semaphore>,
-    /// The shared leadership confirmation of alert sends.
-    confirmations: alerting::Confirmations,
-    /// Deliveries being sent by this node (across leadership terms).
-    deliveries: Arc<alerting::InFlight>,
+    /// Alert dispatch on the leader.
+    alerting: alerting::Dispatcher,
 }
 
 impl Daemon {
     fn me(&self) -> qu_raft::NodeId {
         self.node.node_id
-    }
-
-    fn is_removed(&self) -> bool {
-        self.claims.is_removed()
-    }
-
-    /// This node formed or joined a cluster and holds its state; until
-    /// then it serves no Raft traffic (a node whose data was wiped must be
-    /// removed and re-added first).
-    fn is_claimed(&self) -> bool {
-        self.claims.serves_cluster()
-    }
-
-    /// How long reconciliation waits before completing or rolling back a
-    /// membership change nobody is working on.
-    fn reconcile_grace(&self) -> Duration {
-        match self.timing {
-            Timing::Fast => Duration::from_secs(3),
-            Timing::Lan => Duration::from_secs(30),
-            Timing::Wan => Duration::from_secs(60),
-        }
     }
 
     fn state(&self) -> Arc<Applied> {
@@ -321,7 +298,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         opts.probe_source.or(node.probe_source),
     )?);
     let alert_http = crate::alerts::http_client().map_err(|e| {
-        DaemonError::Probe(crate::checks::probe::ProbeSetupError::new(e.to_string()))
+        DaemonError::Probe(crate::checks::probe::ProbeSetupError::new(
+            crate::errors::chain(&e),
+        ))
     })?;
     let control_listener = control::bind(&opts.socket).await?;
 
@@ -355,22 +334,12 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         raft,
         applied,
         log,
-        claims,
-        form_lock: tokio::sync::Mutex::new(()),
-        policy: std::sync::Mutex::new(policy::Policy::new(policy::PolicyConfig {
-            cooldown,
-            max_backoff: Duration::from_secs(600).max(cooldown),
-        })),
-        policy_view: std::sync::Mutex::new(policy::PolicyView::default()),
-        adding: Default::default(),
-        unmatched_since: Default::default(),
+        membership: membership::Membership::new(claims, opts.timing),
+        leadership: leadership::Leadership::new(cooldown),
         aggregator: Default::default(),
         scheduler_stats: Default::default(),
-        alert_http,
         supervisor: supervisor::Supervisor::new(),
-        sends: Arc::new(tokio::sync::Semaphore::new(alerting::MAX_SENDS_IN_FLIGHT)),
-        confirmations: Default::default(),
-        deliveries: Default::default(),
+        alerting: alerting::Dispatcher::new(alert_http),
     });
     if removed {
         let _ = daemon.raft.shutdown().await;
@@ -425,8 +394,10 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         duty("trust", |d, rx| {
             Box::pin(trust_sync::trust_sync_loop(d, rx))
         }),
-        duty("removal", |d, rx| Box::pin(cluster::removal_watch(d, rx))),
-        duty("policy", |d, rx| Box::pin(cluster::policy_loop(d, rx))),
+        duty("removal", |d, rx| {
+            Box::pin(membership::removal_watch(d, rx))
+        }),
+        duty("policy", |d, rx| Box::pin(leadership::policy_loop(d, rx))),
         // Verdicts, alert dispatch and reconciliation: only while leading.
         duty("leader", |d, rx| Box::pin(leader::leader_duties(d, rx))),
         {
@@ -466,7 +437,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     {
         tracing::warn!("cluster.yaml was not rewritten before shutdown");
     }
-    if !daemon.is_removed() {
+    if !daemon.membership.is_removed() {
         if let Err(e) = daemon.raft.shutdown().await {
             tracing::warn!("Raft did not stop cleanly: {e}");
         }
@@ -489,14 +460,14 @@ impl Daemon {
             advertise = %self.node.advertise,
             socket = %socket.display(),
             timing = ?self.timing,
-            leader_cooldown = %crate::config::duration::format(self.policy.lock().map(|p| p.cooldown()).unwrap_or_default()),
+            leader_cooldown = %crate::config::duration::format(self.leadership.cooldown()),
             "qu serving"
         );
-        if self.is_removed() {
+        if self.membership.is_removed() {
             tracing::warn!("this node was removed from its cluster and does not serve it; to re-join, re-initialise it (qu init) and add it again from a member");
-        } else if self.claims.standing() == claims::Standing::Wiped {
+        } else if self.membership.standing() == claims::Standing::Wiped {
             tracing::warn!("this node belongs to a cluster but its raft/ data is gone (wiped?): it serves no cluster traffic until its cluster re-adds it ('qu node remove {}' then 'qu node add' on a member)", self.me());
-        } else if self.claims.standing() == claims::Standing::Fresh
+        } else if self.membership.standing() == claims::Standing::Fresh
             && !matches!(self.log.has_history(), Ok(true))
         {
             if self.node.join_from.is_empty() {

@@ -48,7 +48,7 @@ pub(super) async fn scheduler_loop(
     // thousands of checks twice a second for nothing is a waste.
     let mut synced: Option<Option<qu_raft::types::LogId>> = None;
     loop {
-        let active = daemon.is_claimed() && !daemon.is_removed();
+        let active = daemon.membership.serves_cluster() && !daemon.membership.is_removed();
         if active {
             let state = applied.borrow_and_update().clone();
             if synced != Some(state.last_applied) {
@@ -154,7 +154,7 @@ pub(super) async fn aggregate_loop(daemon: Arc<Daemon>, mut shutdown: watch::Rec
             _ = tick.tick() => {}
         }
         // Between losing leadership and this duty being stopped.
-        if daemon.leader() != Some(daemon.me()) || daemon.is_removed() {
+        if daemon.leader() != Some(daemon.me()) || daemon.membership.is_removed() {
             continue;
         }
         let state = daemon.state();

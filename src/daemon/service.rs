@@ -97,12 +97,12 @@ impl Service for MemberService {
         req: MemberRequest,
     ) -> Result<MemberResponse, RpcError> {
         let d = &self.0;
-        if d.is_removed() {
+        if d.membership.is_removed() {
             return Err(RpcError::forbidden(
                 "this node was removed from the cluster",
             ));
         }
-        if !d.is_claimed() {
+        if !d.membership.serves_cluster() {
             // Members talk to us although we hold no cluster state: our data
             // was wiped (or lost). Voting or acknowledging entries now could
             // lose committed writes, so serve nothing until re-added.

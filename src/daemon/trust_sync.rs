@@ -34,7 +34,10 @@ fn pin_of(peer: &Peer) -> Option<Pin> {
 impl Daemon {
     /// One reconciliation of trust against the applied state.
     pub(super) async fn sync_trust(&self) {
-        if !matches!(self.claims.standing(), Standing::Member | Standing::Wiped) {
+        if !matches!(
+            self.membership.standing(),
+            Standing::Member | Standing::Wiped
+        ) {
             return;
         }
         let state = self.state();

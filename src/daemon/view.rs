@@ -17,7 +17,7 @@ pub use crate::ids::rfc3339;
 
 impl Daemon {
     pub(super) fn membership_word(&self) -> &'static str {
-        match self.claims.standing() {
+        match self.membership.standing() {
             super::claims::Standing::Fresh if self.state().state.cluster_id.is_some() => "member",
             standing => standing.word(),
         }
@@ -211,16 +211,11 @@ impl Daemon {
                 snapshot: m.snapshot.as_ref().map(|l| l.index),
                 purged: m.purged.as_ref().map(|l| l.index),
             },
-            policy: self
-                .policy_view
-                .lock()
-                .map(|v| v.clone())
-                .unwrap_or_default(),
+            policy: self.leadership.view(),
             probing: self.probing_info(m.current_leader == Some(self.me())),
             duties: self.supervisor.health(),
             alerting: super::control::AlertingInfo {
-                sends_in_flight: super::alerting::MAX_SENDS_IN_FLIGHT
-                    - self.sends.available_permits(),
+                sends_in_flight: self.alerting.sends_in_flight(),
                 confirmation_rounds: self.confirmation_rounds(),
             },
         }

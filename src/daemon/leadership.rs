@@ -1,0 +1,161 @@
+//! The leadership policy's runtime (SPEC §7): observes the cluster on every
+//! tick, asks `policy::Policy` what to do, acts while this node leads, and
+//! keeps what `qu status` shows of it.
+//!
+//! `Leadership` owns the policy's state and its status view; the policy
+//! loop is their only writer.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::async_runtime::WatchReceiver;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::policy::{Decision, Observation, Policy, PolicyConfig, PolicyView};
+use super::Daemon;
+use qu_raft::NodeId;
+
+/// The leadership policy and what status shows of it.
+pub(super) struct Leadership {
+    policy: std::sync::Mutex<Policy>,
+    view: std::sync::Mutex<PolicyView>,
+}
+
+impl Leadership {
+    pub(super) fn new(cooldown: Duration) -> Leadership {
+        Leadership {
+            policy: std::sync::Mutex::new(Policy::new(PolicyConfig {
+                cooldown,
+                max_backoff: Duration::from_secs(600).max(cooldown),
+            })),
+            view: Default::default(),
+        }
+    }
+
+    pub(super) fn cooldown(&self) -> Duration {
+        self.policy.lock().map(|p| p.cooldown()).unwrap_or_default()
+    }
+
+    /// What `qu status` shows of the policy.
+    pub(super) fn view(&self) -> PolicyView {
+        self.view.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+impl Daemon {
+    /// What the leadership policy sees now.
+    fn observe(&self) -> Observation {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let voters: BTreeSet<NodeId> = m.membership_config.voter_ids().collect();
+        let live_since = voters
+            .iter()
+            .filter(|v| **v != self.me())
+            .filter_map(|v| self.liveness.live_since(*v).map(|t| (*v, t)))
+            .collect();
+        let matched = m
+            .replication
+            .as_ref()
+            .map(|r| {
+                r.iter()
+                    .map(|(k, v)| (*k, v.map(|l| l.index).unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Observation {
+            now: Instant::now(),
+            me: self.me(),
+            leader: m.current_leader,
+            voters,
+            live_since,
+            matched,
+            committed: m.local_committed.map(|l| l.index).unwrap_or(0),
+        }
+    }
+
+    fn policy_view_of(
+        &self,
+        o: &Observation,
+        d: &Decision,
+        attempts: u64,
+        cooldown: Duration,
+    ) -> PolicyView {
+        let preferred = o
+            .voters
+            .iter()
+            .copied()
+            .find(|v| *v == o.me || o.live_since.contains_key(v));
+        let remaining_for = |n: NodeId| {
+            o.live_since
+                .get(&n)
+                .map(|since| cooldown.saturating_sub(o.now.saturating_duration_since(*since)))
+        };
+        let (reason, remaining) = match d {
+            Decision::Settled => (String::new(), None),
+            Decision::Transfer { to } => (format!("transferring leadership to node {to}"), None),
+            Decision::Wait { reason, remaining, .. } => (reason.clone(), *remaining),
+            Decision::NotLeader => match (preferred, o.leader) {
+                (p, l) if p == l => (String::new(), None),
+                (_, None) => ("no master: election in progress or no quorum".into(), None),
+                (Some(p), Some(_)) => (
+                    format!("the master hands over to node {p} once it has been live for the cooldown and caught up"),
+                    remaining_for(p).filter(|r| !r.is_zero()),
+                ),
+                (None, Some(_)) => (String::new(), None),
+            },
+        };
+        PolicyView {
+            preferred,
+            reason,
+            cooldown_secs: cooldown.as_secs(),
+            cooldown_remaining_secs: remaining.map(|r| r.as_secs_f64().ceil() as u64),
+            transfer_attempts: attempts,
+        }
+    }
+}
+
+/// Runs the leadership policy (SPEC §7) on every tick; acts only while
+/// this node leads.
+pub(super) async fn policy_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
+    let interval = daemon.timing.ping_interval();
+    let mut last_reason = String::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if daemon.membership.is_removed() {
+            continue;
+        }
+        let obs = daemon.observe();
+        let (decision, attempts, cooldown) = match daemon.leadership.policy.lock() {
+            Ok(mut p) => {
+                let d = p.decide(&obs);
+                (d, p.total_attempts(), p.cooldown())
+            }
+            Err(_) => continue,
+        };
+        let view = daemon.policy_view_of(&obs, &decision, attempts, cooldown);
+        if let Ok(mut v) = daemon.leadership.view.lock() {
+            *v = view;
+        }
+        match decision {
+            Decision::Transfer { to } => {
+                tracing::info!(%to, "leadership policy: transferring leadership to the smallest live voter (live for the cooldown, log caught up)");
+                if let Err(e) = daemon.raft.trigger().transfer_leader(to).await {
+                    tracing::warn!(%to, "leadership transfer could not start: {e}");
+                }
+            }
+            Decision::Wait { reason, .. } => {
+                // Log when the reason changes in kind, not as its seconds tick.
+                let kind: String = reason.chars().filter(|c| !c.is_ascii_digit()).collect();
+                if kind != last_reason {
+                    tracing::info!("leadership policy: staying master for now: {reason}");
+                    last_reason = kind;
+                }
+            }
+            _ => {}
+        }
+    }
+}
