@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod daemon;
+pub mod errors;
 pub mod ids;
 pub mod transport;
 pub mod trust;

@@ -147,11 +147,21 @@ fn cli_without_a_daemon_says_how_to_fix_it() {
         assert_eq!(
             stderr(&out).trim(),
             format!(
-                "qu: cannot reach the qu daemon at {} (is 'qu serve' running?)",
+                "qu: cannot reach the qu daemon at {} (no socket there: is 'qu serve' running? It may use another --socket / QUPTIME_SOCKET)",
                 node.socket.display()
             )
         );
-    }
+    } // A socket left behind by a daemon that died: the cause is named.
+    drop(std::os::unix::net::UnixListener::bind(&node.socket).unwrap());
+    let out = node.qu(&["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        format!(
+            "qu: cannot reach the qu daemon at {} (nothing listens on the socket: is 'qu serve' running?)",
+            node.socket.display()
+        )
+    );
 }
 
 #[test]

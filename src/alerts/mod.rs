@@ -128,21 +128,7 @@ pub(crate) fn network_error(e: reqwest::Error) -> SendError {
     }
 }
 
-/// An error and all its causes, `outer: inner: innermost`, without
-/// repeating a cause an outer message already contains.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
-    }
-    out
-}
+pub use crate::errors::chain as error_chain;
 
 /// `Retry-After: <seconds>`.
 pub(crate) fn retry_after_header(h: &reqwest::header::HeaderMap) -> Option<Duration> {

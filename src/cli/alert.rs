@@ -85,7 +85,7 @@ pub enum AddCommand {
 fn parse_header(h: &str) -> Result<(String, String), Failure> {
     let (k, v) = h
         .split_once(':')
-        .ok_or_else(|| Failure::from(format!("--header {h:?}: use 'Name: value'")))?;
+        .ok_or_else(|| Failure::msg(format!("--header {h:?}: use 'Name: value'")))?;
     Ok((k.trim().to_string(), v.trim().to_string()))
 }
 

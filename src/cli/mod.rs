@@ -134,12 +134,20 @@ pub(crate) struct Failure {
     code: u8,
 }
 
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Self {
+impl Failure {
+    /// A failure the CLI itself words.
+    pub(crate) fn msg(message: impl Into<String>) -> Failure {
         Failure {
-            message: e.to_string(),
+            message: message.into(),
             code: 1,
         }
+    }
+}
+
+/// Any library error, with every cause it keeps (`crate::errors::chain`).
+impl<E: std::error::Error> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::msg(crate::errors::chain(&e))
     }
 }
 
@@ -174,7 +182,7 @@ fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, Failure> {
     };
     b.enable_all()
         .build()
-        .map_err(|e| Failure::from(format!("cannot start the async runtime: {e}")))
+        .map_err(|e| Failure::msg(format!("cannot start the async runtime: {e}")))
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
@@ -191,9 +199,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
 }
 
 pub(crate) fn unexpected() -> Failure {
-    Failure::from(
-        "the daemon sent an unexpected reply (is the CLI the same version as the daemon?)",
-    )
+    Failure::msg("the daemon sent an unexpected reply (is the CLI the same version as the daemon?)")
 }
 
 pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> Result<(), Failure> {

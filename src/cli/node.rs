@@ -117,7 +117,7 @@ fn add(env: &Env, args: AddArgs) -> Result<ExitCode, Failure> {
     }
     if let Some(expected) = args.fingerprint {
         if expected.to_string() != fingerprint {
-            return Err(Failure::from(format!(
+            return Err(Failure::msg(format!(
                 "FINGERPRINT MISMATCH: {} presented {fingerprint}, but --fingerprint says {expected}; refusing to add it (someone may be intercepting the connection, or the node was re-initialised)",
                 args.addr
             )));
@@ -126,7 +126,7 @@ fn add(env: &Env, args: AddArgs) -> Result<ExitCode, Failure> {
     } else if !args.yes {
         let stdin = std::io::stdin();
         if !stdin.is_terminal() {
-            return Err(Failure::from(
+            return Err(Failure::msg(
                 "refusing to add the node without confirmation: stdin is not a terminal; check the fingerprint above and pass --fingerprint SHA256:… (or --yes)",
             ));
         }
@@ -135,7 +135,7 @@ fn add(env: &Env, args: AddArgs) -> Result<ExitCode, Failure> {
         let mut answer = String::new();
         stdin.lock().read_line(&mut answer)?;
         if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-            return Err(Failure::from("not added: the fingerprint was not accepted"));
+            return Err(Failure::msg("not added: the fingerprint was not accepted"));
         }
     }
     println!("adding node {node_id}: joining it, replicating the state, promoting it to voter…");

@@ -312,8 +312,13 @@ pub struct ProbingInfo {
 /// Errors of the CLI side.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach the qu daemon at {} (is 'qu serve' running?)", .path.display())]
-    Unreachable { path: PathBuf },
+    #[error("cannot reach the qu daemon at {} ({})", .path.display(), unreachable_why(.error))]
+    Unreachable {
+        path: PathBuf,
+        /// Worded by `unreachable_why` (so not a `source`: the chain would
+        /// repeat it).
+        error: std::io::Error,
+    },
     #[error("the qu daemon at {} did not answer within {}", .path.display(), crate::config::duration::format(*.after))]
     Timeout { path: PathBuf, after: Duration },
     #[error("talking to the qu daemon at {}: {detail}", .path.display())]
@@ -328,6 +333,20 @@ pub enum ClientError {
     },
 }
 
+/// Why the control socket could not be reached, and what to do.
+fn unreachable_why(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        NotFound => {
+            "no socket there: is 'qu serve' running? It may use another --socket / QUPTIME_SOCKET"
+                .into()
+        }
+        ConnectionRefused => "nothing listens on the socket: is 'qu serve' running?".into(),
+        PermissionDenied => "permission denied: run qu as the daemon's user, or as root".into(),
+        _ => format!("{e}: is 'qu serve' running?"),
+    }
+}
+
 /// Sends one request to the daemon and waits for the reply.
 pub async fn request(
     socket: &Path,
@@ -336,9 +355,13 @@ pub async fn request(
 ) -> Result<ControlReply, ClientError> {
     let path = socket.to_path_buf();
     let exchange = async {
-        let mut stream = UnixStream::connect(socket)
-            .await
-            .map_err(|_| ClientError::Unreachable { path: path.clone() })?;
+        let mut stream =
+            UnixStream::connect(socket)
+                .await
+                .map_err(|error| ClientError::Unreachable {
+                    path: path.clone(),
+                    error,
+                })?;
         let me = crate::config::secure::euid();
         let daemon_uid =
             stream

@@ -45,7 +45,8 @@ impl Probers {
     /// the routing table).
     pub fn new(source: Option<IpAddr>) -> Result<Probers, ProbeSetupError> {
         Ok(Probers {
-            http: http::HttpProber::new(source).map_err(|e| ProbeSetupError(e.to_string()))?,
+            http: http::HttpProber::new(source)
+                .map_err(|e| ProbeSetupError(crate::errors::chain(&e)))?,
             source,
         })
     }
