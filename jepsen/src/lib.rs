@@ -7,10 +7,12 @@
 //!   must catch (`tests/doctored.rs`).
 //! - `runner`: network namespaces, a `qu` cluster in them, workloads,
 //!   nemeses, sinks, and the run that records and checks a history.
+//! - `http`: the one loopback HTTP/1.1 server of every test and benchmark.
 //! - `bench`: benchmarks on loopback that print figures (never assert).
 #![forbid(unsafe_code)]
 
 pub mod bench;
 pub mod checkers;
 pub mod history;
+pub mod http;
 pub mod runner;

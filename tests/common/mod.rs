@@ -25,13 +25,11 @@ pub fn free_port() -> u16 {
 /// starts). Two things could otherwise take it: the kernel, which hands out
 /// ports of its ephemeral range to every `bind(0)` and outgoing connection,
 /// and another test binary running at the same time. So the port is drawn
-/// from below the ephemeral range, and claimed with an exclusive `flock` on
-/// a file named after it, held until the process ends (the kernel drops the
-/// lock then, whatever way the process ends).
+/// from below the ephemeral range, and claimed by creating a file named
+/// after it that holds our pid (a claim whose process is gone is taken
+/// over).
 pub fn reserved_port(ip: &str) -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
-    use std::sync::Mutex;
-    static HELD: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
     static NEXT: AtomicU32 = AtomicU32::new(0);
 
     let low: u32 = 20_000;
@@ -41,30 +39,44 @@ pub fn reserved_port(ip: &str) -> u16 {
         .filter(|&first: &u32| first > low + 1_000)
         .unwrap_or(32_768);
     let span = high - low;
-    let locks = std::env::temp_dir().join("qu-test-ports");
-    std::fs::create_dir_all(&locks).expect("create the port lock directory");
+    let claims = std::env::temp_dir().join("qu-test-ports");
+    std::fs::create_dir_all(&claims).expect("create the port claim directory");
     // Spread processes over the range so they rarely probe the same ports.
     let start = std::process::id().wrapping_mul(7_919) % span;
     for _ in 0..span {
         let port = (low + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16;
-        let Ok(lock) = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(locks.join(port.to_string()))
-        else {
-            continue;
-        };
-        if lock.try_lock().is_err() {
-            continue;
+        if claim_port(&claims.join(port.to_string()))
+            && std::net::TcpListener::bind((ip, port)).is_ok()
+        {
+            return port;
         }
-        if std::net::TcpListener::bind((ip, port)).is_err() {
-            continue;
-        }
-        HELD.lock().unwrap_or_else(|e| e.into_inner()).push(lock);
-        return port;
     }
     panic!("no free port in {low}..{high} on {ip}");
+}
+
+/// Creates `file` holding our pid; takes over a claim whose process is gone.
+fn claim_port(file: &Path) -> bool {
+    use std::io::Write;
+    for _ in 0..2 {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(file)
+        {
+            Ok(mut f) => return write!(f, "{}", std::process::id()).is_ok(),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let owner = std::fs::read_to_string(file).unwrap_or_default();
+                let alive = owner.trim().parse::<u32>().is_ok_and(|pid| {
+                    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+                });
+                if alive || std::fs::remove_file(file).is_err() {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// Polls `cond` until it returns `Some`, or panics after `deadline` with `what`.

@@ -3,9 +3,10 @@
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+
+use qu_jepsen::http::{Request, Response, Server, Workers};
 
 /// One recorded request.
 #[derive(Debug, Clone)]
@@ -46,24 +47,25 @@ struct Inner {
 pub struct Receiver {
     pub addr: SocketAddr,
     inner: Arc<Mutex<Inner>>,
+    _server: Server,
 }
 
 impl Receiver {
     pub fn start() -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind receiver");
-        let addr = listener.local_addr().expect("addr");
         let inner = Arc::new(Mutex::new(Inner {
             default_status: 204,
             ..Default::default()
         }));
         let i = inner.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let i = i.clone();
-                std::thread::spawn(move || handle(conn, &i));
-            }
-        });
-        Receiver { addr, inner }
+        let server = Server::bind("127.0.0.1", Workers::PerConnection, move |req| {
+            handle(req, &i)
+        })
+        .expect("start the receiver");
+        Receiver {
+            addr: server.addr,
+            inner,
+            _server: server,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -102,43 +104,7 @@ impl Receiver {
     }
 }
 
-fn handle(mut conn: std::net::TcpStream, inner: &Mutex<Inner>) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let header_end = loop {
-        match conn.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let path = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("/")
-        .to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| {
-            l.split_once(':')
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        })
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    while buf.len() < header_end + len {
-        match conn.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let body = String::from_utf8_lossy(&buf[header_end..]).to_string();
+fn handle(req: &Request, inner: &Mutex<Inner>) -> Response {
     let (status, extra, reply_body, delay) = {
         let mut g = inner.lock().unwrap();
         g.in_flight += 1;
@@ -148,25 +114,21 @@ fn handle(mut conn: std::net::TcpStream, inner: &Mutex<Inner>) {
             .pop_front()
             .unwrap_or((g.default_status, vec![], String::new()));
         g.log.push(Captured {
-            path,
-            headers,
-            body,
+            path: req.path.clone(),
+            headers: req.headers.clone(),
+            body: req.body_text(),
             status: r.0,
         });
         (r.0, r.1, r.2, g.delay_ms)
     };
     if delay > 0 {
+        // The stimulus itself: a slow receiver, so concurrent sends overlap.
         std::thread::sleep(std::time::Duration::from_millis(delay));
     }
-    let mut resp = format!(
-        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-        reply_body.len()
-    );
+    let mut resp = Response::new(status, reply_body);
     for (k, v) in extra {
-        resp.push_str(&format!("{k}: {v}\r\n"));
+        resp = resp.with_header(&k, &v);
     }
-    resp.push_str("\r\n");
-    resp.push_str(&reply_body);
-    let _ = conn.write_all(resp.as_bytes());
     inner.lock().unwrap().in_flight -= 1;
+    resp
 }

@@ -3,11 +3,9 @@
 //! acceptor, each served by a small pool of threads accepting on one
 //! listener (no thread per connection: the pool keeps the target's own
 //! cost flat at thousands of probes a second), and a webhook receiver
-//! that notes when each page arrived.
+//! that notes when each page arrived. HTTP is `crate::http`'s server.
 
-use std::io::Write;
-
-use crate::runner::servers::read_request;
+use crate::http::{Response, Server, Workers};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,6 +13,7 @@ use std::time::{Duration, Instant};
 
 const WORKERS: usize = 4;
 
+/// Accepts on `l` with `WORKERS` threads and hands each connection over.
 fn pool(l: TcpListener, handle: impl Fn(TcpStream) + Send + Sync + 'static) -> Result<(), String> {
     let handle = Arc::new(handle);
     for _ in 0..WORKERS {
@@ -22,7 +21,6 @@ fn pool(l: TcpListener, handle: impl Fn(TcpStream) + Send + Sync + 'static) -> R
         let h = handle.clone();
         std::thread::spawn(move || {
             for conn in l.incoming().flatten() {
-                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
                 h(conn);
             }
         });
@@ -35,31 +33,31 @@ pub struct HttpTarget {
     pub addr: String,
     pub down: Arc<AtomicBool>,
     pub served: Arc<AtomicU64>,
+    _server: Server,
 }
 
 impl HttpTarget {
     pub fn start(ip: &str) -> Result<HttpTarget, String> {
-        let l = TcpListener::bind((ip, 0)).map_err(|e| format!("bind {ip}: {e}"))?;
-        let addr = l.local_addr().map_err(|e| e.to_string())?.to_string();
         let down = Arc::new(AtomicBool::new(false));
         let served = Arc::new(AtomicU64::new(0));
         let (d, s) = (down.clone(), served.clone());
-        pool(l, move |mut conn| {
-            if read_request(&mut conn).is_none() {
-                return;
-            }
-            s.fetch_add(1, Ordering::Relaxed);
-            let status = if d.load(Ordering::Relaxed) {
-                "503 Down"
-            } else {
-                "200 OK"
-            };
-            let _ = conn.write_all(
-                format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-                    .as_bytes(),
-            );
-        })?;
-        Ok(HttpTarget { addr, down, served })
+        let server = Server::start(
+            TcpListener::bind((ip, 0)).map_err(|e| format!("bind {ip}: {e}"))?,
+            Workers::Pool(WORKERS),
+            Duration::from_secs(2),
+            move |_| {
+                s.fetch_add(1, Ordering::Relaxed);
+                let status = if d.load(Ordering::Relaxed) { 503 } else { 200 };
+                Response::new(status, "ok")
+            },
+        )
+        .map_err(|e| format!("serve {ip}: {e}"))?;
+        Ok(HttpTarget {
+            addr: server.addr.to_string(),
+            down,
+            served,
+            _server: server,
+        })
     }
 }
 
@@ -75,28 +73,32 @@ pub fn tcp_target(ip: &str) -> Result<String, String> {
 pub struct Receiver {
     pub url: String,
     pages: Arc<Mutex<Vec<(Instant, serde_json::Value)>>>,
+    _server: Server,
 }
 
 impl Receiver {
     pub fn start(ip: &str) -> Result<Receiver, String> {
-        let l = TcpListener::bind((ip, 0)).map_err(|e| format!("bind {ip}: {e}"))?;
-        let url = format!("http://{}/hook", l.local_addr().map_err(|e| e.to_string())?);
         let pages = Arc::new(Mutex::new(Vec::new()));
         let p = pages.clone();
-        pool(l, move |mut conn| {
-            let Some(body) = read_request(&mut conn) else {
-                return;
-            };
-            let at = Instant::now();
-            let v = serde_json::from_slice(&body).unwrap_or_default();
-            if let Ok(mut list) = p.lock() {
-                list.push((at, v));
-            }
-            let _ = conn.write_all(
-                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-        })?;
-        Ok(Receiver { url, pages })
+        let server = Server::start(
+            TcpListener::bind((ip, 0)).map_err(|e| format!("bind {ip}: {e}"))?,
+            Workers::Pool(WORKERS),
+            Duration::from_secs(2),
+            move |req| {
+                let at = Instant::now();
+                let v = serde_json::from_slice(&req.body).unwrap_or_default();
+                if let Ok(mut list) = p.lock() {
+                    list.push((at, v));
+                }
+                Response::new(204, "")
+            },
+        )
+        .map_err(|e| format!("serve {ip}: {e}"))?;
+        Ok(Receiver {
+            url: server.url("/hook"),
+            pages,
+            _server: server,
+        })
     }
 
     /// Waits up to `within` for a page whose `event` is `event` for

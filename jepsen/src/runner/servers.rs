@@ -4,10 +4,11 @@
 //! binary), and a real SMTP server (Debian's python3-aiosmtpd, the script
 //! qu's own tests use) that stores every mail.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+use crate::http::Response;
 
 /// The SMTP sink, shared with qu's own tests.
 const SMTP_SERVER: &str = include_str!("../../../tests/support/smtp_server.py");
@@ -95,64 +96,17 @@ impl Services {
     }
 }
 
-/// Reads one HTTP request (head up to 64 KiB, body by Content-Length) and
-/// returns its body; None when the client went away or sent garbage.
-pub fn read_request(conn: &mut std::net::TcpStream) -> Option<Vec<u8>> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    let end = loop {
-        let n = conn.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p + 4;
-        }
-        if buf.len() > 64 * 1024 {
-            return None;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    while buf.len() < end + len {
-        let n = conn.read(&mut chunk).ok()?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Some(buf.split_off(end))
-}
-
 /// Answers 503 while `mode_file` says `down` or lists the client's address
 /// among comma-separated IPs, else 200.
 pub fn target(bind: &str, mode_file: &str) -> Result<(), String> {
-    let l = TcpListener::bind(bind).map_err(|e| format!("bind {bind}: {e}"))?;
-    for conn in l.incoming().flatten() {
-        let mode = mode_file.to_string();
-        std::thread::spawn(move || {
-            let mut conn = conn;
-            let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(5)));
-            if read_request(&mut conn).is_none() {
-                return;
-            }
-            let peer = conn.peer_addr().map(|a| a.ip().to_string()).ok();
-            let down = std::fs::read_to_string(&mode)
-                .map(|m| fails_for(&m, peer.as_deref()))
-                .unwrap_or(false);
-            let status = if down { "503 Down" } else { "200 OK" };
-            let _ = conn.write_all(
-                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
-            );
-        });
-    }
-    Ok(())
+    let mode = mode_file.to_string();
+    crate::http::serve_forever(bind, move |req| {
+        let peer = req.peer.map(|p| p.to_string());
+        let down = std::fs::read_to_string(&mode)
+            .map(|m| fails_for(&m, peer.as_deref()))
+            .unwrap_or(false);
+        Response::new(if down { 503 } else { 200 }, "")
+    })
 }
 
 /// Whether a target in `mode` fails a client at `peer`.
@@ -163,33 +117,21 @@ fn fails_for(mode: &str, peer: Option<&str>) -> bool {
 
 /// Logs each POSTed body as `{"t": ms, "body": …}` and answers 204.
 pub fn sink(bind: &str, log: &str) -> Result<(), String> {
-    let l = TcpListener::bind(bind).map_err(|e| format!("bind {bind}: {e}"))?;
-    let log = std::sync::Arc::new(std::sync::Mutex::new(
+    let log = std::sync::Mutex::new(
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .map_err(|e| format!("{log}: {e}"))?,
-    ));
-    for conn in l.incoming().flatten() {
-        let log = log.clone();
-        std::thread::spawn(move || {
-            let mut conn = conn;
-            let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(5)));
-            let Some(body) = read_request(&mut conn) else {
-                return;
-            };
-            let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            let line = serde_json::json!({ "t": super::sh::now_ms(), "body": body });
-            if let Ok(mut f) = log.lock() {
-                let _ = writeln!(f, "{line}");
-            }
-            let _ = conn.write_all(
-                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-        });
-    }
-    Ok(())
+    );
+    crate::http::serve_forever(bind, move |req| {
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let line = serde_json::json!({ "t": super::sh::now_ms(), "body": body });
+        if let Ok(mut f) = log.lock() {
+            let _ = writeln!(f, "{line}");
+        }
+        Response::new(204, "")
+    })
 }
 
 #[cfg(test)]
