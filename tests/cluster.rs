@@ -17,17 +17,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn ok(node: &Node, args: &[&str]) -> String {
-    let out = node.qu(args);
-    assert!(
-        out.status.success(),
-        "qu {args:?} failed: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
 fn check_names(node: &Node) -> Vec<String> {
     let out = node.qu(&["check", "list", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
@@ -73,7 +62,7 @@ fn three_nodes_formed_with_node_add_agree_on_peers_master_and_version() {
     // Every node pins exactly the other members.
     for (i, n) in nodes.iter().enumerate() {
         let list: serde_json::Value =
-            serde_json::from_str(&ok(n, &["trust", "list", "--json"])).unwrap();
+            serde_json::from_str(&n.ok(&["trust", "list", "--json"])).unwrap();
         let mut pinned: Vec<&str> = list
             .as_array()
             .unwrap()
@@ -91,7 +80,7 @@ fn three_nodes_formed_with_node_add_agree_on_peers_master_and_version() {
         assert_eq!(pinned, others, "trust store of node {i}");
     }
     // The text status carries the SPEC §11 fields.
-    let text = ok(&nodes[1], &["status"]);
+    let text = nodes[1].ok(&["status"]);
     for field in [
         "term",
         "master",
@@ -104,7 +93,7 @@ fn three_nodes_formed_with_node_add_agree_on_peers_master_and_version() {
         assert!(text.contains(field), "{field} missing from:\n{text}");
     }
     let list: serde_json::Value =
-        serde_json::from_str(&ok(&nodes[2], &["node", "list", "--json"])).unwrap();
+        serde_json::from_str(&nodes[2].ok(&["node", "list", "--json"])).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 3);
     assert!(list
         .as_array()
@@ -120,18 +109,15 @@ fn a_mutation_on_a_follower_is_visible_on_every_node_with_one_version() {
     let m = master(&nodes[0]).unwrap();
     let follower = nodes.iter().find(|n| n.node_id() != m).unwrap();
     let before = version(follower).unwrap();
-    let out = ok(
-        follower,
-        &[
-            "check",
-            "add",
-            "tcp",
-            "db",
-            "db.internal:5432",
-            "--interval",
-            "15s",
-        ],
-    );
+    let out = follower.ok(&[
+        "check",
+        "add",
+        "tcp",
+        "db",
+        "db.internal:5432",
+        "--interval",
+        "15s",
+    ]);
     assert!(
         out.contains(&format!("config version {}", before + 1)),
         "{out}"
@@ -164,7 +150,7 @@ fn a_mutation_on_a_follower_is_visible_on_every_node_with_one_version() {
 fn killing_the_leader_elects_another_and_writes_continue() {
     let _g = serial();
     let mut nodes = cluster(3);
-    ok(&nodes[0], &["check", "add", "tcp", "before", "10.0.0.1:22"]);
+    nodes[0].ok(&["check", "add", "tcp", "before", "10.0.0.1:22"]);
     let old = master(&nodes[0]).unwrap();
     let li = index_of(&nodes, &old);
     nodes[li].kill();
@@ -207,7 +193,7 @@ fn killing_the_leader_elects_another_and_writes_continue() {
 fn losing_quorum_fails_within_five_seconds_changes_nothing_and_recovers() {
     let _g = serial();
     let mut nodes = cluster(3);
-    ok(&nodes[0], &["check", "add", "tcp", "kept", "10.0.0.1:22"]);
+    nodes[0].ok(&["check", "add", "tcp", "kept", "10.0.0.1:22"]);
     let keep = 2;
     let before = version(&nodes[keep]).unwrap();
     nodes[0].kill();
@@ -258,10 +244,7 @@ fn acknowledged_writes_survive_kill_9_of_every_node() {
     let mut nodes = cluster(3);
     let mut last = String::new();
     for i in 0..5 {
-        last = ok(
-            &nodes[i % 3],
-            &["check", "add", "tcp", &format!("c{i}"), "10.0.0.1:22"],
-        );
+        last = nodes[i % 3].ok(&["check", "add", "tcp", &format!("c{i}"), "10.0.0.1:22"]);
     }
     let acked: u64 = last.trim().rsplit(' ').next().unwrap().parse().unwrap();
     for n in nodes.iter_mut() {
@@ -289,17 +272,14 @@ fn a_fresh_node_forms_a_one_node_cluster_on_first_mutation_and_keeps_it() {
     let mut node = Node::init(&[]);
     node.start();
     assert_eq!(node.status().unwrap()["membership"], "fresh");
-    let out = ok(
-        &node,
-        &[
-            "alert",
-            "add",
-            "webhook",
-            "hook",
-            "--url",
-            "http://127.0.0.1:9/x",
-        ],
-    );
+    let out = node.ok(&[
+        "alert",
+        "add",
+        "webhook",
+        "hook",
+        "--url",
+        "http://127.0.0.1:9/x",
+    ]);
     assert!(
         out.contains("config version 2"),
         "bootstrap is version 1: {out}"
@@ -318,7 +298,7 @@ fn a_fresh_node_forms_a_one_node_cluster_on_first_mutation_and_keeps_it() {
             (s["config_version"] == 2 && s["quorum"] == true).then_some(())
         },
     );
-    assert!(ok(&node, &["alert", "list"]).contains("hook"));
+    assert!(node.ok(&["alert", "list"]).contains("hook"));
 }
 
 #[test]
@@ -326,29 +306,23 @@ fn invalid_mutations_are_refused_with_the_field_and_change_nothing() {
     let _g = serial();
     let mut node = Node::init(&[]);
     node.start();
-    ok(
-        &node,
-        &[
-            "alert",
-            "add",
-            "discord",
-            "oncall",
-            "--webhook",
-            "https://discord.com/api/webhooks/1/SECRET",
-        ],
-    );
-    ok(
-        &node,
-        &[
-            "check",
-            "add",
-            "http",
-            "home",
-            "https://example.com",
-            "--alerts",
-            "oncall",
-        ],
-    );
+    node.ok(&[
+        "alert",
+        "add",
+        "discord",
+        "oncall",
+        "--webhook",
+        "https://discord.com/api/webhooks/1/SECRET",
+    ]);
+    node.ok(&[
+        "check",
+        "add",
+        "http",
+        "home",
+        "https://example.com",
+        "--alerts",
+        "oncall",
+    ]);
     let v = version(&node).unwrap();
     let cases: &[(&[&str], &str)] = &[
         (
@@ -429,36 +403,30 @@ fn invalid_mutations_are_refused_with_the_field_and_change_nothing() {
         assert_eq!(version(&node), Some(v), "{args:?} changed the version");
     }
     // Compare-and-set succeeds with the right version.
-    let out = ok(
-        &node,
-        &[
-            "check",
-            "add",
-            "tcp",
-            "cas",
-            "db:5432",
-            "--if-version",
-            &v.to_string(),
-        ],
-    );
+    let out = node.ok(&[
+        "check",
+        "add",
+        "tcp",
+        "cas",
+        "db:5432",
+        "--if-version",
+        &v.to_string(),
+    ]);
     assert!(out.contains(&format!("config version {}", v + 1)), "{out}");
     // The seed README's own line: --interval 5s without --timeout.
-    ok(
-        &node,
-        &[
-            "check",
-            "add",
-            "icmp",
-            "gateway",
-            "10.0.0.1",
-            "--interval",
-            "5s",
-        ],
-    );
-    let shown = ok(&node, &["check", "show", "gateway"]);
+    node.ok(&[
+        "check",
+        "add",
+        "icmp",
+        "gateway",
+        "10.0.0.1",
+        "--interval",
+        "5s",
+    ]);
+    let shown = node.ok(&["check", "show", "gateway"]);
     assert!(shown.contains("timeout 2s500ms"), "{shown}");
     // Secrets never appear in listings.
-    let listing = ok(&node, &["alert", "list", "--json"]);
+    let listing = node.ok(&["alert", "list", "--json"]);
     assert!(!listing.contains("SECRET"), "{listing}");
 }
 
@@ -504,7 +472,7 @@ fn node_add_refuses_wrong_fingerprints_dead_addresses_and_claimed_nodes() {
     assert!(stderr(&out).contains("--fingerprint"), "{}", stderr(&out));
 
     // b forms its own cluster; a cannot take it.
-    ok(&b, &["check", "add", "tcp", "mine", "10.0.0.1:22"]);
+    b.ok(&["check", "add", "tcp", "mine", "10.0.0.1:22"]);
     let out = a.qu(&["node", "add", &b.advertise(), "--yes"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -524,7 +492,7 @@ fn removing_a_node_shrinks_the_quorum_unpins_it_and_tells_it() {
     let other = (0..3)
         .find(|i| *i != victim && nodes[*i].node_id() != m)
         .unwrap();
-    let out = ok(&nodes[other], &["node", "remove", &victim_id[..6]]);
+    let out = nodes[other].ok(&["node", "remove", &victim_id[..6]]);
     assert!(out.contains(&format!("removed node {victim_id}")), "{out}");
     for (i, n) in nodes.iter().enumerate().filter(|(i, _)| *i != victim) {
         wait_for(
@@ -532,7 +500,7 @@ fn removing_a_node_shrinks_the_quorum_unpins_it_and_tells_it() {
             Duration::from_secs(10),
             || {
                 let s = n.status()?;
-                let trust = ok(n, &["trust", "list"]);
+                let trust = n.ok(&["trust", "list"]);
                 (s["voters"] == 2 && s["need"] == 2 && !trust.contains(&victim_id)).then_some(())
             },
         );
@@ -547,10 +515,7 @@ fn removing_a_node_shrinks_the_quorum_unpins_it_and_tells_it() {
         },
     );
     // The cluster keeps working, and refuses to remove its last nodes' quorum.
-    ok(
-        &nodes[other],
-        &["check", "add", "tcp", "still", "10.0.0.1:22"],
-    );
+    nodes[other].ok(&["check", "add", "tcp", "still", "10.0.0.1:22"]);
 }
 
 #[test]
@@ -559,16 +524,11 @@ fn linearizable_reads_go_through_the_leader_and_refuse_without_quorum() {
     let mut nodes = cluster(3);
     let m = master(&nodes[0]).unwrap();
     let follower = nodes.iter().position(|n| n.node_id() != m).unwrap();
-    let out = ok(
-        &nodes[follower],
-        &["check", "add", "tcp", "lin", "10.0.0.1:22"],
-    );
+    let out = nodes[follower].ok(&["check", "add", "tcp", "lin", "10.0.0.1:22"]);
     let v: u64 = out.trim().rsplit(' ').next().unwrap().parse().unwrap();
-    let read: serde_json::Value = serde_json::from_str(&ok(
-        &nodes[follower],
-        &["check", "list", "--json", "--linearizable"],
-    ))
-    .unwrap();
+    let read: serde_json::Value =
+        serde_json::from_str(&nodes[follower].ok(&["check", "list", "--json", "--linearizable"]))
+            .unwrap();
     assert_eq!(read["version"], v);
     assert_eq!(read["checks"][0]["name"], "lin");
     // Without a quorum, a linearizable read fails while a local one answers.

@@ -11,20 +11,9 @@ use std::time::{Duration, Instant};
 use common::receiver::Receiver;
 use common::smtp::SmtpServer;
 use common::target::{Mode, Target};
-use common::{form, master, stderr, stdout, wait_for, Node};
+use common::{form, master, stdout, wait_for, Node};
 
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn ok(node: &Node, args: &[&str]) -> String {
-    let out = node.qu(args);
-    assert!(
-        out.status.success(),
-        "qu {args:?}: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
 
 /// The `content` of every Discord message the receiver accepted.
 fn discord_pages(r: &Receiver) -> Vec<String> {
@@ -42,22 +31,19 @@ fn count(pages: &[String], word: &str) -> usize {
 }
 
 fn add_web(node: &Node, target: &Target, alerts: &str) {
-    ok(
-        node,
-        &[
-            "check",
-            "add",
-            "http",
-            "web",
-            &target.url(),
-            "--interval",
-            "1s",
-            "--timeout",
-            "500ms",
-            "--alerts",
-            alerts,
-        ],
-    );
+    node.ok(&[
+        "check",
+        "add",
+        "http",
+        "web",
+        &target.url(),
+        "--interval",
+        "1s",
+        "--timeout",
+        "500ms",
+        "--alerts",
+        alerts,
+    ]);
 }
 
 #[test]
@@ -67,38 +53,36 @@ fn one_down_and_one_recovered_on_each_channel_also_when_the_leader_dies_in_betwe
     let discord = Receiver::start();
     let smtp = SmtpServer::start(&[]);
     let target = Target::start("127.0.0.1");
-    ok(
-        &nodes[0],
-        &[
-            "alert",
-            "add",
-            "discord",
-            "oncall",
-            "--webhook",
-            &discord.url("/api/webhooks/1/TOKEN"),
-        ],
-    );
+    nodes[0].ok(&[
+        "alert",
+        "add",
+        "discord",
+        "oncall",
+        "--webhook",
+        &discord.url("/api/webhooks/1/TOKEN"),
+    ]);
     let port = smtp.port.to_string();
-    ok(
-        &nodes[1],
-        &[
-            "alert",
-            "add",
-            "smtp",
-            "ops",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--from",
-            "qu@example.com",
-            "--to",
-            "ops@example.com",
-            "--starttls=false",
-        ],
-    );
-    assert!(ok(&nodes[2], &["alert", "test", "oncall"]).contains("test page sent"));
-    assert!(ok(&nodes[2], &["alert", "test", "ops"]).contains("test page sent"));
+    nodes[1].ok(&[
+        "alert",
+        "add",
+        "smtp",
+        "ops",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--from",
+        "qu@example.com",
+        "--to",
+        "ops@example.com",
+        "--starttls=false",
+    ]);
+    assert!(nodes[2]
+        .ok(&["alert", "test", "oncall"])
+        .contains("test page sent"));
+    assert!(nodes[2]
+        .ok(&["alert", "test", "ops"])
+        .contains("test page sent"));
     wait_for("both test pages", Duration::from_secs(5), || {
         (discord_pages(&discord).len() == 1 && smtp.mails().len() == 1).then_some(())
     });
@@ -161,7 +145,7 @@ fn one_down_and_one_recovered_on_each_channel_also_when_the_leader_dies_in_betwe
     );
     let mails = smtp.mails();
     assert_eq!(mails.len(), 3, "test + DOWN + RECOVERED");
-    let log = ok(&nodes[other], &["alert", "log", "--json"]);
+    let log = nodes[other].ok(&["alert", "log", "--json"]);
     let log: serde_json::Value = serde_json::from_str(&log).unwrap();
     assert_eq!(
         log.as_array().unwrap().len(),
@@ -185,23 +169,20 @@ fn a_page_the_receiver_refused_for_a_while_is_delivered_once_it_is_back() {
     hook.set_default(500);
     let target = Target::start("127.0.0.1");
     target.set(Mode::Status(503));
-    ok(
-        &nodes[0],
-        &[
-            "alert",
-            "add",
-            "webhook",
-            "hook",
-            "--url",
-            &hook.url("/hook"),
-        ],
-    );
+    nodes[0].ok(&[
+        "alert",
+        "add",
+        "webhook",
+        "hook",
+        "--url",
+        &hook.url("/hook"),
+    ]);
     add_web(&nodes[0], &target, "hook");
     wait_for("a few failed attempts", Duration::from_secs(20), || {
         (hook.requests().len() >= 2).then_some(())
     });
     let log: serde_json::Value =
-        serde_json::from_str(&ok(&nodes[1], &["alert", "log", "--json"])).unwrap();
+        serde_json::from_str(&nodes[1].ok(&["alert", "log", "--json"])).unwrap();
     assert_eq!(log[0]["status"], "pending", "{log:#}");
     hook.set_default(204);
     wait_for("the delivery", Duration::from_secs(20), || {
@@ -214,7 +195,7 @@ fn a_page_the_receiver_refused_for_a_while_is_delivered_once_it_is_back() {
         Duration::from_secs(10),
         || {
             let log: serde_json::Value =
-                serde_json::from_str(&ok(&nodes[2], &["alert", "log", "--json"])).ok()?;
+                serde_json::from_str(&nodes[2].ok(&["alert", "log", "--json"])).ok()?;
             (log[0]["status"] == "delivered" && log[0]["attempts"].as_u64()? >= 3).then_some(())
         },
     );
@@ -247,17 +228,14 @@ fn a_leader_that_dies_before_sending_leaves_the_page_to_the_next_leader() {
     let hook = Receiver::start();
     let target = Target::start("127.0.0.1");
     target.set(Mode::Status(503));
-    ok(
-        &nodes[0],
-        &[
-            "alert",
-            "add",
-            "webhook",
-            "hook",
-            "--url",
-            &hook.url("/hook"),
-        ],
-    );
+    nodes[0].ok(&[
+        "alert",
+        "add",
+        "webhook",
+        "hook",
+        "--url",
+        &hook.url("/hook"),
+    ]);
     add_web(&nodes[0], &target, "hook");
     let status = nodes[1].wait_exit(Duration::from_secs(20));
     assert!(!status.success(), "B should have crashed at the failpoint");
@@ -284,17 +262,14 @@ fn a_leader_cut_off_from_the_majority_never_sends() {
     hook.set_default(500);
     let target = Target::start("127.0.0.1");
     target.set(Mode::Status(503));
-    ok(
-        &nodes[0],
-        &[
-            "alert",
-            "add",
-            "webhook",
-            "hook",
-            "--url",
-            &hook.url("/hook"),
-        ],
-    );
+    nodes[0].ok(&[
+        "alert",
+        "add",
+        "webhook",
+        "hook",
+        "--url",
+        &hook.url("/hook"),
+    ]);
     add_web(&nodes[0], &target, "hook");
     wait_for(
         "the leader to be retrying the page",
@@ -342,37 +317,31 @@ fn a_failed_delivered_record_is_retried_and_the_page_is_not_sent_twice() {
         &[("QU_FAILPOINT", "fail-record-outcome")],
     );
     node.wait_ready();
-    ok(
-        &node,
-        &[
-            "alert",
-            "add",
-            "webhook",
-            "hook",
-            "--url",
-            &hook.url("/hook"),
-        ],
-    );
-    ok(
-        &node,
-        &[
-            "check",
-            "add",
-            "tcp",
-            "db",
-            &closed_port(),
-            "--interval",
-            "1s",
-            "--alerts",
-            "hook",
-        ],
-    );
+    node.ok(&[
+        "alert",
+        "add",
+        "webhook",
+        "hook",
+        "--url",
+        &hook.url("/hook"),
+    ]);
+    node.ok(&[
+        "check",
+        "add",
+        "tcp",
+        "db",
+        &closed_port(),
+        "--interval",
+        "1s",
+        "--alerts",
+        "hook",
+    ]);
     wait_for(
         "the ledger to say delivered",
         Duration::from_secs(30),
         || {
             let log: serde_json::Value =
-                serde_json::from_str(&ok(&node, &["alert", "log", "--json"])).ok()?;
+                serde_json::from_str(&node.ok(&["alert", "log", "--json"])).ok()?;
             (log[0]["status"] == "delivered").then_some(())
         },
     );
@@ -393,17 +362,14 @@ fn a_thousand_checks_flipping_at_once_are_all_paged_with_at_most_64_sends_in_fli
     hook.set_delay(100);
     let mut node = Node::init(&[]);
     node.start();
-    ok(
-        &node,
-        &[
-            "alert",
-            "add",
-            "webhook",
-            "hook",
-            "--url",
-            &hook.url("/hook"),
-        ],
-    );
+    node.ok(&[
+        "alert",
+        "add",
+        "webhook",
+        "hook",
+        "--url",
+        &hook.url("/hook"),
+    ]);
     let target = closed_port();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let n = 1000;

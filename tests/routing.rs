@@ -16,17 +16,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn ok(node: &Node, args: &[&str]) -> String {
-    let out = node.qu(args);
-    assert!(
-        out.status.success(),
-        "qu {args:?} failed: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
 /// A 3-node cluster with the smallest id leading (the cooldown is short),
 /// and the index of a follower.
 fn cluster_with_follower() -> (Vec<Node>, usize) {
@@ -58,34 +47,28 @@ fn a_follower_that_applies_late_still_reads_its_own_writes() {
         (nodes[f].status()?["quorum"] == true).then_some(())
     });
     let follower = &nodes[f];
-    ok(
-        follower,
-        &[
-            "alert",
-            "add",
-            "webhook",
-            "hook",
-            "--url",
-            "http://127.0.0.1:9/hook",
-        ],
-    );
+    follower.ok(&[
+        "alert",
+        "add",
+        "webhook",
+        "hook",
+        "--url",
+        "http://127.0.0.1:9/hook",
+    ]);
     // Acknowledged on this node: this node shows it at once...
-    let list = ok(follower, &["alert", "list"]);
+    let list = follower.ok(&["alert", "list"]);
     assert!(list.contains("hook"), "own write not visible: {list}");
     // ...and a check naming it is accepted (names resolve on the leader).
-    ok(
-        follower,
-        &[
-            "check",
-            "add",
-            "tcp",
-            "db",
-            "127.0.0.1:9",
-            "--alerts",
-            "hook",
-        ],
-    );
-    let checks = ok(follower, &["check", "list"]);
+    follower.ok(&[
+        "check",
+        "add",
+        "tcp",
+        "db",
+        "127.0.0.1:9",
+        "--alerts",
+        "hook",
+    ]);
+    let checks = follower.ok(&["check", "list"]);
     assert!(checks.contains("db") && checks.contains("hook"), "{checks}");
     // A name nobody has is still refused, naming the field.
     let out = follower.qu(&[
@@ -113,7 +96,7 @@ fn a_forwarded_write_whose_answer_is_lost_is_applied_once_and_reported_once() {
         (common::master(&nodes[f])? == master && nodes[f].status()?["quorum"] == true).then_some(())
     });
     let before = version(&nodes[f]).unwrap();
-    let out = ok(&nodes[f], &["check", "add", "tcp", "once", "127.0.0.1:9"]);
+    let out = nodes[f].ok(&["check", "add", "tcp", "once", "127.0.0.1:9"]);
     assert!(out.contains("added tcp check once"), "{out}");
     assert!(
         out.contains(&format!("config version {}", before + 1)),
@@ -127,7 +110,7 @@ fn a_forwarded_write_whose_answer_is_lost_is_applied_once_and_reported_once() {
         wait_for("every node to apply it", Duration::from_secs(10), || {
             (version(n)? == before + 1).then_some(())
         });
-        let list = ok(n, &["check", "list", "--json"]);
+        let list = n.ok(&["check", "list", "--json"]);
         assert_eq!(list.matches("\"once\"").count(), 1, "{list}");
     }
 }
@@ -140,7 +123,7 @@ fn a_peer_may_not_propose_a_check_state_flip() {
     use qu::transport::{Pool, TransportConfig};
     let _g = serial();
     let (nodes, f) = cluster_with_follower();
-    ok(&nodes[0], &["check", "add", "tcp", "db", "127.0.0.1:9"]);
+    nodes[0].ok(&["check", "add", "tcp", "db", "127.0.0.1:9"]);
     let master = common::master(&nodes[0]).unwrap();
     let l = nodes.iter().position(|n| n.node_id() == master).unwrap();
     let s = nodes[l].status().unwrap();
@@ -149,7 +132,7 @@ fn a_peer_may_not_propose_a_check_state_flip() {
         fingerprint: s["fingerprint"].as_str().unwrap().parse().unwrap(),
         advertise: nodes[l].advertise(),
     };
-    let check_id = ok(&nodes[0], &["check", "list", "--json"]);
+    let check_id = nodes[0].ok(&["check", "list", "--json"]);
     let check_id: serde_json::Value = serde_json::from_str(&check_id).unwrap();
     let check_id = check_id["checks"][0]["id"].as_str().unwrap().to_string();
     // A member (the follower, with its own key) forges a DOWN flip.
@@ -186,7 +169,7 @@ fn a_peer_may_not_propose_a_check_state_flip() {
         }
         other => panic!("unexpected: {other:?}"),
     }
-    let list = ok(&nodes[0], &["check", "list"]);
+    let list = nodes[0].ok(&["check", "list"]);
     assert!(!list.contains("down"), "{list}");
 }
 

@@ -399,6 +399,23 @@ pub fn validate_name(field: &str, name: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// The stricter rules for *new* input, checked where a request enters
+/// (never in `apply`, so entries older releases accepted replay alike):
+/// an http(s) URL must be written in full (`http:/host` is refused though
+/// the URL parser would mend it).
+pub fn admit_url(field: &str, raw: &str) -> Result<(), ValidationError> {
+    let full = ["http://", "https://"]
+        .iter()
+        .any(|p| raw.len() >= p.len() && raw[..p.len()].eq_ignore_ascii_case(p));
+    if !full {
+        return Err(ValidationError::new(
+            field,
+            "the URL must start with http:// or https:// followed by the host, e.g. https://example.com/health",
+        ));
+    }
+    Ok(())
+}
+
 /// Never echoes the URL: webhook URLs carry tokens in their path or
 /// query, and check URLs may carry `user:password@`.
 fn validate_http_url(field: &str, raw: &str) -> Result<(), ValidationError> {
@@ -433,6 +450,12 @@ pub fn validate_host_port(field: &str, raw: &str) -> Result<(), ValidationError>
             format!("{raw:?} {why}: use HOST:PORT, e.g. db.internal:5432 or [2001:db8::1]:443"),
         )
     };
+    if let Some((scheme, rest)) = raw.split_once("://") {
+        return Err(ValidationError::new(
+            field,
+            format!("{raw:?} is a URL, but a TCP target is HOST:PORT: drop the {scheme}:// and give e.g. {}", rest.trim_end_matches('/')),
+        ));
+    }
     let (host, port) = raw.rsplit_once(':').ok_or_else(|| bad("has no port"))?;
     if host.is_empty() {
         return Err(bad("has no host"));
@@ -629,6 +652,54 @@ impl Alert {
 }
 
 /// Looks a record up by id or, failing that, by name.
+/// Whether `name` has the shape of a generated id (8 lowercase hex
+/// digits). New names of that shape are refused at the proposal gate, so a
+/// reference can never mean one thing's id and another's name.
+pub fn looks_like_id(name: &str) -> bool {
+    name.len() == 8 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Refuses a new check or alert name that looks like an id.
+pub fn refuse_id_like_name(field: &str, what: &str, name: &str) -> Result<(), ValidationError> {
+    if looks_like_id(name) {
+        return Err(ValidationError::new(
+            field,
+            format!("{name:?} looks like an id (8 hex digits, as qu gives every {what}), so it could name another {what}; choose a name that does not, e.g. {what}-{name}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The one thing `key` names, by id or by name — refused when it names
+/// none, or one thing by id and another by name (possible with names made
+/// before ids were reserved). `what` is "check" or "alert".
+pub fn lookup_by_id_or_name<'a, T>(
+    map: &'a BTreeMap<String, T>,
+    key: &str,
+    what: &str,
+    name_of: impl Fn(&T) -> &str,
+) -> Result<&'a T, ValidationError> {
+    let by_id = map.get(key);
+    let by_name = map.values().find(|v| name_of(v) == key);
+    match (by_id, by_name) {
+        (Some(a), Some(b)) if !std::ptr::eq(a, b) => Err(ValidationError::new(
+            what,
+            format!(
+                "{key:?} is the id of {what} {:?} and also the name of another {what}; say which by giving the other one's id (see 'qu {what} list')",
+                name_of(a)
+            ),
+        )),
+        (Some(v), _) | (None, Some(v)) => Ok(v),
+        (None, None) => Err(ValidationError::new(
+            what,
+            format!("no {what} with id or name {key:?} (see 'qu {what} list')"),
+        )),
+    }
+}
+
+/// The thing `key` names, by id first (what `apply` uses: deterministic
+/// and as permissive as every release before; proposals are checked with
+/// `lookup_by_id_or_name` first).
 pub fn find_by_id_or_name<'a, T>(
     map: &'a BTreeMap<String, T>,
     key: &str,
@@ -641,6 +712,40 @@ pub fn find_by_id_or_name<'a, T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_reserved_and_ambiguous_references_refused() {
+        assert!(looks_like_id("d31df9c2"));
+        assert!(!looks_like_id("d31df9c"));
+        assert!(!looks_like_id("D31DF9C2"));
+        assert!(!looks_like_id("db-d31df9"));
+        assert!(refuse_id_like_name("name", "check", "d31df9c2").is_err());
+        assert!(refuse_id_like_name("name", "check", "homepage").is_ok());
+        let map: BTreeMap<String, (String, u8)> = [
+            ("d31df9c2".to_string(), ("db".to_string(), 1)),
+            ("0000aaaa".to_string(), ("d31df9c2".to_string(), 2)),
+        ]
+        .into();
+        fn name(v: &(String, u8)) -> &str {
+            v.0.as_str()
+        }
+        let e = lookup_by_id_or_name(&map, "d31df9c2", "check", name).unwrap_err();
+        assert!(e.message.contains("id of check \"db\""), "{e}");
+        assert_eq!(
+            lookup_by_id_or_name(&map, "db", "check", name).unwrap().1,
+            1
+        );
+        assert_eq!(
+            lookup_by_id_or_name(&map, "0000aaaa", "check", name)
+                .unwrap()
+                .1,
+            2
+        );
+        assert!(lookup_by_id_or_name(&map, "nope", "check", name)
+            .unwrap_err()
+            .message
+            .contains("no check with id or name"));
+    }
 
     fn http(url: &str, interval: u64, timeout: u64) -> Check {
         Check {

@@ -43,10 +43,13 @@ pub enum CheckCommand {
 pub enum AddCommand {
     /// HTTP(S) GET; UP on the expected status (default any 2xx) and body match; follows up to 10 redirects
     Http {
+        /// The check's name: 1-64 letters, digits, '-', '_', '.'; not 8 hex digits (those are ids)
         name: String,
+        /// What to fetch: a full http:// or https:// URL
+        #[arg(value_name = "URL")]
         url: String,
-        /// Exact status code expected [default: any 2xx]
-        #[arg(long, value_name = "CODE")]
+        /// Exact status code expected, 100-599 [default: any 2xx]
+        #[arg(long, value_name = "CODE", value_parser = parse_status)]
         expect: Option<u16>,
         /// UP only if the body contains this string
         #[arg(long, value_name = "STR")]
@@ -59,7 +62,9 @@ pub enum AddCommand {
     },
     /// TCP connect to HOST:PORT; UP when the connection opens in time
     Tcp {
+        /// The check's name: 1-64 letters, digits, '-', '_', '.'; not 8 hex digits (those are ids)
         name: String,
+        /// Where to connect: HOST:PORT or [IPv6]:PORT (no scheme)
         #[arg(value_name = "HOST:PORT")]
         target: String,
         #[command(flatten)]
@@ -67,19 +72,32 @@ pub enum AddCommand {
     },
     /// ICMP echo (IPv4 or IPv6)
     Icmp {
+        /// The check's name: 1-64 letters, digits, '-', '_', '.'; not 8 hex digits (those are ids)
         name: String,
+        /// A host name or an IPv4/IPv6 address
+        #[arg(value_name = "HOST")]
         host: String,
         #[command(flatten)]
         common: Common,
     },
 }
 
+/// `--expect`: one status code.
+fn parse_status(s: &str) -> Result<u16, String> {
+    match s.trim().parse::<u16>() {
+        Ok(code) if (100..=599).contains(&code) => Ok(code),
+        _ => Err(format!(
+            "{s:?} is not a status code: --expect takes one code from 100 to 599, e.g. 200 or 204 (classes such as 2xx are not supported; without --expect any 2xx is UP)"
+        )),
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct Common {
-    /// Probe interval (Go duration: 250ms, 5s, 1m30s, 2h)
+    /// Probe interval, 1s to 24h (Go duration: 5s, 1.5m, 1m30s, 2h)
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub interval: Duration,
-    /// Probe timeout, shorter than the interval [default: 10s, or half the interval when that is shorter]
+    /// Probe timeout, at least 100ms and shorter than the interval [default: 10s, or half the interval when that is shorter]
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
     /// Alert names to notify, comma-separated
@@ -170,7 +188,7 @@ pub(super) fn run(env: &Env, cmd: CheckCommand) -> Result<ExitCode, Failure> {
             println!("interval    {} (timeout {})", c.interval, c.timeout);
             println!(
                 "state       {}{}",
-                c.state,
+                state_text(c),
                 c.since
                     .as_ref()
                     .map(|s| format!(" since {s}"))
@@ -236,6 +254,16 @@ pub(super) fn run(env: &Env, cmd: CheckCommand) -> Result<ExitCode, Failure> {
     }
 }
 
+/// A check's state as tables show it: `up`, or `up (stale)` when this node
+/// sees no quorum and so no verdict can be reached.
+pub(super) fn state_text(c: &CheckRow) -> String {
+    if c.stale {
+        format!("{} (stale)", c.state)
+    } else {
+        c.state.clone()
+    }
+}
+
 fn render_checks(checks: &[CheckRow]) -> String {
     let rows: Vec<Vec<String>> = checks
         .iter()
@@ -246,7 +274,7 @@ fn render_checks(checks: &[CheckRow]) -> String {
                 c.kind.clone(),
                 c.target.clone(),
                 c.interval.clone(),
-                c.state.clone(),
+                state_text(c),
                 c.since.clone().unwrap_or_else(|| "-".into()),
                 c.votes.clone().unwrap_or_else(|| "-".into()),
                 if c.alerts.is_empty() {

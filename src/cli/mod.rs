@@ -79,9 +79,9 @@ pub struct InitArgs {
     /// Address to listen on
     #[arg(long, default_value = crate::config::node::DEFAULT_BIND_ADDR, value_name = "ADDR")]
     pub bind: IpAddr,
-    /// Port to listen on
-    #[arg(long, default_value_t = crate::config::node::DEFAULT_PORT, value_name = "N")]
-    pub port: u16,
+    /// Port to listen on [default: the port of --advertise]
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
     /// Pin the node id (1-16 hex digits) instead of deriving it from the key's fingerprint
     #[arg(long, value_name = "HEX")]
     pub node_id: Option<NodeId>,
@@ -241,10 +241,16 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn cmd_init(env: &Env, args: InitArgs) -> Result<ExitCode, Failure> {
     let paths = StatePaths::new(env.state_dir()?);
+    crate::config::node::validate_advertise(&args.advertise)?;
+    let port = match args.port {
+        Some(p) => p,
+        None => crate::config::node::advertise_port(&args.advertise)
+            .unwrap_or(crate::config::node::DEFAULT_PORT),
+    };
     let opts = InitOptions {
         advertise: args.advertise,
         bind_addr: args.bind,
-        bind_port: args.port,
+        bind_port: port,
         node_id: args.node_id,
         join_from: args.join_from,
     };
@@ -262,8 +268,42 @@ fn cmd_init(env: &Env, args: InitArgs) -> Result<ExitCode, Failure> {
         let list: Vec<String> = out.node.join_from.iter().map(|f| f.to_string()).collect();
         println!("join-from    {}", list.join(","));
     }
-    println!("next: run 'qu serve'");
+    // Name the directory (and socket) the next command needs, when they
+    // are not the defaults.
+    let mut next = String::from("qu serve");
+    if let Some(dir) = &env.quptime_dir {
+        next.push_str(&format!(
+            " --dir {}",
+            shell_word(&dir.display().to_string())
+        ));
+    }
+    if let Some(socket) = &env.quptime_socket {
+        next.push_str(&format!(
+            " --socket {}",
+            shell_word(&socket.display().to_string())
+        ));
+    }
+    println!("next: run '{next}'");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `word` quoted for a POSIX shell when it needs it.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%=,".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!(
+            "\"{}\"",
+            word.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('$', "\\$")
+                .replace('`', "\\`")
+        )
+    }
 }
 
 fn init_logging(format: LogFormat) {

@@ -19,7 +19,8 @@ pub enum NodeCommand {
     List(JsonArg),
     /// Remove a member from the cluster and from every node's trust store
     Remove {
-        /// Node id or a unique prefix of it
+        /// Node id or a unique prefix of it (at least 4 characters)
+        #[arg(value_name = "NODE_ID")]
         node: String,
         #[command(flatten)]
         if_version: IfVersion,
@@ -28,7 +29,7 @@ pub enum NodeCommand {
 
 #[derive(Debug, Args)]
 pub struct AddArgs {
-    /// The new node's advertise address
+    /// The new node's advertise address (HOST alone means port 9001)
     #[arg(value_name = "HOST:PORT")]
     pub addr: String,
     /// Trust the node without asking
@@ -38,6 +39,9 @@ pub struct AddArgs {
     #[arg(long, value_name = "SHA256:…")]
     pub fingerprint: Option<Fingerprint>,
 }
+
+/// The question `qu node add` asks before trusting a node.
+const ADD_PROMPT: &str = "Trust this node and add it to the cluster? [y/N]";
 
 /// Adding a node includes replicating the state to it.
 const NODE_ADD_DEADLINE: Duration = Duration::from_secs(90);
@@ -94,11 +98,32 @@ pub(super) fn render_nodes(nodes: &[PeerRow], with_role: bool) -> String {
     }
 }
 
-fn add(env: &Env, args: AddArgs) -> Result<ExitCode, Failure> {
+/// `HOST` alone means the default port.
+fn with_default_port(addr: &str) -> String {
+    let addr = addr.trim();
+    let has_port = match addr.rsplit_once(':') {
+        Some((host, port)) => {
+            !port.is_empty()
+                && port.chars().all(|c| c.is_ascii_digit())
+                && (!host.contains(':') || host.ends_with(']'))
+        }
+        None => false,
+    };
+    let bare_ipv6 = !addr.starts_with('[') && addr.matches(':').count() > 1;
+    if has_port || bare_ipv6 {
+        addr.to_string()
+    } else {
+        format!("{addr}:{}", crate::config::node::DEFAULT_PORT)
+    }
+}
+
+fn add(env: &Env, mut args: AddArgs) -> Result<ExitCode, Failure> {
+    args.addr = with_default_port(&args.addr);
     let ControlReply::Hello {
         node_id,
         fingerprint,
         advertise,
+        voter,
     } = ask(
         env,
         ControlRequest::NodeHello {
@@ -115,22 +140,30 @@ fn add(env: &Env, args: AddArgs) -> Result<ExitCode, Failure> {
     if advertise != args.addr {
         println!("  advertise    {advertise}");
     }
-    if let Some(expected) = args.fingerprint {
+    if let Some(expected) = &args.fingerprint {
         if expected.to_string() != fingerprint {
             return Err(Failure::msg(format!(
                 "FINGERPRINT MISMATCH: {} presented {fingerprint}, but --fingerprint says {expected}; refusing to add it (someone may be intercepting the connection, or the node was re-initialised)",
                 args.addr
             )));
         }
+    }
+    if voter {
+        println!(
+            "node {node_id} is already a voter of this cluster, with this key; restoring its pin"
+        );
+    } else if args.fingerprint.is_some() {
         println!("fingerprint matches --fingerprint");
     } else if !args.yes {
         let stdin = std::io::stdin();
         if !stdin.is_terminal() {
-            return Err(Failure::msg(
-                "refusing to add the node without confirmation: stdin is not a terminal; check the fingerprint above and pass --fingerprint SHA256:… (or --yes)",
-            ));
+            println!("{ADD_PROMPT}");
+            return Err(Failure::msg(format!(
+                "not added: stdin is not a terminal, so nobody can answer the question above. Check the fingerprint, then run 'qu node add {} --fingerprint {fingerprint}' (or --yes to trust whatever key it presents)",
+                args.addr
+            )));
         }
-        print!("Trust this node and add it to the cluster? [y/N] ");
+        print!("{ADD_PROMPT} ");
         let _ = std::io::stdout().flush();
         let mut answer = String::new();
         stdin.lock().read_line(&mut answer)?;
@@ -138,7 +171,11 @@ fn add(env: &Env, args: AddArgs) -> Result<ExitCode, Failure> {
             return Err(Failure::msg("not added: the fingerprint was not accepted"));
         }
     }
-    println!("adding node {node_id}: joining it, replicating the state, promoting it to voter…");
+    if !voter {
+        println!(
+            "adding node {node_id}: joining it, replicating the state, promoting it to voter…"
+        );
+    }
     let reply = ask(
         env,
         ControlRequest::NodeAdd {
@@ -152,4 +189,23 @@ fn add(env: &Env, args: AddArgs) -> Result<ExitCode, Failure> {
     };
     println!("{summary}; config version {version}");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_default_port;
+
+    #[test]
+    fn a_host_alone_gets_the_default_port() {
+        assert_eq!(with_default_port("bravo"), "bravo:9001");
+        assert_eq!(with_default_port("bravo:19201"), "bravo:19201");
+        assert_eq!(with_default_port("10.0.0.2"), "10.0.0.2:9001");
+        assert_eq!(with_default_port("[2001:db8::1]"), "[2001:db8::1]:9001");
+        assert_eq!(
+            with_default_port("[2001:db8::1]:9002"),
+            "[2001:db8::1]:9002"
+        );
+        // A bare IPv6 address is left for validation to refuse with the fix.
+        assert_eq!(with_default_port("2001:db8::1"), "2001:db8::1");
+    }
 }

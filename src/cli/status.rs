@@ -19,9 +19,10 @@ pub(super) fn run(env: &Env, json: bool) -> Result<ExitCode, Failure> {
     } else {
         print!("{}", render(&s));
     }
+    // The exit code is the quorum field (a fresh node reports a working
+    // one-node cluster); a removed or wiped node serves nothing.
     let ok = match s.membership.as_str() {
-        "fresh" => true,
-        "removed" => false,
+        "removed" | "wiped" => false,
         _ => s.quorum,
     };
     Ok(if ok {
@@ -86,7 +87,11 @@ fn render(s: &StatusReport) -> String {
             return out;
         }
         "fresh" => {
-            line("cluster", "none yet: this node is fresh; the first mutation (qu check add, qu node add, …) forms a one-node cluster".into());
+            line("cluster", "none yet: this node is fresh; the first change (qu check add, qu node add, …) forms a one-node cluster".into());
+            line(
+                "quorum",
+                "true (a fresh node is a one-node cluster: need 1 of 1)".into(),
+            );
             return out;
         }
         "removed" => {
@@ -99,12 +104,18 @@ fn render(s: &StatusReport) -> String {
         _ => {}
     }
     line("term", s.term.to_string());
-    line(
-        "master",
-        s.master
-            .map(short)
-            .unwrap_or_else(|| "none (election in progress or no quorum)".into()),
-    );
+    let master = match (s.master, s.last_master) {
+        (Some(m), _) => short(m),
+        (None, Some(last)) => format!(
+            "none (no quorum; last known {}{})",
+            short(last),
+            s.last_master_seen_secs
+                .map(|a| format!(", last heard {a}s ago"))
+                .unwrap_or_default()
+        ),
+        (None, None) => "none (election in progress or no quorum)".into(),
+    };
+    line("master", master);
     line(
         "quorum",
         format!("{} (need {} of {})", s.quorum, s.need, s.voters),
@@ -160,7 +171,11 @@ fn render(s: &StatusReport) -> String {
         &rows,
     ));
 
-    out.push_str("\nCHECKS\n");
+    if s.checks.iter().any(|c| c.stale) {
+        out.push_str("\nCHECKS (stale: no quorum, so no verdict can be reached; states are the last committed)\n");
+    } else {
+        out.push_str("\nCHECKS\n");
+    }
     let rows: Vec<Vec<String>> = s
         .checks
         .iter()
@@ -168,7 +183,7 @@ fn render(s: &StatusReport) -> String {
             vec![
                 c.name.clone(),
                 c.kind.clone(),
-                c.state.clone(),
+                super::check::state_text(c),
                 c.since.clone().unwrap_or_else(|| "-".into()),
                 c.votes.clone().unwrap_or_else(|| "-".into()),
             ]

@@ -13,10 +13,14 @@ use crate::daemon::control::{ControlReply, ControlRequest};
 pub enum TrustCommand {
     /// List the nodes this node pins (NODE_ID, ADVERTISE, FINGERPRINT, SOURCE, ADDED)
     List(JsonArg),
-    /// Drop a node's entry: its connections are refused from then on
+    /// Drop a node's entry: its connections are refused from then on. A current member is refused without --force (use 'qu node remove' to take a node out of the cluster)
     Remove {
         /// Node id or a unique prefix of it
+        #[arg(value_name = "NODE_ID")]
         node: String,
+        /// Drop the pin of a current member anyway (it lasts until the membership changes, qu restarts, or 'qu node add' re-pins it)
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -52,14 +56,14 @@ pub(super) fn run(env: &Env, cmd: TrustCommand) -> Result<ExitCode, Failure> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        TrustCommand::Remove { node } => {
+        TrustCommand::Remove { node, force } => {
             let ControlReply::TrustRemoved {
                 entry,
                 closed_connections,
                 still_member,
             } = ask(
                 env,
-                ControlRequest::TrustRemove { node },
+                ControlRequest::TrustRemove { node, force },
                 Duration::from_secs(10),
             )?
             else {
@@ -70,7 +74,7 @@ pub(super) fn run(env: &Env, cmd: TrustCommand) -> Result<ExitCode, Failure> {
                 entry.node_id, entry.fingerprint
             );
             if still_member {
-                eprintln!("qu: warning: node {} is still a cluster member; this node refuses its connections until the membership changes or the daemon restarts (trust follows the replicated membership). Use 'qu node remove {}' to take it out of the cluster.", entry.node_id, entry.node_id);
+                eprintln!("qu: warning: node {} is still a cluster member; this node refuses its connections until the membership changes, the daemon restarts, or 'qu node add' re-pins it (trust follows the replicated membership). Use 'qu node remove {}' to take it out of the cluster.", entry.node_id, entry.node_id);
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -1,32 +1,90 @@
 //! Go duration syntax for every `--interval` / `--timeout` (SPEC §2):
-//! `250ms`, `5s`, `1m30s`, `2h`. Parsed with `humantime`; written back in
-//! Go's compact form (humantime's own formatter inserts spaces).
+//! exactly the grammar of Go's `time.ParseDuration` — a sequence of decimal
+//! numbers, each with an optional fraction and a unit (`ns`, `us`/`µs`,
+//! `ms`, `s`, `m`, `h`): `250ms`, `1.5s`, `1m30s`, `2h45m`. Two deliberate
+//! refusals where Go is looser: a bare number (Go accepts `0`; the unit is
+//! never guessed here) and a sign (no duration of qu may be negative).
+//! Written back in Go's compact form.
 
 use std::time::Duration;
 
 /// A duration string that is not Go syntax.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{input:?} is not a duration: use a number with a unit, e.g. 250ms, 5s, 1m30s, 2h")]
+#[error("{input:?} is not a duration: {why}; use a number with a unit (ns, us, ms, s, m, h), e.g. 250ms, 1.5s, 1m30s, 2h")]
 pub struct DurationError {
     pub input: String,
+    pub why: &'static str,
 }
 
-/// Parses `250ms`, `5s`, `1m30s`, `2h` (also `1h2m3s4ms`). A bare number is
-/// refused: the unit is never guessed.
+/// Parses a Go duration (see the module doc).
 pub fn parse(input: &str) -> Result<Duration, DurationError> {
-    let t = input.trim();
-    let err = || DurationError {
+    let err = |why| DurationError {
         input: input.to_string(),
+        why,
     };
-    // humantime accepts spaces and long unit names; Go does not: keep to Go.
-    if t.is_empty()
-        || t.contains(char::is_whitespace)
-        || t.chars().all(|c| c.is_ascii_digit())
-        || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == 'µ')
-    {
-        return Err(err());
+    let mut rest = input;
+    if rest.is_empty() {
+        return Err(err("it is empty"));
     }
-    humantime::parse_duration(t).map_err(|_| err())
+    if rest.starts_with(['-', '+']) {
+        return Err(err("it has a sign (durations here are never negative)"));
+    }
+    let mut total: u128 = 0; // nanoseconds
+    while !rest.is_empty() {
+        let int_len = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (int, after) = rest.split_at(int_len);
+        let (frac, after) = match after.strip_prefix('.') {
+            Some(a) => {
+                let n = a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len());
+                a.split_at(n)
+            }
+            None => ("", after),
+        };
+        if int.is_empty() && frac.is_empty() {
+            return Err(err("a number is missing"));
+        }
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "" => return Err(err("a number has no unit")),
+            _ => return Err(err("the unit is not one of ns, us, ms, s, m, h")),
+        };
+        let whole: u128 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| err("it is too large"))?
+        };
+        let mut part = whole
+            .checked_mul(scale)
+            .ok_or_else(|| err("it is too large"))?;
+        // The fraction, digit by digit (Go keeps it exact the same way).
+        let mut unit_scale = scale;
+        for d in frac.bytes() {
+            unit_scale /= 10;
+            if unit_scale == 0 {
+                break;
+            }
+            part += u128::from(d - b'0') * unit_scale;
+        }
+        total = total
+            .checked_add(part)
+            .ok_or_else(|| err("it is too large"))?;
+        rest = after;
+    }
+    if total > u128::from(u64::MAX) {
+        return Err(err("it is too large"));
+    }
+    Ok(Duration::from_nanos(total as u64))
 }
 
 /// Formats in Go's style: `1m30s`, `250ms`, `2h`, `0s`.
@@ -105,6 +163,31 @@ mod tests {
         assert_eq!(parse("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse("2h").unwrap(), Duration::from_secs(7200));
         assert_eq!(parse("1h2m3s").unwrap(), Duration::from_secs(3723));
+    }
+
+    #[test]
+    fn follows_go_parse_duration() {
+        assert_eq!(parse("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse(".5s").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse("1.s").unwrap(), Duration::from_secs(1));
+        assert_eq!(parse("2h45m").unwrap(), Duration::from_secs(9900));
+        assert_eq!(parse("1.5h").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse("300us").unwrap(), Duration::from_micros(300));
+        assert_eq!(parse("300µs").unwrap(), Duration::from_micros(300));
+        assert_eq!(parse("300μs").unwrap(), Duration::from_micros(300));
+        assert_eq!(parse("10ns").unwrap(), Duration::from_nanos(10));
+        assert_eq!(parse("1m0.25s").unwrap(), Duration::from_millis(60_250));
+        // Units Go does not have, and shapes it refuses.
+        for bad in [
+            "5sec", "5min", "1d", "1w", "5S", "1.5", ".s", "1..5s", "s", "1s2", "+5s",
+        ] {
+            assert!(parse(bad).is_err(), "{bad} should be refused");
+        }
+        assert!(parse("99999999999999999999h").is_err());
+        assert!(parse("5sec")
+            .unwrap_err()
+            .to_string()
+            .contains("not one of ns, us, ms, s, m, h"));
     }
 
     #[test]

@@ -54,6 +54,7 @@ pub enum InitError {
 /// fsync): call it off the async runtime.
 pub fn init_node(paths: &StatePaths, opts: &InitOptions) -> Result<InitOutcome, InitError> {
     validate_advertise(&opts.advertise)?;
+    super::node::refuse_unspecified_advertise(&opts.advertise)?;
     if opts.bind_port == 0 {
         return Err(NodeConfigError::Invalid("--port must be 1-65535".into()).into());
     }

@@ -4,6 +4,7 @@ pub mod atomic;
 pub mod claim;
 pub mod duration;
 pub mod init;
+pub mod lock;
 pub mod node;
 pub mod paths;
 pub mod secure;

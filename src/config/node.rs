@@ -81,6 +81,26 @@ pub fn validate_advertise(advertise: &str) -> Result<(), NodeConfigError> {
     }
 }
 
+/// The port of a valid `--advertise` HOST:PORT.
+pub fn advertise_port(advertise: &str) -> Option<u16> {
+    advertise.rsplit_once(':')?.1.parse().ok()
+}
+
+/// Refuses an advertise address no other node can dial (0.0.0.0, ::): a
+/// listen-everywhere address is for `--bind`.
+pub fn refuse_unspecified_advertise(advertise: &str) -> Result<(), NodeConfigError> {
+    let host = advertise
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+        .unwrap_or(advertise);
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => Err(NodeConfigError::Invalid(format!(
+            "--advertise {advertise:?} is not an address other nodes can dial: give this host's name or address as they reach it (e.g. alpha.example.com:9001 or 192.0.2.10:9001); to listen on every address, use --bind {ip}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 impl NodeConfig {
     /// The socket address to listen on.
     pub fn bind_socket(&self) -> SocketAddr {

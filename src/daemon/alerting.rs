@@ -272,9 +272,10 @@ impl Daemon {
     /// `qu alert test`: one attempt, now, from the leader.
     pub(super) async fn alert_test_as_leader(&self, key: &str) -> Result<String, String> {
         let state = self.state();
-        let alert = qu_raft::model::find_by_id_or_name(&state.state.alerts, key, |a| &a.name)
-            .cloned()
-            .ok_or_else(|| format!("no alert with id or name {key:?} (see 'qu alert list')"))?;
+        let alert =
+            qu_raft::model::lookup_by_id_or_name(&state.state.alerts, key, "alert", |a| &a.name)
+                .cloned()
+                .map_err(|e| e.message)?;
         if !self.confirm_leadership().await {
             return Err("this node is not a confirmed leader (no quorum?); not sending".into());
         }

@@ -196,30 +196,58 @@ impl Daemon {
     }
 }
 
-/// Resolves the alert names of a check being added to ids, against the
-/// leader's state (an id is taken as it is; a name that matches no alert
-/// is refused, naming the field).
+/// The leader's gate for what a proposal refers to, against the state the
+/// entry will meet: alert names in a check become ids (a name that matches
+/// no alert is refused, naming the field); a removal's reference becomes the
+/// one id it names (refused when it names one thing by id and another by
+/// name); new names shaped like ids are refused. `apply` stays as
+/// permissive as the release before, so entries it accepted replay alike.
 fn resolve_references(
     state: &qu_raft::state::ClusterState,
     mut req: Request,
 ) -> Result<Request, ClusterFailure> {
-    if let Command::Config(ConfigCommand::AddCheck { check }) = &mut req.command {
-        let mut ids = Vec::with_capacity(check.alerts.len());
-        for key in &check.alerts {
-            let found = state
-                .alerts
-                .get(key)
-                .or_else(|| state.alerts.values().find(|a| a.name == *key))
-                .ok_or_else(|| {
-                    ClusterFailure::Refused(format!(
-                        "--alerts: no alert named {key:?} (see 'qu alert list'; add it first with 'qu alert add')"
-                    ))
-                })?;
-            if !ids.contains(&found.id) {
-                ids.push(found.id.clone());
+    use qu_raft::model::{lookup_by_id_or_name, refuse_id_like_name};
+    let refused = |e: qu_raft::model::ValidationError| ClusterFailure::Refused(e.to_string());
+    match &mut req.command {
+        Command::Config(ConfigCommand::AddCheck { check }) => {
+            refuse_id_like_name("name", "check", &check.name).map_err(refused)?;
+            let mut ids = Vec::with_capacity(check.alerts.len());
+            let mut missing = Vec::new();
+            for key in &check.alerts {
+                match lookup_by_id_or_name(&state.alerts, key, "alert", |a| &a.name) {
+                    Ok(found) if !ids.contains(&found.id) => ids.push(found.id.clone()),
+                    Ok(_) => {}
+                    Err(_)
+                        if state.alerts.get(key).is_none()
+                            && !state.alerts.values().any(|a| a.name == *key) =>
+                    {
+                        missing.push(format!("{key:?}"));
+                    }
+                    Err(e) => return Err(refused(e)),
+                }
             }
+            if !missing.is_empty() {
+                return Err(ClusterFailure::Refused(format!(
+                    "--alerts: no alert named {} (see 'qu alert list'; add it first with 'qu alert add')",
+                    missing.join(", ")
+                )));
+            }
+            check.alerts = ids;
         }
-        check.alerts = ids;
+        Command::Config(ConfigCommand::AddAlert { alert }) => {
+            refuse_id_like_name("name", "alert", &alert.name).map_err(refused)?;
+        }
+        Command::Config(ConfigCommand::RemoveCheck { id_or_name }) => {
+            let found = lookup_by_id_or_name(&state.checks, id_or_name, "check", |c| &c.name)
+                .map_err(refused)?;
+            *id_or_name = found.id.clone();
+        }
+        Command::Config(ConfigCommand::RemoveAlert { id_or_name, .. }) => {
+            let found = lookup_by_id_or_name(&state.alerts, id_or_name, "alert", |a| &a.name)
+                .map_err(refused)?;
+            *id_or_name = found.id.clone();
+        }
+        _ => {}
     }
     Ok(req)
 }

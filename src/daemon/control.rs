@@ -28,6 +28,9 @@ pub enum ControlRequest {
     TrustList,
     TrustRemove {
         node: String,
+        /// Drop the pin even though the node is a current member.
+        #[serde(default)]
+        force: bool,
     },
     /// Fetch a node's identity over the hello path (for the SSH-style prompt).
     NodeHello {
@@ -120,6 +123,9 @@ pub enum ControlReply {
         node_id: NodeId,
         fingerprint: String,
         advertise: String,
+        /// The node is already a voter of this cluster, with this key.
+        #[serde(default)]
+        voter: bool,
     },
     /// A configuration mutation was committed (or found already done).
     Mutated {
@@ -194,6 +200,10 @@ pub struct CheckRow {
     /// Alert names.
     pub alerts: Vec<String>,
     pub spec: CheckKind,
+    /// The state is the last one committed, and no verdict can be reached
+    /// now (this node sees no quorum): it may be out of date.
+    #[serde(default)]
+    pub stale: bool,
 }
 
 /// `qu check show`: the check, its committed state and the last round.
@@ -264,7 +274,16 @@ pub struct StatusReport {
     pub membership: String,
     pub cluster_id: Option<String>,
     pub term: u64,
+    /// The master, while this node sees a quorum behind it.
     pub master: Option<NodeId>,
+    /// Without quorum: the last master this node knew, and how long ago it
+    /// last heard from it.
+    #[serde(default)]
+    pub last_master: Option<NodeId>,
+    #[serde(default)]
+    pub last_master_seen_secs: Option<u64>,
+    /// A fresh node counts as a working one-node cluster (it forms one on
+    /// the first change): quorum true, need 1 of 1.
     pub quorum: bool,
     pub need: usize,
     pub voters: usize,

@@ -33,32 +33,52 @@ impl Daemon {
         self: &Arc<Self>,
         req: ControlRequest,
     ) -> Result<ControlReply, ControlError> {
+        if self.membership.is_removed() && !matches!(req, ControlRequest::Status) {
+            return Err(cerr(
+                "this node was removed from its cluster and serves none of its state; to use it again, stop qu, move the state directory aside, run 'qu init' and 'qu node add' it from a member (see 'qu status')",
+            ));
+        }
         match req {
             ControlRequest::Status => Ok(ControlReply::Status(Box::new(self.status()))),
             ControlRequest::TrustList => {
                 let entries = self.trust.current().entries().to_vec();
                 Ok(ControlReply::TrustList { entries })
             }
-            ControlRequest::TrustRemove { node } => self.trust_remove(&node).await,
+            ControlRequest::TrustRemove { node, force } => self.trust_remove(&node, force).await,
             ControlRequest::NodeHello { addr } => {
                 crate::config::node::validate_advertise(&addr).map_err(|_| {
                     cerr(format!("{addr:?} is not HOST:PORT (the address the node advertises, e.g. bravo.example.com:9001)"))
                 })?;
                 let (node_id, fp, advertise) = self.node_hello(&addr).await.map_err(cerr)?;
+                let voter = self.voters().contains(&node_id)
+                    && self
+                        .state()
+                        .state
+                        .peers
+                        .get(&node_id)
+                        .is_some_and(|p| p.fingerprint == fp.to_string());
                 Ok(ControlReply::Hello {
                     node_id,
                     fingerprint: fp.to_string(),
                     advertise,
+                    voter,
                 })
             }
             ControlRequest::NodeAdd { addr, fingerprint } => {
                 let (summary, version) = self.add_node(addr, fingerprint).await.map_err(cerr)?;
+                // Re-adding a member restores a pin dropped here by hand.
+                self.sync_trust().await;
                 Ok(ControlReply::Mutated { summary, version })
             }
             ControlRequest::NodeList => Ok(ControlReply::NodeList {
                 nodes: self.peer_rows(),
             }),
             ControlRequest::NodeRemove { node, if_version } => {
+                if node.trim().len() < 4 {
+                    return Err(cerr(format!(
+                        "{node:?} is too short to name the node to remove: give at least 4 characters of its id (see 'qu node list')"
+                    )));
+                }
                 let node = self.resolve_member(&node)?;
                 let (summary, version) = self.remove_node(node, if_version).await.map_err(cerr)?;
                 Ok(ControlReply::Mutated { summary, version })
@@ -80,7 +100,7 @@ impl Daemon {
                 let state = self.state();
                 Ok(ControlReply::CheckList {
                     version: state.state.version,
-                    checks: super::view::check_rows_of(&state.state),
+                    checks: self.check_rows_marked(&state.state),
                 })
             }
             ControlRequest::CheckList { linearizable: true } => {
@@ -150,13 +170,10 @@ impl Daemon {
 
     async fn check_show(&self, key: &str) -> Result<ControlReply, ControlError> {
         let state = self.state();
-        let check = qu_raft::model::find_by_id_or_name(&state.state.checks, key, |c| &c.name)
-            .cloned()
-            .ok_or_else(|| {
-                cerr(format!(
-                    "no check with id or name {key:?} (see 'qu check list')"
-                ))
-            })?;
+        let check =
+            qu_raft::model::lookup_by_id_or_name(&state.state.checks, key, "check", |c| &c.name)
+                .cloned()
+                .map_err(|e| cerr(e.message))?;
         let row = self
             .check_rows()
             .into_iter()
@@ -238,13 +255,25 @@ impl Daemon {
             timeout_ms: spec.timeout_ms,
             alerts,
         };
+        if let qu_raft::model::CheckKind::Http { url, .. } = &check.kind {
+            qu_raft::model::admit_url("url", url).map_err(cerr)?;
+        }
         check.validate().map_err(cerr)?;
         Ok(check)
     }
 
-    async fn trust_remove(self: &Arc<Self>, text: &str) -> Result<ControlReply, ControlError> {
+    async fn trust_remove(
+        self: &Arc<Self>,
+        text: &str,
+        force: bool,
+    ) -> Result<ControlReply, ControlError> {
         let node = NodeId::resolve(text, self.trust.current().node_ids().iter())
             .map_err(|e| cerr(format!("{e} (see 'qu trust list')")))?;
+        if !force && self.state().state.peers.contains_key(&node) {
+            return Err(cerr(format!(
+                "node {node} is a current cluster member: dropping its pin would only cut it off from this node (until the membership changes or qu restarts) while it stays a voter. To take it out of the cluster, run 'qu node remove {node}'; to drop the pin anyway, add --force"
+            )));
+        }
         // The trust service persists, publishes, then closes the peer's
         // connections; a failed write changes nothing.
         let closed_before = self.registry.open_counts().get(&node).copied().unwrap_or(0);
@@ -271,6 +300,15 @@ fn alert_from_spec(spec: AlertSpec) -> Result<Alert, ControlError> {
         name: spec.name,
         kind: spec.kind,
     };
+    match &alert.kind {
+        qu_raft::model::AlertKind::Webhook { url, .. } => {
+            qu_raft::model::admit_url("--url", url).map_err(cerr)?
+        }
+        qu_raft::model::AlertKind::Discord { webhook } => {
+            qu_raft::model::admit_url("--webhook", webhook).map_err(cerr)?
+        }
+        _ => {}
+    }
     alert.validate().map_err(cerr)?;
     Ok(alert)
 }

@@ -87,6 +87,17 @@ impl Liveness {
             .and_then(|m| m.get(&node).map(|s| s.wall))
     }
 
+    /// How long ago `node` was last heard from (zero for this node).
+    pub fn seen_ago(&self, node: NodeId) -> Option<Duration> {
+        if node == self.me {
+            return Some(Duration::ZERO);
+        }
+        self.seen
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&node).map(|s| s.at.elapsed()))
+    }
+
     /// How many of `nodes` are live now.
     pub fn count_live<'a>(&self, nodes: impl IntoIterator<Item = &'a NodeId>) -> usize {
         nodes.into_iter().filter(|n| self.is_live(**n)).count()

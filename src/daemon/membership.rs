@@ -375,7 +375,12 @@ impl Daemon {
         }
         let version = |d: &Daemon| d.state().state.version;
         if self.voters().contains(&id) {
-            return Ok((format!("node {id} is already a voter"), version(self)));
+            // Re-adding a member restores pins dropped by hand.
+            self.sync_trust().await;
+            return Ok((
+                format!("node {id} is already a voter; its pin is restored"),
+                version(self),
+            ));
         }
         self.quorum_precheck()?;
         let _adding = AddingGuard::new(&self.membership, id);

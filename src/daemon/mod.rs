@@ -75,6 +75,8 @@ pub enum DaemonError {
     Claim(#[from] claims::ClaimsError),
     #[error("{0}")]
     Files(#[from] crate::config::secure::InsecureError),
+    #[error("{0}")]
+    Locked(#[from] crate::config::lock::LockError),
     #[error("cannot start Raft: {0}")]
     Raft(String),
     #[error("{0}")]
@@ -251,6 +253,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     }
     crate::config::secure::restrict_umask();
     crate::config::secure::check_state_dir(&paths.dir)?;
+    // One daemon per state directory, held until serve returns.
+    let _lock = crate::config::lock::StateLock::acquire(&paths.dir)?;
     crate::config::secure::tighten_raft_dir(&paths.raft_dir())?;
     let node = NodeConfig::load(&paths.node_file())?;
     let identity = Identity::load(&paths.keys_dir(), node.node_id)?;

@@ -74,8 +74,37 @@ impl Daemon {
             .collect()
     }
 
+    /// The check rows of `state`, marked stale when this node sees no
+    /// quorum (no verdict can be reached).
+    pub(super) fn check_rows_marked(&self, state: &qu_raft::state::ClusterState) -> Vec<CheckRow> {
+        let stale = !self.sees_quorum();
+        let mut rows = check_rows_of(state);
+        for r in &mut rows {
+            r.stale = stale;
+        }
+        rows
+    }
+
     pub(super) fn check_rows(&self) -> Vec<CheckRow> {
-        check_rows_of(&self.state().state)
+        self.check_rows_marked(&self.state().state)
+    }
+
+    /// A fresh node that never formed a cluster (it forms one on the
+    /// first change).
+    fn is_fresh(&self) -> bool {
+        self.membership_word() == "fresh"
+    }
+
+    /// Whether this node sees a leader with a live majority of voters
+    /// behind it (a fresh node counts as a one-node cluster).
+    pub(super) fn sees_quorum(&self) -> bool {
+        if self.is_fresh() {
+            return true;
+        }
+        let m = self.raft.metrics().borrow_watched().clone();
+        let voters: BTreeSet<NodeId> = m.membership_config.voter_ids().collect();
+        let live = self.liveness.count_live(&voters);
+        !voters.is_empty() && m.current_leader.is_some() && live > voters.len() / 2
     }
 
     pub(super) fn alert_rows(&self) -> Vec<AlertRow> {
@@ -184,9 +213,31 @@ impl Daemon {
         let m = self.raft.metrics().borrow_watched().clone();
         let state = self.state();
         let voters: BTreeSet<NodeId> = m.membership_config.voter_ids().collect();
-        let need = voters.len() / 2 + 1;
-        let live = self.liveness.count_live(&voters);
-        let quorum = !voters.is_empty() && m.current_leader.is_some() && live >= need;
+        let fresh = self.is_fresh();
+        let (need, voter_count) = if fresh {
+            (1, 1)
+        } else {
+            (voters.len() / 2 + 1, voters.len())
+        };
+        let quorum = self.sees_quorum();
+        // Without quorum the leader openraft remembers may be long gone
+        // (pre-vote keeps the term, so nothing clears it): say so.
+        let (master, last_master) = if quorum {
+            (m.current_leader, None)
+        } else {
+            (None, m.current_leader)
+        };
+        let last_master_seen_secs = last_master.and_then(|n| {
+            if n == self.me() {
+                Some(0)
+            } else {
+                self.liveness.seen_ago(n).map(|d| d.as_secs())
+            }
+        });
+        let mut checks = check_rows_of(&state.state);
+        for c in &mut checks {
+            c.stale = !quorum;
+        }
         StatusReport {
             node_id: self.me(),
             fingerprint: self.identity.fingerprint.to_string(),
@@ -197,13 +248,15 @@ impl Daemon {
             membership: self.membership_word().into(),
             cluster_id: state.state.cluster_id.clone(),
             term: m.current_term,
-            master: m.current_leader,
+            master,
+            last_master,
+            last_master_seen_secs,
             quorum,
             need,
-            voters: voters.len(),
+            voters: voter_count,
             config_version: state.state.version,
             peers: self.peer_rows(),
-            checks: check_rows_of(&state.state),
+            checks,
             raft: RaftInfo {
                 last_log_index: m.last_log_index,
                 committed: m.local_committed.as_ref().map(|l| l.index),
@@ -275,6 +328,7 @@ pub(super) fn check_rows_of(s: &qu_raft::state::ClusterState) -> Vec<CheckRow> {
                     })
                     .collect(),
                 spec: c.kind.clone(),
+                stale: false,
             }
         })
         .collect();

@@ -42,8 +42,93 @@ pub fn provider() -> Arc<CryptoProvider> {
 }
 
 fn refuse(why: String) -> Error {
-    tracing::warn!(target: "qu::transport", "refused peer certificate: {why}");
+    static THROTTLE: std::sync::Mutex<Throttle> = std::sync::Mutex::new(Throttle::new());
+    let verdict = THROTTLE
+        .lock()
+        .map(|mut t| t.admit(&why, std::time::Instant::now()))
+        .unwrap_or(Some(0));
+    match verdict {
+        Some(0) => tracing::warn!(target: "qu::transport", "refused peer certificate: {why}"),
+        Some(n) => {
+            tracing::warn!(target: "qu::transport", "refused peer certificate: {why} ({n} more like it in the last minute)")
+        }
+        None => {}
+    }
     Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
+}
+
+/// Logs a repeated warning once per `THROTTLE_WINDOW` per distinct text,
+/// with how many were held back: a member whose pin was dropped retries
+/// several times a second, and one line a minute says as much.
+struct Throttle {
+    seen: Option<std::collections::HashMap<String, (std::time::Instant, u64)>>,
+}
+
+const THROTTLE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+/// Distinct texts remembered (beyond that the memory starts over).
+const THROTTLE_KEYS: usize = 1024;
+
+impl Throttle {
+    const fn new() -> Throttle {
+        Throttle { seen: None }
+    }
+
+    /// `Some(held_back)` when the warning should be logged now, `None` when
+    /// it is held back.
+    fn admit(&mut self, key: &str, now: std::time::Instant) -> Option<u64> {
+        let seen = self.seen.get_or_insert_with(Default::default);
+        if seen.len() >= THROTTLE_KEYS && !seen.contains_key(key) {
+            seen.clear();
+        }
+        match seen.get_mut(key) {
+            Some((last, held)) if now.saturating_duration_since(*last) < THROTTLE_WINDOW => {
+                *held += 1;
+                None
+            }
+            Some((last, held)) => {
+                let n = *held;
+                *last = now;
+                *held = 0;
+                Some(n)
+            }
+            None => {
+                seen.insert(key.to_string(), (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use super::Throttle;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_repeated_warning_is_logged_once_a_minute_with_the_count() {
+        let mut t = Throttle::new();
+        let t0 = Instant::now();
+        assert_eq!(t.admit("node 2 not pinned", t0), Some(0));
+        for i in 1..=300 {
+            // Five a second for a minute.
+            assert_eq!(
+                t.admit("node 2 not pinned", t0 + Duration::from_millis(i * 199)),
+                None
+            );
+        }
+        assert_eq!(
+            t.admit("another node", t0 + Duration::from_secs(1)),
+            Some(0)
+        );
+        assert_eq!(
+            t.admit("node 2 not pinned", t0 + Duration::from_secs(60)),
+            Some(300)
+        );
+        assert_eq!(
+            t.admit("node 2 not pinned", t0 + Duration::from_secs(61)),
+            None
+        );
+    }
 }
 
 /// Checks a member certificate against the trust store: pinned fingerprint,

@@ -161,6 +161,18 @@ impl Node {
         node
     }
 
+    /// Runs `qu ARGS` on this node, which must succeed; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.qu(args);
+        assert!(
+            out.status.success(),
+            "qu {args:?} failed: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
     pub fn advertise(&self) -> String {
         format!("{}:{}", self.ip, self.port)
     }
