@@ -174,7 +174,7 @@ async fn discord_429_is_retried_after_retry_after_and_other_4xx_are_permanent() 
     assert_eq!(
         p.send(&m).await,
         Err(SendError::Permanent(
-            "Discord HTTP 404: Unknown Webhook".into()
+            "Discord HTTP 404 (the receiver said: \"Unknown Webhook\")".into()
         ))
     );
     // No error message ever contains the webhook token.

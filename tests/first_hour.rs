@@ -349,3 +349,213 @@ fn without_quorum_status_names_the_last_master_and_marks_states_stale() {
     let list = nodes[keep].ok(&["check", "list"]);
     assert!(list.contains("(stale)"), "{list}");
 }
+
+#[test]
+fn a_new_check_is_probed_at_once_and_show_prints_settings_and_times() {
+    let _g = serial();
+    let mut node = Node::init(&[]);
+    node.start();
+    let port = common::free_port();
+    let target = format!("127.0.0.1:{port}");
+    // An hour between rounds: without the probe at once, nothing for an hour.
+    node.ok(&["check", "add", "tcp", "slow", &target, "--interval", "1h"]);
+    let text = wait_for("the first probe", Duration::from_secs(10), || {
+        let text = node.ok(&["check", "show", "slow"]);
+        text.contains("this node   ").then_some(text)
+    });
+    assert!(
+        text.contains("this node   fail in ")
+            && text.contains(&format!("connection refused by {target}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("probed at once when added; counts toward no verdict"),
+        "{text}"
+    );
+    assert!(text.contains("interval    1h (timeout 10s)"), "{text}");
+    assert!(text.contains("LAST FLIP   none yet"), "{text}");
+    // No verdict came of it: the state is still unknown.
+    assert!(text.contains("state       unknown"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&node.ok(&["check", "show", "slow", "--json"])).unwrap();
+    assert_eq!(json["local_probe"]["counted"], false);
+
+    // A fast check that goes down: show prints the flip's evidence with
+    // its time, and rounds as times, not round numbers.
+    node.ok(&["check", "add", "tcp", "fast", &target, "--interval", "1s"]);
+    let text = wait_for("fast to go down", Duration::from_secs(20), || {
+        let text = node.ok(&["check", "show", "fast"]);
+        text.contains("state       down").then_some(text)
+    });
+    assert!(text.contains("LAST FLIP   Unknown → Down at 20"), "{text}");
+    assert!(text.contains("LAST ROUND  started 20"), "{text}");
+    assert!(
+        text.contains(&format!("connection refused by {target}")),
+        "{text}"
+    );
+}
+
+#[test]
+fn alert_log_shows_attempts_errors_retries_tests_and_removed_alerts_by_name() {
+    let _g = serial();
+    let receiver = common::receiver::Receiver::start();
+    receiver.set_default(503);
+    let mut node = Node::init(&[]);
+    node.start();
+    node.ok(&[
+        "alert",
+        "add",
+        "webhook",
+        "hook",
+        "--url",
+        &receiver.url("/hook"),
+    ]);
+    let target = format!("127.0.0.1:{}", common::free_port());
+    node.ok(&[
+        "check",
+        "add",
+        "tcp",
+        "db",
+        &target,
+        "--interval",
+        "1s",
+        "--alerts",
+        "hook",
+    ]);
+    let row = wait_for(
+        "a failing attempt in the log",
+        Duration::from_secs(20),
+        || {
+            let log: serde_json::Value =
+                serde_json::from_str(&node.ok(&["alert", "log", "--json"])).ok()?;
+            let row = log.as_array()?.first()?.clone();
+            (row["status"] == "pending" && row["attempts"].as_u64() >= Some(1)).then_some(row)
+        },
+    );
+    let reason = row["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("HTTP 503"), "{row}");
+    assert!(row["next_retry"].is_string(), "{row}");
+    let text = node.ok(&["alert", "log"]);
+    assert!(
+        text.contains("NEXT_RETRY") && text.contains("HTTP 503"),
+        "{text}"
+    );
+
+    // A test page shows up in the log, marked as a test.
+    receiver.set_default(204);
+    node.ok(&["alert", "test", "hook"]);
+    let log: serde_json::Value =
+        serde_json::from_str(&node.ok(&["alert", "log", "--json"])).unwrap();
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["event"] == "TEST" && r["alert"] == "hook" && r["status"] == "delivered"),
+        "{log}"
+    );
+    wait_for("the page delivered", Duration::from_secs(20), || {
+        let log: serde_json::Value =
+            serde_json::from_str(&node.ok(&["alert", "log", "--json"])).ok()?;
+        log.as_array()?
+            .iter()
+            .any(|r| r["event"] == "DOWN" && r["status"] == "delivered")
+            .then_some(())
+    });
+    // The alert removed, its deliveries keep its name.
+    node.ok(&["alert", "remove", "hook", "--force"]);
+    let log: serde_json::Value =
+        serde_json::from_str(&node.ok(&["alert", "log", "--json"])).unwrap();
+    let down = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["event"] == "DOWN")
+        .unwrap();
+    assert_eq!(down["alert"], "hook", "{log}");
+}
+
+#[test]
+fn secrets_come_from_files_or_stdin_and_plain_smtp_is_marked() {
+    let _g = serial();
+    let mut node = Node::init(&[]);
+    node.start();
+    let secret_file = node.root.path().join("smtp-password");
+    std::fs::write(&secret_file, "s3cret-pass\n").unwrap();
+    node.ok(&[
+        "alert",
+        "add",
+        "smtp",
+        "mail",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "2525",
+        "--from",
+        "qu@example.com",
+        "--to",
+        "ops@example.com",
+        "--user",
+        "qu",
+        "--password-file",
+        secret_file.to_str().unwrap(),
+        "--starttls=false",
+    ]);
+    // The Discord URL from stdin.
+    let mut child = node
+        .command()
+        .args(["alert", "add", "discord", "chat", "--webhook", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"https://discord.com/api/webhooks/1/TOKEN-from-stdin\n")
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: serde_json::Value =
+        serde_json::from_str(&node.ok(&["alert", "list", "--json"])).unwrap();
+    let by_name = |n: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    let mail = by_name("mail");
+    assert_eq!(mail["spec"]["password"], "****", "{mail}");
+    assert!(
+        mail["target"].as_str().unwrap().contains("PLAIN TEXT"),
+        "{mail}"
+    );
+    let chat = by_name("chat");
+    assert_eq!(chat["target"], "https://discord.com/api/webhooks/1/****");
+    let text = node.ok(&["alert", "list"]);
+    assert!(
+        text.contains("PLAIN TEXT") && !text.contains("s3cret"),
+        "{text}"
+    );
+    // An unreadable file is named, and nothing is added.
+    let before = version(&node);
+    let out = node.qu(&[
+        "alert",
+        "add",
+        "discord",
+        "other",
+        "--webhook-file",
+        "/nonexistent/hook",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--webhook-file /nonexistent/hook: cannot read it"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(version(&node), before);
+}

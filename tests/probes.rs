@@ -72,7 +72,7 @@ async fn http_status_body_and_expectations() {
     let wrong_code = p
         .probe(&http(&target.url(), Some(204), None, false), T)
         .await;
-    assert_eq!(wrong_code.reason, "HTTP 200");
+    assert_eq!(wrong_code.reason, "HTTP 200, expected 204");
 
     target.set(Mode::Status(503));
     let down = p.probe(&http(&target.url(), None, None, false), T).await;
@@ -132,7 +132,7 @@ async fn http_refused_connection() {
             T,
         )
         .await;
-    assert_eq!(r.reason, "connection refused");
+    assert_eq!(r.reason, format!("connection refused by 127.0.0.1:{port}"));
 }
 
 /// An HTTPS server with a self-signed certificate for "localhost".
@@ -213,7 +213,7 @@ async fn tcp_open_refused_and_timeout() {
             T,
         )
         .await;
-    assert_eq!(r.reason, "connection refused");
+    assert_eq!(r.reason, format!("connection refused by 127.0.0.1:{port}"));
 
     // A listener whose accept queue is full drops new SYNs: connects hang.
     let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();

@@ -348,6 +348,10 @@ pub struct Delivery {
     pub check_type: String,
     pub target: String,
     pub alert_id: String,
+    /// The alert's name when the page was created, so the log still names
+    /// an alert removed since (empty in records of older releases).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub alert_name: String,
     pub transition: TransitionRecord,
     pub created_ms: u64,
     #[serde(flatten)]

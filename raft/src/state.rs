@@ -362,6 +362,11 @@ impl ClusterState {
                             check_type: check.kind.type_name().into(),
                             target: check.kind.target().into(),
                             alert_id: alert_id.clone(),
+                            alert_name: self
+                                .alerts
+                                .get(alert_id)
+                                .map(|a| a.name.clone())
+                                .unwrap_or_default(),
                             transition: record.clone(),
                             created_ms: record.at_ms,
                             status: DeliveryStatus::Pending,

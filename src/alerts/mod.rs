@@ -84,12 +84,19 @@ pub(crate) fn classify_status(
     detail: &str,
     retry_after: Option<Duration>,
 ) -> Result<(), SendError> {
-    let detail = detail.trim().chars().take(300).collect::<String>();
+    // The receiver's own words, as a short quoted excerpt apart from the
+    // status (not glued on: `HTTP 404 ok` reads as if 404 were fine).
+    let excerpt: String = detail.split_whitespace().collect::<Vec<_>>().join(" ");
+    let excerpt = if excerpt.chars().count() > 120 {
+        format!("{}…", excerpt.chars().take(120).collect::<String>())
+    } else {
+        excerpt
+    };
     let reason = |what: String| {
-        if detail.is_empty() {
+        if excerpt.is_empty() {
             what
         } else {
-            format!("{what}: {detail}")
+            format!("{what} (the receiver said: {excerpt:?})")
         }
     };
     match status {

@@ -44,9 +44,41 @@ pub struct SchedulerStats {
     pub results_reported: AtomicU64,
     pub reports: AtomicU64,
     missed: Mutex<HashMap<String, u64>>,
+    /// This node's latest probe of each check.
+    last: Mutex<HashMap<String, LocalProbe>>,
+}
+
+/// A probe this node made, as `qu check show` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LocalProbe {
+    /// When it finished (ms since the epoch).
+    pub at_ms: u64,
+    pub ok: bool,
+    pub latency_ms: u64,
+    pub reason: String,
+    /// False for the probe made at once when the check was added: it is
+    /// outside the schedule and counts toward no verdict.
+    pub counted: bool,
 }
 
 impl SchedulerStats {
+    fn record(&self, check: &str, probe: LocalProbe) {
+        if let Ok(mut m) = self.last.lock() {
+            m.insert(check.to_string(), probe);
+        }
+    }
+
+    /// This node's latest probe of `check`.
+    pub fn last_probe(&self, check: &str) -> Option<LocalProbe> {
+        self.last.lock().ok().and_then(|m| m.get(check).cloned())
+    }
+
+    fn forget(&self, check: &str) {
+        if let Ok(mut m) = self.last.lock() {
+            m.remove(check);
+        }
+    }
+
     fn add_missed(&self, check: &str, n: u64) {
         self.missed_total.fetch_add(n, Ordering::Relaxed);
         if let Ok(mut m) = self.missed.lock() {
@@ -70,6 +102,10 @@ pub struct Scheduler {
     out: mpsc::Sender<ProbeReport>,
     pub stats: Arc<SchedulerStats>,
     tasks: HashMap<String, (Check, JoinHandle<()>)>,
+    /// Checks that existed when the scheduler started: they wait for their
+    /// round (a restart does not probe everything at once); every other
+    /// check is probed at once when it appears.
+    known_at_start: std::collections::HashSet<String>,
 }
 
 impl Scheduler {
@@ -83,16 +119,26 @@ impl Scheduler {
             out,
             stats,
             tasks: HashMap::new(),
+            known_at_start: Default::default(),
         }
+    }
+
+    /// These checks existed before this scheduler: no probe at once.
+    pub fn known_at_start<'a>(&mut self, ids: impl IntoIterator<Item = &'a String>) {
+        self.known_at_start.extend(ids.into_iter().cloned());
     }
 
     /// Starts new checks, restarts changed ones, stops removed ones; others
     /// keep running untouched.
     pub fn sync(&mut self, checks: &BTreeMap<String, Check>) {
+        let stats = self.stats.clone();
         self.tasks.retain(|id, (c, task)| {
             let keep = checks.get(id) == Some(c);
             if !keep {
                 task.abort();
+                if !checks.contains_key(id) {
+                    stats.forget(id);
+                }
             }
             keep
         });
@@ -103,6 +149,7 @@ impl Scheduler {
                     self.probers.clone(),
                     self.out.clone(),
                     self.stats.clone(),
+                    !self.known_at_start.remove(id),
                 ));
                 self.tasks.insert(id.clone(), (c.clone(), task));
             }
@@ -171,9 +218,34 @@ async fn check_loop(
     probers: Arc<Probers>,
     out: mpsc::Sender<ProbeReport>,
     stats: Arc<SchedulerStats>,
+    probe_now: bool,
 ) {
     let sched = Schedule::for_check(&check);
     let timeout = Duration::from_millis(check.timeout_ms);
+    if probe_now {
+        // A first result at once, shown by `qu check show`; it is not a
+        // round's result, so it goes to no verdict.
+        let (probers, stats, kind, id) = (
+            probers.clone(),
+            stats.clone(),
+            check.kind.clone(),
+            check.id.clone(),
+        );
+        tokio::spawn(async move {
+            let outcome = probers.probe(&kind, timeout).await;
+            stats.probes.fetch_add(1, Ordering::Relaxed);
+            stats.record(
+                &id,
+                LocalProbe {
+                    at_ms: now_ms(),
+                    ok: outcome.ok,
+                    latency_ms: outcome.latency.as_millis() as u64,
+                    reason: outcome.reason,
+                    counted: false,
+                },
+            );
+        });
+    }
     let mut k = sched.next_round(now_ms());
     loop {
         match step(&sched, k, now_ms()) {
@@ -203,6 +275,16 @@ async fn check_loop(
         tokio::spawn(async move {
             let outcome = probers.probe(&kind, timeout).await;
             stats.probes.fetch_add(1, Ordering::Relaxed);
+            stats.record(
+                &id,
+                LocalProbe {
+                    at_ms: now_ms(),
+                    ok: outcome.ok,
+                    latency_ms: outcome.latency.as_millis() as u64,
+                    reason: outcome.reason.clone(),
+                    counted: true,
+                },
+            );
             let report = ProbeReport {
                 send_by_ms: sched.send_by(k),
                 check_id: id,

@@ -17,12 +17,18 @@ pub enum AlertCommand {
     Add(AddCommand),
     /// List alerts (secrets masked)
     List(JsonArg),
-    /// Send a test page now through the leader; prints success or the provider's exact error
-    Test { id_or_name: String },
-    /// Recent deliveries: check, event, alert, outcome
+    /// Send a test page now through the leader; prints success or the provider's exact error (shown in 'qu alert log' as TEST)
+    Test {
+        /// The alert's id or name
+        #[arg(value_name = "ID_OR_NAME")]
+        id_or_name: String,
+    },
+    /// Recent deliveries: check, event, alert, outcome, attempts, next retry, reason
     Log(JsonArg),
     /// Remove an alert; refused while a check uses it unless --force detaches it
     Remove {
+        /// The alert's id or name
+        #[arg(value_name = "ID_OR_NAME")]
         id_or_name: String,
         /// Detach the alert from the checks that use it
         #[arg(long)]
@@ -36,9 +42,14 @@ pub enum AlertCommand {
 pub enum AddCommand {
     /// A JSON POST to any URL
     Webhook {
+        /// The alert's name (checks refer to it in --alerts): 1-64 letters, digits, '-', '_', '.'; not 8 hex digits (those are ids)
         name: String,
-        #[arg(long)]
-        url: String,
+        /// Where to POST: a full http:// or https:// URL (a secret: masked in listings); '-' reads it from stdin
+        #[arg(long, value_name = "URL", required_unless_present = "url_file")]
+        url: Option<String>,
+        /// Read the URL from this file (keeps its token out of ps and shell history)
+        #[arg(long, value_name = "PATH", conflicts_with = "url")]
+        url_file: Option<std::path::PathBuf>,
         /// Extra header, 'Name: value' (repeatable)
         #[arg(long = "header", value_name = "'K: V'")]
         headers: Vec<String>,
@@ -47,30 +58,42 @@ pub enum AddCommand {
     },
     /// A Discord channel webhook
     Discord {
+        /// The alert's name (checks refer to it in --alerts): 1-64 letters, digits, '-', '_', '.'; not 8 hex digits (those are ids)
         name: String,
-        /// https://discord.com/api/webhooks/…
-        #[arg(long)]
-        webhook: String,
+        /// The channel's webhook URL, https://discord.com/api/webhooks/… (its token is a secret); '-' reads it from stdin
+        #[arg(long, value_name = "URL", required_unless_present = "webhook_file")]
+        webhook: Option<String>,
+        /// Read the webhook URL from this file
+        #[arg(long, value_name = "PATH", conflicts_with = "webhook")]
+        webhook_file: Option<std::path::PathBuf>,
         #[command(flatten)]
         if_version: IfVersion,
     },
     /// Mail through an SMTP server
     Smtp {
+        /// The alert's name (checks refer to it in --alerts): 1-64 letters, digits, '-', '_', '.'; not 8 hex digits (those are ids)
         name: String,
-        #[arg(long)]
+        /// The SMTP server's host name or address
+        #[arg(long, value_name = "HOST")]
         host: String,
         /// SMTP port (587 for STARTTLS, 465 for --tls, 25 plain)
         #[arg(long, default_value_t = 587)]
         port: u16,
-        #[arg(long)]
+        /// Sender address, e.g. qu@example.com
+        #[arg(long, value_name = "ADDRESS")]
         from: String,
         /// Recipients, comma-separated
         #[arg(long, value_delimiter = ',', required = true)]
         to: Vec<String>,
-        #[arg(long)]
+        /// SMTP login user (with --password or --password-file)
+        #[arg(long, value_name = "USER")]
         user: Option<String>,
-        #[arg(long)]
+        /// SMTP password; '-' reads it from stdin. Prefer --password-file: a value here shows in ps and shell history
+        #[arg(long, value_name = "PASSWORD")]
         password: Option<String>,
+        /// Read the SMTP password from this file (its first line)
+        #[arg(long, value_name = "PATH", conflicts_with = "password")]
+        password_file: Option<std::path::PathBuf>,
         /// Require STARTTLS; --starttls=false sends in plain text (only on trusted networks)
         #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "true|false")]
         starttls: bool,
@@ -80,6 +103,36 @@ pub enum AddCommand {
         #[command(flatten)]
         if_version: IfVersion,
     },
+}
+
+/// A secret given as a value, as `-` (stdin, first line), or as a file
+/// (first line). The value itself is never echoed in an error.
+fn secret(
+    flag: &str,
+    value: Option<String>,
+    file: Option<std::path::PathBuf>,
+) -> Result<Option<String>, Failure> {
+    let first_line = |text: String| text.lines().next().unwrap_or("").trim_end().to_string();
+    let read = match (value, file) {
+        (Some(v), _) if v == "-" => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .map_err(|e| Failure::msg(format!("{flag} -: cannot read stdin: {e}")))?;
+            first_line(text)
+        }
+        (Some(v), _) => return Ok(Some(v)),
+        (None, Some(path)) => first_line(std::fs::read_to_string(&path).map_err(|e| {
+            Failure::msg(format!(
+                "{flag}-file {}: cannot read it: {e}",
+                path.display()
+            ))
+        })?),
+        (None, None) => return Ok(None),
+    };
+    if read.is_empty() {
+        return Err(Failure::msg(format!("{flag}: the value read is empty")));
+    }
+    Ok(Some(read))
 }
 
 fn parse_header(h: &str) -> Result<(String, String), Failure> {
@@ -96,9 +149,11 @@ pub(super) fn run(env: &Env, cmd: AlertCommand) -> Result<ExitCode, Failure> {
                 AddCommand::Webhook {
                     name,
                     url,
+                    url_file,
                     headers,
                     if_version,
                 } => {
+                    let url = secret("--url", url, url_file)?.unwrap_or_default();
                     let headers = headers
                         .iter()
                         .map(|h| parse_header(h))
@@ -108,8 +163,12 @@ pub(super) fn run(env: &Env, cmd: AlertCommand) -> Result<ExitCode, Failure> {
                 AddCommand::Discord {
                     name,
                     webhook,
+                    webhook_file,
                     if_version,
-                } => (name, AlertKind::Discord { webhook }, if_version),
+                } => {
+                    let webhook = secret("--webhook", webhook, webhook_file)?.unwrap_or_default();
+                    (name, AlertKind::Discord { webhook }, if_version)
+                }
                 AddCommand::Smtp {
                     name,
                     host,
@@ -118,23 +177,27 @@ pub(super) fn run(env: &Env, cmd: AlertCommand) -> Result<ExitCode, Failure> {
                     to,
                     user,
                     password,
+                    password_file,
                     starttls,
                     tls,
                     if_version,
-                } => (
-                    name,
-                    AlertKind::Smtp {
-                        host,
-                        port,
-                        from,
-                        to,
-                        user,
-                        password,
-                        starttls: starttls && !tls,
-                        tls,
-                    },
-                    if_version,
-                ),
+                } => {
+                    let password = secret("--password", password, password_file)?;
+                    (
+                        name,
+                        AlertKind::Smtp {
+                            host,
+                            port,
+                            from,
+                            to,
+                            user,
+                            password,
+                            starttls: starttls && !tls,
+                            tls,
+                        },
+                        if_version,
+                    )
+                }
             };
             mutate(
                 env,
@@ -206,14 +269,27 @@ pub(super) fn run(env: &Env, cmd: AlertCommand) -> Result<ExitCode, Failure> {
                         d.alert.clone(),
                         d.status.clone(),
                         d.attempts.to_string(),
-                        d.reason.clone().unwrap_or_else(|| "-".into()),
+                        d.next_retry.clone().unwrap_or_else(|| "-".into()),
+                        d.reason
+                            .as_deref()
+                            .map(|r| table::truncate(r, table::REASON_WIDTH))
+                            .unwrap_or_else(|| "-".into()),
                     ]
                 })
                 .collect();
             print!(
                 "{}",
                 table::render(
-                    &["CREATED", "CHECK", "EVENT", "ALERT", "STATUS", "ATTEMPTS", "REASON"],
+                    &[
+                        "CREATED",
+                        "CHECK",
+                        "EVENT",
+                        "ALERT",
+                        "STATUS",
+                        "ATTEMPTS",
+                        "NEXT_RETRY",
+                        "REASON"
+                    ],
                     &rows
                 )
             );

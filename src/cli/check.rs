@@ -26,6 +26,8 @@ pub enum CheckCommand {
     },
     /// Show one check: committed state, last transition, and the last round per node
     Show {
+        /// The check's id or name
+        #[arg(value_name = "ID_OR_NAME")]
         id_or_name: String,
         /// Print JSON instead of text
         #[arg(long)]
@@ -33,6 +35,8 @@ pub enum CheckCommand {
     },
     /// Remove a check by id or name
     Remove {
+        /// The check's id or name
+        #[arg(value_name = "ID_OR_NAME")]
         id_or_name: String,
         #[command(flatten)]
         if_version: IfVersion,
@@ -181,64 +185,7 @@ pub(super) fn run(env: &Env, cmd: CheckCommand) -> Result<ExitCode, Failure> {
             if json {
                 return print_json(&d).map(|_| ExitCode::SUCCESS);
             }
-            let c = &d.check;
-            println!("check       {} ({})", c.name, c.id);
-            println!("type        {}", c.kind);
-            println!("target      {}", c.target);
-            println!("interval    {} (timeout {})", c.interval, c.timeout);
-            println!(
-                "state       {}{}",
-                state_text(c),
-                c.since
-                    .as_ref()
-                    .map(|s| format!(" since {s}"))
-                    .unwrap_or_default()
-            );
-            println!(
-                "votes       {}",
-                c.votes.clone().unwrap_or_else(|| "-".into())
-            );
-            println!(
-                "alerts      {}",
-                if c.alerts.is_empty() {
-                    "(none)".into()
-                } else {
-                    c.alerts.join(",")
-                }
-            );
-            println!("flips       {}", d.flips);
-            println!("missed      {} round(s) on this node", d.missed_rounds);
-            match &d.last_round {
-                Some(r) => {
-                    println!(
-                        "\nLAST ROUND {} (verdict: {:?}, {} voters, streak {})",
-                        r.round, r.verdict, r.voters, r.streak
-                    );
-                    let rows: Vec<Vec<String>> = r
-                        .votes
-                        .iter()
-                        .map(|v| {
-                            vec![
-                                v.node.to_string(),
-                                if v.ok { "ok".into() } else { "fail".into() },
-                                v.latency_ms
-                                    .map(|l| format!("{l}ms"))
-                                    .unwrap_or_else(|| "-".into()),
-                                if v.reason.is_empty() {
-                                    "-".into()
-                                } else {
-                                    v.reason.clone()
-                                },
-                            ]
-                        })
-                        .collect();
-                    print!(
-                        "{}",
-                        table::render(&["NODE_ID", "RESULT", "LATENCY", "REASON"], &rows)
-                    );
-                }
-                None => println!("\nLAST ROUND  none evaluated yet (or no leader reachable)"),
-            }
+            print!("{}", render_show(&d));
             Ok(ExitCode::SUCCESS)
         }
         CheckCommand::Remove {
@@ -252,6 +199,147 @@ pub(super) fn run(env: &Env, cmd: CheckCommand) -> Result<ExitCode, Failure> {
             },
         ),
     }
+}
+
+/// A time in ms since the epoch as RFC 3339.
+fn at(ms: u64) -> String {
+    crate::ids::rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+/// One vote or probe as a table row: node, result, latency, reason.
+fn evidence_rows(votes: &[qu_raft::model::Evidence]) -> Vec<Vec<String>> {
+    votes
+        .iter()
+        .map(|v| {
+            vec![
+                v.node.to_string(),
+                if v.ok { "ok".into() } else { "fail".into() },
+                v.latency_ms
+                    .map(|l| format!("{l}ms"))
+                    .unwrap_or_else(|| "-".into()),
+                if v.reason.is_empty() {
+                    "-".into()
+                } else {
+                    v.reason.clone()
+                },
+            ]
+        })
+        .collect()
+}
+
+/// `qu check show` as text: the settings, the state, this node's latest
+/// probe, the last flip with its evidence, and the leader's last round.
+fn render_show(d: &crate::daemon::control::CheckDetail) -> String {
+    use qu_raft::model::CheckKind;
+    let c = &d.check;
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| out.push_str(&format!("{k:<12}{v}\n"));
+    line("check", format!("{} ({})", c.name, c.id));
+    line("type", c.kind.clone());
+    line("target", c.target.clone());
+    line(
+        "interval",
+        format!("{} (timeout {})", c.interval, c.timeout),
+    );
+    if let CheckKind::Http {
+        expect,
+        body_match,
+        insecure,
+        ..
+    } = &c.spec
+    {
+        line(
+            "expect",
+            expect
+                .map(|e| format!("HTTP {e}"))
+                .unwrap_or_else(|| "any 2xx".into()),
+        );
+        if let Some(m) = body_match {
+            line("body match", format!("{m:?}"));
+        }
+        if *insecure {
+            line("tls", "certificate NOT verified (--insecure)".into());
+        }
+    }
+    line(
+        "alerts",
+        if c.alerts.is_empty() {
+            "(none)".into()
+        } else {
+            c.alerts.join(",")
+        },
+    );
+    line(
+        "state",
+        format!(
+            "{}{}",
+            state_text(c),
+            c.since
+                .as_ref()
+                .map(|s| format!(" since {s}"))
+                .unwrap_or_default()
+        ),
+    );
+    line("votes", c.votes.clone().unwrap_or_else(|| "-".into()));
+    line("flips", d.flips.to_string());
+    line(
+        "missed",
+        format!("{} round(s) on this node", d.missed_rounds),
+    );
+    if let Some(p) = &d.local_probe {
+        line(
+            "this node",
+            format!(
+                "{} in {}ms at {}{}{}",
+                if p.ok { "ok" } else { "fail" },
+                p.latency_ms,
+                at(p.at_ms),
+                if p.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", p.reason)
+                },
+                if p.counted {
+                    ""
+                } else {
+                    " (probed at once when added; counts toward no verdict)"
+                }
+            ),
+        );
+    }
+    match &d.last_transition {
+        Some(t) => {
+            out.push_str(&format!(
+                "\nLAST FLIP   {:?} → {:?} at {} ({} voters)\n",
+                t.from,
+                t.to,
+                at(t.at_ms),
+                t.voters
+            ));
+            out.push_str(&table::render(
+                &["NODE_ID", "RESULT", "LATENCY", "REASON"],
+                &evidence_rows(&t.evidence),
+            ));
+        }
+        None => out.push_str("\nLAST FLIP   none yet\n"),
+    }
+    match &d.last_round {
+        Some(r) => {
+            out.push_str(&format!(
+                "\nLAST ROUND  started {} (verdict: {:?}, {} voters, streak {})\n",
+                at(r.started_ms),
+                r.verdict,
+                r.voters,
+                r.streak
+            ));
+            out.push_str(&table::render(
+                &["NODE_ID", "RESULT", "LATENCY", "REASON"],
+                &evidence_rows(&r.votes),
+            ));
+        }
+        None => out.push_str("\nLAST ROUND  none evaluated yet (or no leader reachable)\n"),
+    }
+    out
 }
 
 /// A check's state as tables show it: `up`, or `up (stale)` when this node
@@ -276,7 +364,10 @@ fn render_checks(checks: &[CheckRow]) -> String {
                 c.interval.clone(),
                 state_text(c),
                 c.since.clone().unwrap_or_else(|| "-".into()),
-                c.votes.clone().unwrap_or_else(|| "-".into()),
+                c.votes
+                    .as_deref()
+                    .map(|v| table::truncate(v, table::REASON_WIDTH))
+                    .unwrap_or_else(|| "-".into()),
                 if c.alerts.is_empty() {
                     "(none)".into()
                 } else {

@@ -335,3 +335,47 @@ fn cmd_serve(env: &Env, args: ServeArgs) -> Result<ExitCode, Failure> {
     rt.block_on(crate::daemon::serve(opts))?;
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every argument of every command, with the path to it, that has no
+    /// help text.
+    fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                out.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_about().is_none() {
+                out.push(format!("{path} {} (the command itself)", sub.get_name()));
+            }
+            undocumented(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_command_and_argument_has_a_description() {
+        let mut missing = Vec::new();
+        undocumented(&super::Cli::command(), "qu", &mut missing);
+        assert!(missing.is_empty(), "no --help text for: {missing:#?}");
+    }
+
+    #[test]
+    fn family_help_lists_every_subcommand() {
+        let mut cli = super::Cli::command();
+        for family in ["check", "alert", "node", "trust"] {
+            let cmd = cli.find_subcommand_mut(family).unwrap();
+            let help = cmd.render_help().to_string();
+            for sub in cmd.get_subcommands() {
+                assert!(help.contains(sub.get_name()), "{family}: {help}");
+            }
+        }
+    }
+}

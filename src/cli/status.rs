@@ -185,7 +185,10 @@ fn render(s: &StatusReport) -> String {
                 c.kind.clone(),
                 super::check::state_text(c),
                 c.since.clone().unwrap_or_else(|| "-".into()),
-                c.votes.clone().unwrap_or_else(|| "-".into()),
+                c.votes
+                    .as_deref()
+                    .map(|v| table::truncate(v, table::REASON_WIDTH))
+                    .unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();

@@ -1,6 +1,21 @@
 //! Plain-text tables for listings: a header row and left-aligned columns
 //! separated by two spaces.
 
+/// Widest a free-text cell (a reason) gets in a table; `show` and `--json`
+/// have the whole text.
+pub const REASON_WIDTH: usize = 48;
+
+/// `text` cut to `max` characters, with `…` when something was cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
 /// Renders rows under a header; every row must have the header's width.
 pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();

@@ -21,7 +21,7 @@
 //!   leader dies between sending and recording (at-least-once); receivers
 //!   can tell by the delivery id (SMTP Message-ID, webhook `delivery_id`).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,21 +48,64 @@ const CONFIRMATION_MAX_AGE: Duration = Duration::from_secs(1);
 /// Settled deliveries are kept this long for `qu alert log`.
 const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// Deliveries this leader is working on.
+/// What the leader knows of a delivery it is sending (`qu alert log`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Progress {
+    /// Attempts by this leader so far.
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// When the next attempt is due (ms since the epoch).
+    pub next_retry_ms: Option<u64>,
+}
+
+/// A `qu alert test` page this node sent (kept in memory, the last few).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TestSend {
+    pub alert: String,
+    pub at_ms: u64,
+    pub ok: bool,
+    /// The error, when it failed.
+    pub reason: Option<String>,
+}
+
+/// Test pages remembered for `qu alert log`.
+const TESTS_KEPT: usize = 20;
+
+/// Deliveries this leader is working on, and how far each got.
 #[derive(Default)]
-pub(super) struct InFlight(Mutex<HashSet<String>>);
+pub(super) struct InFlight(Mutex<HashMap<String, Progress>>);
 
 impl InFlight {
     fn claim(&self, id: &str) -> bool {
         self.0
             .lock()
-            .map(|mut s| s.insert(id.to_string()))
+            .map(|mut s| {
+                if s.contains_key(id) {
+                    false
+                } else {
+                    s.insert(id.to_string(), Progress::default());
+                    true
+                }
+            })
             .unwrap_or(false)
     }
     fn release(&self, id: &str) {
         if let Ok(mut s) = self.0.lock() {
             s.remove(id);
         }
+    }
+    fn update(&self, id: &str, p: Progress) {
+        if let Ok(mut s) = self.0.lock() {
+            if let Some(slot) = s.get_mut(id) {
+                *slot = p;
+            }
+        }
+    }
+    fn snapshot(&self) -> BTreeMap<String, Progress> {
+        self.0
+            .lock()
+            .map(|s| s.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -76,6 +119,8 @@ pub(super) struct Dispatcher {
     confirmations: Confirmations,
     /// Deliveries being sent by this node (across leadership terms).
     in_flight: Arc<InFlight>,
+    /// The last test pages this node sent.
+    tests: Mutex<VecDeque<TestSend>>,
 }
 
 impl Dispatcher {
@@ -85,6 +130,26 @@ impl Dispatcher {
             sends: Arc::new(tokio::sync::Semaphore::new(MAX_SENDS_IN_FLIGHT)),
             confirmations: Confirmations::default(),
             in_flight: Arc::default(),
+            tests: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// What this node is sending now, and the test pages it sent.
+    pub(super) fn progress(&self) -> (BTreeMap<String, Progress>, Vec<TestSend>) {
+        let tests = self
+            .tests
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default();
+        (self.in_flight.snapshot(), tests)
+    }
+
+    fn remember_test(&self, t: TestSend) {
+        if let Ok(mut tests) = self.tests.lock() {
+            if tests.len() >= TESTS_KEPT {
+                tests.pop_front();
+            }
+            tests.push_back(t);
         }
     }
 
@@ -259,6 +324,14 @@ impl Daemon {
                         return;
                     }
                     tracing::warn!(delivery = %d.id, alert = %alert.name, %reason, retry_in = ?wait, "page not delivered yet");
+                    self.alerting.in_flight.update(
+                        &d.id,
+                        Progress {
+                            attempts,
+                            last_error: Some(reason),
+                            next_retry_ms: Some(now_ms() + wait.as_millis() as u64),
+                        },
+                    );
                     drop(_send);
                     tokio::time::sleep(wait).await;
                     backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -281,23 +354,27 @@ impl Daemon {
         }
         let provider = provider_for(&alert.kind, &self.alerting.http);
         let msg = Message::test(&alert.name, Some(self.me()));
-        provider
-            .send(&msg)
-            .await
-            .map(|_| {
-                format!(
-                    "test page sent through {} alert {}",
-                    alert.kind.type_name(),
-                    alert.name
-                )
-            })
-            .map_err(|e| {
-                format!(
-                    "{} alert {} failed: {e}",
-                    alert.kind.type_name(),
-                    alert.name
-                )
-            })
+        let sent = provider.send(&msg).await;
+        self.alerting.remember_test(TestSend {
+            alert: alert.name.clone(),
+            at_ms: now_ms(),
+            ok: sent.is_ok(),
+            reason: sent.as_ref().err().map(|e| e.to_string()),
+        });
+        sent.map(|_| {
+            format!(
+                "test page sent through {} alert {}",
+                alert.kind.type_name(),
+                alert.name
+            )
+        })
+        .map_err(|e| {
+            format!(
+                "{} alert {} failed: {e}",
+                alert.kind.type_name(),
+                alert.name
+            )
+        })
     }
 }
 

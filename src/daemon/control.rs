@@ -217,6 +217,10 @@ pub struct CheckDetail {
     pub last_round: Option<crate::checks::aggregate::RoundOutcome>,
     /// Rounds this node could not start on time.
     pub missed_rounds: u64,
+    /// This node's latest probe (the one made at once when the check was
+    /// added is marked `counted: false`).
+    #[serde(default)]
+    pub local_probe: Option<crate::checks::scheduler::LocalProbe>,
 }
 
 /// One alert as listings show it, secrets masked.
@@ -247,7 +251,11 @@ pub struct DeliveryRow {
     /// When it was delivered or given up (RFC 3339).
     pub settled: Option<String>,
     pub attempts: u32,
+    /// Why it failed (settled), or the last error of an attempt (pending).
     pub reason: Option<String>,
+    /// When the leader tries a pending delivery again (RFC 3339).
+    #[serde(default)]
+    pub next_retry: Option<String>,
 }
 
 /// The Raft block of `qu status`.

@@ -148,7 +148,7 @@ impl Daemon {
                 }
             }
             ControlRequest::AlertLog => Ok(ControlReply::AlertLog {
-                deliveries: self.delivery_rows(),
+                deliveries: self.alert_log().await,
             }),
             ControlRequest::AlertList => Ok(ControlReply::AlertList {
                 alerts: self.alert_rows(),
@@ -217,8 +217,54 @@ impl Daemon {
                 flips: cs.flips,
                 last_round,
                 missed_rounds: self.scheduler_stats.missed(&check.id),
+                local_probe: self.scheduler_stats.last_probe(&check.id),
             },
         )))
+    }
+
+    /// The replicated ledger, with what the leader knows of the pending
+    /// deliveries (attempts, last error, next retry) and its test pages.
+    /// Without an answer from the leader within 2 s, the ledger alone.
+    async fn alert_log(&self) -> Vec<super::control::DeliveryRow> {
+        let mut rows = self.delivery_rows();
+        let progress = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            self.on_leader(LeaderOp::DeliveryProgress),
+        )
+        .await;
+        let Ok(Ok(LeaderReply::Progress { deliveries, tests })) = progress else {
+            return rows;
+        };
+        let at = |ms: u64| {
+            super::view::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        };
+        for row in rows.iter_mut().filter(|r| r.status == "pending") {
+            if let Some(p) = deliveries.get(&row.id) {
+                row.attempts = p.attempts;
+                row.reason = p.last_error.clone();
+                row.next_retry = p.next_retry_ms.map(at);
+            }
+        }
+        let mut tested: Vec<super::control::DeliveryRow> = tests
+            .into_iter()
+            .rev()
+            .map(|t| super::control::DeliveryRow {
+                id: format!("test-{}", t.at_ms),
+                check: "-".into(),
+                event: "TEST".into(),
+                alert: t.alert,
+                status: if t.ok { "delivered" } else { "failed" }.into(),
+                created: at(t.at_ms),
+                settled: Some(at(t.at_ms)),
+                attempts: 1,
+                reason: t.reason,
+                next_retry: None,
+            })
+            .collect();
+        // Newest first, as the ledger rows are.
+        tested.append(&mut rows);
+        tested.sort_by(|a, b| b.created.cmp(&a.created));
+        tested
     }
 
     fn resolve_member(&self, text: &str) -> Result<NodeId, ControlError> {

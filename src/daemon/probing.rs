@@ -43,6 +43,7 @@ pub(super) async fn scheduler_loop(
 ) {
     let mut scheduler = Scheduler::new(probers, out, stats);
     let mut applied = daemon.applied.clone();
+    scheduler.known_at_start(applied.borrow().state.checks.keys());
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     // Sync only when the state or the node's standing changed: comparing
     // thousands of checks twice a second for nothing is a waste.

@@ -51,6 +51,10 @@ pub enum LeaderOp {
     AlertTest { id_or_name: String },
     /// A linearizable read of the checks.
     ReadChecks,
+    /// What the leader's dispatcher is sending now, and its test pages
+    /// (`qu alert log`). A leader one release older cannot decode it; the
+    /// log then shows the replicated ledger alone.
+    DeliveryProgress,
 }
 
 /// What the leader answered.
@@ -73,6 +77,10 @@ pub enum LeaderReply {
     Checks {
         version: u64,
         checks: Vec<CheckRow>,
+    },
+    Progress {
+        deliveries: std::collections::BTreeMap<String, super::alerting::Progress>,
+        tests: Vec<super::alerting::TestSend>,
     },
 }
 
@@ -104,6 +112,7 @@ impl LeaderOp {
             LeaderOp::RemoveNode { .. } => "node removal",
             LeaderOp::AlertTest { .. } => "alert test",
             LeaderOp::ReadChecks => "read",
+            LeaderOp::DeliveryProgress => "delivery progress",
         }
     }
 
@@ -112,7 +121,7 @@ impl LeaderOp {
     fn retry_is_safe(&self) -> bool {
         match self {
             LeaderOp::Propose { request } => request.request_id.is_some(),
-            LeaderOp::ReadChecks => true,
+            LeaderOp::ReadChecks | LeaderOp::DeliveryProgress => true,
             // A second removal or test page is not the same as the first;
             // an add cut short is left to the operator (re-running it
             // continues) or rolled back by reconciliation.
@@ -137,7 +146,9 @@ impl LeaderOp {
     /// a lost answer leaves time to ask again.
     fn attempt(&self) -> Duration {
         match self {
-            LeaderOp::Propose { .. } | LeaderOp::ReadChecks => Duration::from_secs(2),
+            LeaderOp::Propose { .. } | LeaderOp::ReadChecks | LeaderOp::DeliveryProgress => {
+                Duration::from_secs(2)
+            }
             _ => self.budget(),
         }
     }
@@ -334,6 +345,10 @@ impl Daemon {
                 .await
                 .map(|(version, checks)| LeaderReply::Checks { version, checks })
                 .map_err(ClusterFailure::Failed),
+            LeaderOp::DeliveryProgress => {
+                let (deliveries, tests) = self.alerting.progress();
+                Ok(LeaderReply::Progress { deliveries, tests })
+            }
         }
     }
 }

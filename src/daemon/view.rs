@@ -118,8 +118,20 @@ impl Daemon {
                 let target = match &masked {
                     qu_raft::model::AlertKind::Webhook { url, .. } => url.clone(),
                     qu_raft::model::AlertKind::Discord { webhook } => webhook.clone(),
-                    qu_raft::model::AlertKind::Smtp { host, port, to, .. } => {
-                        format!("{} via {host}:{port}", to.join(","))
+                    qu_raft::model::AlertKind::Smtp {
+                        host,
+                        port,
+                        to,
+                        starttls,
+                        tls,
+                        ..
+                    } => {
+                        let plain = if !starttls && !tls {
+                            " (PLAIN TEXT: no TLS)"
+                        } else {
+                            ""
+                        };
+                        format!("{} via {host}:{port}{plain}", to.join(","))
                     }
                 };
                 AlertRow {
@@ -176,12 +188,14 @@ impl Daemon {
                             .alerts
                             .get(&d.alert_id)
                             .map(|a| a.name.clone())
+                            .or_else(|| (!d.alert_name.is_empty()).then(|| d.alert_name.clone()))
                             .unwrap_or_else(|| d.alert_id.clone()),
                         status: status.into(),
                         created: at(d.created_ms),
                         settled,
                         attempts,
                         reason,
+                        next_retry: None,
                     },
                 )
             })

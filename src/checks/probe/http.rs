@@ -55,12 +55,12 @@ impl HttpProber {
         };
         let mut resp = c.get(url).send().await.map_err(|e| describe(&e))?;
         let status = resp.status();
-        let status_ok = match expect {
-            Some(code) => status.as_u16() == code,
-            None => status.is_success(),
-        };
-        if !status_ok {
-            return Err(format!("HTTP {}", status.as_u16()));
+        match expect {
+            Some(code) if status.as_u16() != code => {
+                return Err(format!("HTTP {}, expected {code}", status.as_u16()));
+            }
+            None if !status.is_success() => return Err(format!("HTTP {}", status.as_u16())),
+            _ => {}
         }
         if let Some(needle) = body_match {
             let mut body: Vec<u8> = Vec::new();
@@ -112,7 +112,10 @@ fn describe(e: &reqwest::Error) -> String {
                     return format!("TLS error: {tls}");
                 }
             }
-            return super::describe_io(io);
+            let peer = e
+                .url()
+                .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)));
+            return super::describe_io_at(io, peer.as_deref());
         }
         let text = s.to_string();
         if text.contains("dns error") || text.contains("failed to lookup address") {

@@ -94,10 +94,17 @@ impl Probers {
 
 /// Short words for common socket errors.
 pub(crate) fn describe_io(e: &std::io::Error) -> String {
+    describe_io_at(e, None)
+}
+
+/// As `describe_io`, naming the peer that refused or reset (`connection
+/// refused by 127.0.0.1:18099`).
+pub(crate) fn describe_io_at(e: &std::io::Error, peer: Option<&str>) -> String {
     use std::io::ErrorKind::*;
+    let by = peer.map(|p| format!(" by {p}")).unwrap_or_default();
     match e.kind() {
-        ConnectionRefused => "connection refused".into(),
-        ConnectionReset => "connection reset".into(),
+        ConnectionRefused => format!("connection refused{by}"),
+        ConnectionReset => format!("connection reset{by}"),
         TimedOut => "connection timed out".into(),
         HostUnreachable => "host unreachable".into(),
         NetworkUnreachable => "network unreachable".into(),

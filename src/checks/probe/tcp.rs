@@ -29,7 +29,7 @@ pub async fn probe(target: &str, source: Option<IpAddr>) -> Result<(), String> {
     for addr in super::resolve(host, port).await? {
         match connect(addr, source).await {
             Ok(()) => return Ok(()),
-            Err(e) => last = super::describe_io(&e),
+            Err(e) => last = super::describe_io_at(&e, Some(&addr.to_string())),
         }
     }
     Err(last)
