@@ -97,6 +97,7 @@ impl Service for HelloOnly {
                 node_id: self.0.node_id,
                 advertise: "server.test:9001".into(),
                 cert: self.0.cert.clone(),
+                level: qu_raft::state::LOG_LEVEL,
             })),
             StrangerRequest::Join(_) => Err(RpcError::forbidden("not fresh")),
         }

@@ -76,6 +76,19 @@ pub struct Check {
     /// Ids of the alerts this check notifies.
     #[serde(default)]
     pub alerts: Vec<String>,
+    /// Paused: probed nowhere, flips never, pages never (`qu check pause`).
+    /// Only set by a level-2 command, so older logs never carry it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+}
+
+/// The checks that are probed and evaluated: all but the paused ones.
+pub fn active_checks(checks: &BTreeMap<String, Check>) -> BTreeMap<String, Check> {
+    checks
+        .iter()
+        .filter(|(_, c)| !c.paused)
+        .map(|(k, c)| (k.clone(), c.clone()))
+        .collect()
 }
 
 /// Where an alert goes. `Debug` prints it masked (see `masked`), so
@@ -764,6 +777,7 @@ mod tests {
             interval_ms: interval,
             timeout_ms: timeout,
             alerts: vec![],
+            paused: false,
         }
     }
 

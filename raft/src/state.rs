@@ -184,7 +184,20 @@ pub enum ConfigCommand {
         id_or_name: String,
         force: bool,
     },
+    /// Pauses (probed nowhere, never pages) or resumes a check; a resumed
+    /// check starts from `unknown`. Level 2: a node one release older cannot
+    /// decode it, so the leader proposes it only once every member runs
+    /// level 2 (`Command::level`).
+    SetPaused {
+        id_or_name: String,
+        paused: bool,
+    },
 }
+
+/// The log format level this release writes and reads. A command of level
+/// N may be proposed only when every member runs level N or later (an older
+/// node could not decode it and would stop applying the log).
+pub const LOG_LEVEL: u32 = 2;
 
 /// A record the leader's duties write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,6 +232,14 @@ impl From<RecordCommand> for Command {
 }
 
 impl Command {
+    /// The lowest log level that can decode this command.
+    pub fn level(&self) -> u32 {
+        match self {
+            Command::Config(ConfigCommand::SetPaused { .. }) => 2,
+            _ => 1,
+        }
+    }
+
     /// Whether this is a configuration change (may be proposed on behalf
     /// of an operator) rather than a record of the leader's own duties.
     pub fn is_configuration(&self) -> bool {
@@ -241,6 +262,10 @@ impl Command {
                 ConfigCommand::RemoveAlert { id_or_name, .. } => {
                     format!("remove alert {id_or_name}")
                 }
+                ConfigCommand::SetPaused { id_or_name, paused } => format!(
+                    "{} check {id_or_name}",
+                    if *paused { "pause" } else { "resume" }
+                ),
             },
             Command::Record(r) => match r {
                 RecordCommand::Transition { check_id, record } => {
@@ -308,12 +333,21 @@ impl ClusterState {
             .get(check_id)
             .map(|s| s.health)
             .unwrap_or_default();
-        if !self.checks.contains_key(check_id) {
-            return Err(ValidationError::new(
-                "check",
-                format!("check {check_id} no longer exists"),
-            )
-            .into());
+        match self.checks.get(check_id) {
+            None => {
+                return Err(ValidationError::new(
+                    "check",
+                    format!("check {check_id} no longer exists"),
+                )
+                .into())
+            }
+            // A flip evaluated before the pause was applied.
+            Some(c) if c.paused => {
+                return Err(
+                    ValidationError::new("check", format!("check {check_id} is paused")).into(),
+                )
+            }
+            Some(_) => {}
         }
         if current != record.from || record.from == record.to {
             return Err(ValidationError::new(
@@ -460,6 +494,9 @@ impl ClusterState {
                 }
             }
             ConfigCommand::RemoveCheck { id_or_name } => {
+                self.check_named(id_or_name)?;
+            }
+            ConfigCommand::SetPaused { id_or_name, .. } => {
                 self.check_named(id_or_name)?;
             }
             ConfigCommand::AddAlert { alert } => {
@@ -752,6 +789,29 @@ impl ClusterState {
                 touched.push(RecordKey::Check(check.id.clone()));
                 format!("removed check {} ({})", check.name, check.id)
             }
+            ConfigCommand::SetPaused { id_or_name, paused } => {
+                let check = self.check_named(id_or_name)?.clone();
+                if check.paused == *paused {
+                    return Ok(None);
+                }
+                let id = check.id.clone();
+                if let Some(c) = self.checks.make_mut().get_mut(&id) {
+                    c.paused = *paused;
+                }
+                touched.push(RecordKey::Check(id.clone()));
+                if *paused {
+                    format!(
+                        "paused check {} ({id}): probed nowhere, pages never",
+                        check.name
+                    )
+                } else {
+                    // Resumed from unknown: only a real flip pages again.
+                    if self.check_states.make_mut().remove(&id).is_some() {
+                        touched.push(RecordKey::CheckState(id.clone()));
+                    }
+                    format!("resumed check {} ({id}) from unknown", check.name)
+                }
+            }
             ConfigCommand::AddAlert { alert } => {
                 self.alerts
                     .make_mut()
@@ -826,6 +886,7 @@ mod tests {
             interval_ms: 30_000,
             timeout_ms: 10_000,
             alerts,
+            paused: false,
         }
     }
 
@@ -1169,6 +1230,98 @@ mod tests {
                 founder: peer(9),
             }),
         );
+    }
+
+    #[test]
+    fn a_paused_check_flips_never_and_resumes_from_unknown() {
+        use crate::model::Health;
+        let mut s = bootstrapped();
+        applied(
+            &mut s,
+            ConfigCommand::AddCheck {
+                check: tcp_check("c1", "db", vec![]),
+            },
+        );
+        let rec = |from, to| TransitionRecord {
+            round: 7,
+            from,
+            to,
+            at_ms: 1_000,
+            voters: 1,
+            evidence: vec![],
+        };
+        let flip = |from, to| {
+            Request::new(RecordCommand::Transition {
+                check_id: "c1".into(),
+                record: rec(from, to),
+            })
+        };
+        assert!(matches!(
+            s.apply(&flip(Health::Unknown, Health::Down)).0,
+            Response::Applied { .. }
+        ));
+        let v = applied(
+            &mut s,
+            ConfigCommand::SetPaused {
+                id_or_name: "db".into(),
+                paused: true,
+            },
+        );
+        assert!(s.checks["c1"].paused);
+        assert_eq!(s.version, v);
+        // A flip evaluated before the pause arrives after it: refused.
+        refused(&mut s, flip(Health::Down, Health::Up));
+        // Pausing again changes nothing.
+        assert!(matches!(
+            s.apply(&Request::new(ConfigCommand::SetPaused {
+                id_or_name: "c1".into(),
+                paused: true,
+            }))
+            .0,
+            Response::Unchanged { .. }
+        ));
+        applied(
+            &mut s,
+            ConfigCommand::SetPaused {
+                id_or_name: "c1".into(),
+                paused: false,
+            },
+        );
+        assert!(!s.checks["c1"].paused);
+        assert_eq!(
+            s.check_states
+                .get("c1")
+                .map(|c| c.health)
+                .unwrap_or_default(),
+            Health::Unknown,
+            "resumed from unknown"
+        );
+        refused(
+            &mut s,
+            Request::new(ConfigCommand::SetPaused {
+                id_or_name: "nope".into(),
+                paused: true,
+            }),
+        );
+        // Only the new command needs the new log level.
+        assert_eq!(
+            Command::from(ConfigCommand::SetPaused {
+                id_or_name: "c1".into(),
+                paused: true
+            })
+            .level(),
+            2
+        );
+        assert_eq!(
+            Command::from(ConfigCommand::RemoveCheck {
+                id_or_name: "c1".into()
+            })
+            .level(),
+            1
+        );
+        // A paused check serialises with the field; others exactly as before.
+        let json = serde_json::to_string(&s.checks["c1"]).unwrap();
+        assert!(!json.contains("paused"), "{json}");
     }
 
     #[test]

@@ -60,6 +60,7 @@ fn entries() -> Vec<Entry> {
                 interval_ms: 30_000,
                 timeout_ms: 10_000,
                 alerts: vec!["a1".into()],
+                paused: false,
             },
         }),
         // A paging flip: a check state and a pending delivery in the ledger.

@@ -355,6 +355,7 @@ mod tests {
             interval_ms: 1_000,
             timeout_ms: 500,
             alerts: vec![],
+            paused: false,
         };
         let sched = Schedule::for_check(&check);
         let mut checks = BTreeMap::new();

@@ -138,6 +138,7 @@ mod tests {
             interval_ms: 30_000,
             timeout_ms: 10_000,
             alerts: vec![],
+            paused: false,
         };
         assert_eq!(
             Schedule::for_check(&mk("abc")),
@@ -164,6 +165,7 @@ mod tests {
                 interval_ms: interval,
                 timeout_ms: 0,
                 alerts: vec![],
+                paused: false,
             };
             assert!(Schedule::for_check(&c).offset_ms < interval.max(1));
         }

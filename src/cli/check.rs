@@ -33,6 +33,24 @@ pub enum CheckCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Pause a check: probed nowhere, shown as paused, pages never (alias: disable)
+    #[command(visible_alias = "disable")]
+    Pause {
+        /// The check's id or name
+        #[arg(value_name = "ID_OR_NAME")]
+        id_or_name: String,
+        #[command(flatten)]
+        if_version: IfVersion,
+    },
+    /// Resume a paused check: it starts from unknown and pages only on a real flip (alias: enable)
+    #[command(visible_alias = "enable")]
+    Resume {
+        /// The check's id or name
+        #[arg(value_name = "ID_OR_NAME")]
+        id_or_name: String,
+        #[command(flatten)]
+        if_version: IfVersion,
+    },
     /// Remove a check by id or name
     Remove {
         /// The check's id or name
@@ -188,6 +206,28 @@ pub(super) fn run(env: &Env, cmd: CheckCommand) -> Result<ExitCode, Failure> {
             print!("{}", render_show(&d));
             Ok(ExitCode::SUCCESS)
         }
+        CheckCommand::Pause {
+            id_or_name,
+            if_version,
+        } => mutate(
+            env,
+            ControlRequest::CheckPause {
+                id_or_name,
+                paused: true,
+                if_version: if_version.if_version,
+            },
+        ),
+        CheckCommand::Resume {
+            id_or_name,
+            if_version,
+        } => mutate(
+            env,
+            ControlRequest::CheckPause {
+                id_or_name,
+                paused: false,
+                if_version: if_version.if_version,
+            },
+        ),
         CheckCommand::Remove {
             id_or_name,
             if_version,

@@ -37,7 +37,8 @@ pub fn class_of(req: &MemberRequest) -> Class {
         | MemberRequest::OnLeader { .. }
         | MemberRequest::Removed
         | MemberRequest::Report { .. }
-        | MemberRequest::LastRound { .. } => Class::Member,
+        | MemberRequest::LastRound { .. }
+        | MemberRequest::Level => Class::Member,
     }
 }
 

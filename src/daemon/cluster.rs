@@ -173,6 +173,9 @@ impl Daemon {
         }
         let req = resolve_references(&state.state, req)?;
         self.quorum_precheck()?;
+        if req.command.level() > 1 {
+            self.ensure_level(req.command.level()).await?;
+        }
         if let Err(refusal) = state.state.validate(&req) {
             return Err(ClusterFailure::Refused(refusal.to_string()));
         }
@@ -238,6 +241,11 @@ fn resolve_references(
             refuse_id_like_name("name", "alert", &alert.name).map_err(refused)?;
         }
         Command::Config(ConfigCommand::RemoveCheck { id_or_name }) => {
+            let found = lookup_by_id_or_name(&state.checks, id_or_name, "check", |c| &c.name)
+                .map_err(refused)?;
+            *id_or_name = found.id.clone();
+        }
+        Command::Config(ConfigCommand::SetPaused { id_or_name, .. }) => {
             let found = lookup_by_id_or_name(&state.checks, id_or_name, "check", |c| &c.name)
                 .map_err(refused)?;
             *id_or_name = found.id.clone();

@@ -66,6 +66,13 @@ pub enum ControlRequest {
         #[serde(default)]
         if_version: Option<u64>,
     },
+    /// Pause or resume a check.
+    CheckPause {
+        id_or_name: String,
+        paused: bool,
+        #[serde(default)]
+        if_version: Option<u64>,
+    },
     AlertAdd {
         spec: AlertSpec,
         #[serde(default)]

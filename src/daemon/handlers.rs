@@ -113,6 +113,18 @@ impl Daemon {
             }
 
             ControlRequest::CheckShow { id_or_name } => self.check_show(&id_or_name).await,
+            ControlRequest::CheckPause {
+                id_or_name,
+                paused,
+                if_version,
+            } => mutated(
+                self.propose(Request {
+                    if_version,
+                    request_id: None,
+                    command: Command::Config(ConfigCommand::SetPaused { id_or_name, paused }),
+                })
+                .await,
+            ),
             ControlRequest::CheckRemove {
                 id_or_name,
                 if_version,
@@ -300,6 +312,7 @@ impl Daemon {
             interval_ms: spec.interval_ms,
             timeout_ms: spec.timeout_ms,
             alerts,
+            paused: false,
         };
         if let qu_raft::model::CheckKind::Http { url, .. } = &check.kind {
             qu_raft::model::admit_url("url", url).map_err(cerr)?;

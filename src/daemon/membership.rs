@@ -60,6 +60,8 @@ pub(super) struct Membership {
     /// How long reconciliation waits before completing or rolling back a
     /// membership change nobody is working on.
     grace: Duration,
+    /// The log level each member said it runs.
+    levels: std::sync::Mutex<BTreeMap<NodeId, u32>>,
 }
 
 impl Membership {
@@ -69,6 +71,7 @@ impl Membership {
             form_lock: tokio::sync::Mutex::new(()),
             adding: Default::default(),
             unmatched_since: Default::default(),
+            levels: Default::default(),
             grace: match timing {
                 Timing::Fast => Duration::from_secs(3),
                 Timing::Lan => Duration::from_secs(30),
@@ -133,6 +136,81 @@ impl Membership {
                 self.grace,
             ),
             Err(_) => ReconcilePlan::default(),
+        }
+    }
+}
+
+impl Daemon {
+    /// Refuses unless every member (voters and learners) runs log level
+    /// `level` or later: an older node could not decode the entry and
+    /// would stop applying the log. Members' levels are asked once and
+    /// remembered (a downgrade is not supported).
+    pub(super) async fn ensure_level(&self, level: u32) -> Result<(), ClusterFailure> {
+        let members: Vec<NodeId> = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .nodes()
+            .map(|(id, _)| *id)
+            .filter(|id| *id != self.me())
+            .collect();
+        let known = |n: &NodeId| {
+            self.membership
+                .levels
+                .lock()
+                .ok()
+                .and_then(|l| l.get(n).copied())
+        };
+        let unknown: Vec<NodeId> = members
+            .iter()
+            .copied()
+            .filter(|n| known(n).is_none_or(|l| l < level))
+            .collect();
+        let mut asks = tokio::task::JoinSet::new();
+        for n in unknown {
+            let Some(addr) = self.peer_addr(n) else {
+                continue;
+            };
+            let pool = self.pool.clone();
+            asks.spawn(async move {
+                match pool
+                    .call_within::<_, MemberResponse>(
+                        &addr,
+                        &MemberRequest::Level,
+                        Duration::from_secs(2),
+                    )
+                    .await
+                {
+                    Ok(MemberResponse::Level(l)) => Some((n, l)),
+                    _ => None,
+                }
+            });
+        }
+        while let Some(answer) = asks.join_next().await {
+            if let Ok(Some((n, l))) = answer {
+                if let Ok(mut levels) = self.membership.levels.lock() {
+                    levels.insert(n, l);
+                }
+            }
+        }
+        let behind: Vec<String> = members
+            .iter()
+            .filter_map(|n| match known(n) {
+                Some(l) if l >= level => None,
+                Some(l) => Some(format!("node {n} runs log level {l}")),
+                None => Some(format!(
+                    "node {n} did not say which release it runs (down, or older than this one)"
+                )),
+            })
+            .collect();
+        if behind.is_empty() {
+            Ok(())
+        } else {
+            Err(ClusterFailure::Refused(format!(
+                "this change needs every member on a qu that reads log level {level}, and {}; upgrade (or start) them first, then retry",
+                behind.join(", ")
+            )))
         }
     }
 }
@@ -368,6 +446,13 @@ impl Daemon {
             )));
         }
         let id = hello.node_id;
+        if hello.level < qu_raft::state::LOG_LEVEL {
+            return Err(ClusterFailure::Refused(format!(
+                "{addr} runs an older qu (log level {}, this cluster writes level {}): it could not read this cluster's log. Upgrade qu on it first",
+                hello.level,
+                qu_raft::state::LOG_LEVEL
+            )));
+        }
         if id == self.me() {
             return Err(ClusterFailure::Refused(format!(
                 "{addr} is this node itself"

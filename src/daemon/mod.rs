@@ -165,6 +165,21 @@ pub(crate) fn failpoint(name: &str) {
     }
 }
 
+/// Test hook: true while `QU_FAILPOINT` names this point.
+pub(crate) fn failpoint_set(name: &str) -> bool {
+    std::env::var("QU_FAILPOINT").as_deref() == Ok(name)
+}
+
+/// The log level this node reports. `QU_FAILPOINT=report-level-1` makes it
+/// pose as a node of the first release (tests of the level gate).
+pub(crate) fn reported_level() -> u32 {
+    if failpoint_set("report-level-1") {
+        1
+    } else {
+        qu_raft::state::LOG_LEVEL
+    }
+}
+
 /// Test hook: true the first time this process passes the point named by
 /// `QU_FAILPOINT`.
 pub(crate) fn failpoint_once(name: &str) -> bool {

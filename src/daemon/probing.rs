@@ -53,7 +53,7 @@ pub(super) async fn scheduler_loop(
         if active {
             let state = applied.borrow_and_update().clone();
             if synced != Some(state.last_applied) {
-                scheduler.sync(&state.state.checks);
+                scheduler.sync(&qu_raft::model::active_checks(&state.state.checks));
                 synced = Some(state.last_applied);
             }
         } else {
@@ -165,7 +165,7 @@ pub(super) async fn aggregate_loop(daemon: Arc<Daemon>, mut shutdown: watch::Rec
         let proposals = match daemon.aggregator.lock() {
             Ok(mut agg) => {
                 if synced_version != Some(key) {
-                    agg.sync(&state.state.checks, now);
+                    agg.sync(&qu_raft::model::active_checks(&state.state.checks), now);
                     synced_version = Some(key);
                 }
                 agg.evaluate(now, &voters, &state.state.check_states)

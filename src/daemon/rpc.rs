@@ -43,6 +43,14 @@ pub struct HelloResponse {
     pub advertise: String,
     #[serde(with = "crate::crypto::cert::der_b64")]
     pub cert: CertificateDer<'static>,
+    /// The log level the node runs (`qu_raft::state::LOG_LEVEL`); absent
+    /// from nodes of the first release, which read level 1 only.
+    #[serde(default = "level_one")]
+    pub level: u32,
+}
+
+fn level_one() -> u32 {
+    1
 }
 
 /// Answers of the hello path.
@@ -85,6 +93,9 @@ pub enum MemberRequest {
     LastRound {
         check_id: String,
     },
+    /// Which log level the node runs (a node one release older cannot
+    /// decode this request, and so never reports a level).
+    Level,
 }
 
 /// Why the leader could not carry out a forwarded operation.
@@ -117,6 +128,7 @@ pub enum MemberResponse {
     OnLeader(Result<super::routing::LeaderReply, ClusterFailure>),
     Ack,
     LastRound(Option<crate::checks::aggregate::RoundOutcome>),
+    Level(u32),
 }
 
 /// Bytes as base64 in JSON (snapshots).

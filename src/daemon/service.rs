@@ -124,6 +124,7 @@ impl Service for MemberService {
         let raft = &d.raft;
         Ok(match req {
             MemberRequest::Ping => MemberResponse::Pong,
+            MemberRequest::Level => MemberResponse::Level(super::reported_level()),
             MemberRequest::Append(r) => {
                 check_sender(&caller, sender_of(&r.vote))?;
                 MemberResponse::Append(raft.append_entries(r).await.map_err(fatal_of))
@@ -206,6 +207,7 @@ impl Service for StrangerService {
                 node_id: d.me(),
                 advertise: d.node.advertise.clone(),
                 cert: d.identity.cert.clone(),
+                level: super::reported_level(),
             })),
             StrangerRequest::Join(join) => d
                 .accept_join(&caller, join)

@@ -322,6 +322,7 @@ pub(super) fn check_rows_of(s: &qu_raft::state::ClusterState) -> Vec<CheckRow> {
                 interval: duration::format(Duration::from_millis(c.interval_ms)),
                 timeout: duration::format(Duration::from_millis(c.timeout_ms)),
                 state: match cs.health {
+                    _ if c.paused => "paused",
                     Health::Unknown => "unknown",
                     Health::Up => "up",
                     Health::Down => "down",
