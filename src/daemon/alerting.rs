@@ -121,6 +121,62 @@ pub(super) struct Dispatcher {
     in_flight: Arc<InFlight>,
     /// The last test pages this node sent.
     tests: Mutex<VecDeque<TestSend>>,
+    /// Sends between "confirmed, sending" and "outcome recorded": a
+    /// planned handover waits for them (see `Handover`).
+    handover: Handover,
+}
+
+/// Keeps a planned leadership handover from falling between a send and
+/// the record of its outcome, which would page twice (the next leader finds
+/// the delivery pending). A send enters before it starts and leaves once
+/// its outcome is recorded (or it will retry later); a handover first
+/// closes the door, then waits until nobody is inside. Enter-then-check on
+/// one side and close-then-wait on the other (both SeqCst) means at least
+/// one of them sees the other.
+#[derive(Default)]
+pub(super) struct Handover {
+    inside: std::sync::atomic::AtomicUsize,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+/// A send's stay inside `Handover`.
+pub(super) struct Inside<'a>(&'a Handover);
+
+impl Drop for Inside<'_> {
+    fn drop(&mut self) {
+        self.0
+            .inside
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Handover {
+    /// Enters unless a handover is under way.
+    pub(super) fn enter(&self) -> Option<Inside<'_>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.inside.fetch_add(1, SeqCst);
+        let guard = Inside(self);
+        (!self.closed.load(SeqCst)).then_some(guard)
+    }
+
+    /// Closes the door; true once nobody is inside (within `within`).
+    pub(super) async fn close(&self, within: Duration) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.closed.store(true, SeqCst);
+        let until = Instant::now() + within;
+        while self.inside.load(SeqCst) > 0 {
+            if Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    pub(super) fn open(&self) {
+        self.closed
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Dispatcher {
@@ -131,7 +187,12 @@ impl Dispatcher {
             confirmations: Confirmations::default(),
             in_flight: Arc::default(),
             tests: Mutex::new(VecDeque::new()),
+            handover: Handover::default(),
         }
+    }
+
+    pub(super) fn handover(&self) -> &Handover {
+        &self.handover
     }
 
     /// What this node is sending now, and the test pages it sent.
@@ -275,6 +336,13 @@ impl Daemon {
                 Ok(permit) => permit,
                 Err(_) => return,
             };
+            // Inside from before the leadership check until the outcome is
+            // recorded (or a retry is due), so a planned handover never
+            // falls in between.
+            let Some(inside) = self.alerting.handover.enter() else {
+                tracing::info!(delivery = %d.id, "leadership is being handed over: leaving the delivery to the next leader");
+                return;
+            };
             if !self.confirmed_leader().await {
                 tracing::info!(delivery = %d.id, "not confirmed as leader: leaving the delivery to the next leader");
                 return;
@@ -323,6 +391,7 @@ impl Daemon {
                         .await;
                         return;
                     }
+                    drop(inside);
                     tracing::warn!(delivery = %d.id, alert = %alert.name, %reason, retry_in = ?wait, "page not delivered yet");
                     self.alerting.in_flight.update(
                         &d.id,
@@ -434,5 +503,33 @@ pub(super) async fn dispatch_loop(daemon: Arc<Daemon>, mut shutdown: watch::Rece
                     .await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod handover_tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_handover_waits_for_sends_inside_and_keeps_new_ones_out() {
+        let h = Handover::default();
+        let inside = h.enter().unwrap();
+        let closing = h.close(Duration::from_secs(10));
+        tokio::pin!(closing);
+        // Nobody new gets in once the door is closing.
+        let first = tokio::select! {
+            biased;
+            _ = &mut closing => true,
+            _ = tokio::task::yield_now() => false,
+        };
+        assert!(!first, "the handover waits while a send is inside");
+        assert!(h.enter().is_none());
+        drop(inside);
+        assert!(closing.await, "closed once the send left");
+        h.open();
+        assert!(h.enter().is_some());
+        // A send that never leaves: the handover gives up in time.
+        let _stuck = h.enter().unwrap();
+        assert!(!h.close(Duration::from_secs(1)).await);
     }
 }

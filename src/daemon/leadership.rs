@@ -115,6 +115,35 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// A planned leadership transfer to `to`: first lets every send that is
+    /// between its leadership check and the record of its outcome finish
+    /// (and starts no new one), so a handover never pages twice; then
+    /// transfers, and reopens sends once leadership moved (or in 5 s).
+    pub(super) async fn hand_over(&self, to: NodeId) -> Result<(), String> {
+        let handover = self.alerting.handover();
+        if !handover.close(Duration::from_secs(10)).await {
+            tracing::warn!(%to, "sends still recording after 10 s; handing over anyway (a page may repeat)");
+        }
+        let result = self
+            .raft
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(|e| e.to_string());
+        if result.is_ok() {
+            let me = self.me();
+            let _ = self
+                .raft
+                .wait(Some(Duration::from_secs(5)))
+                .metrics(|m| m.current_leader != Some(me), "leadership moved")
+                .await;
+        }
+        handover.open();
+        result
+    }
+}
+
 /// Runs the leadership policy (SPEC §7) on every tick; acts only while
 /// this node leads.
 pub(super) async fn policy_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
@@ -143,7 +172,7 @@ pub(super) async fn policy_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiv
         match decision {
             Decision::Transfer { to } => {
                 tracing::info!(%to, "leadership policy: transferring leadership to the smallest live voter (live for the cooldown, log caught up)");
-                if let Err(e) = daemon.raft.trigger().transfer_leader(to).await {
+                if let Err(e) = daemon.hand_over(to).await {
                     tracing::warn!(%to, "leadership transfer could not start: {e}");
                 }
             }

@@ -606,11 +606,9 @@ impl Daemon {
             else {
                 return Err(self.no_quorum());
             };
-            self.raft
-                .trigger()
-                .transfer_leader(target)
+            self.hand_over(target)
                 .await
-                .map_err(|e| ClusterFailure::Failed(e.to_string()))?;
+                .map_err(ClusterFailure::Failed)?;
             let me = self.me();
             let _ = self
                 .raft
