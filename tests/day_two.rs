@@ -140,6 +140,10 @@ fn a_new_command_is_refused_while_a_member_runs_an_older_log_level() {
     old.stop();
     old.spawn_serve_env(&["--timing", "fast"], &[("QU_FAILPOINT", "report-level-1")]);
     old.wait_ready();
+    wait_for("both voters live again", Duration::from_secs(15), || {
+        let s = a.status()?;
+        (s["voters"] == 2 && s["quorum"] == true).then_some(())
+    });
     a.ok(&["check", "add", "tcp", "db", "127.0.0.1:9"]);
     let before = version(&a);
     let out = a.qu(&["check", "pause", "db"]);
