@@ -106,6 +106,42 @@ pub struct Scheduler {
     /// round (a restart does not probe everything at once); every other
     /// check is probed at once when it appears.
     known_at_start: std::collections::HashSet<String>,
+    /// Probes at once are for a check an operator just added, not for a
+    /// bulk load: at most `FIRST_PROBES_PER_SEC` a second (burst as many);
+    /// the others wait for their round.
+    first_probes: FirstProbeBudget,
+}
+
+/// Immediate first probes per second (and burst) on one node.
+const FIRST_PROBES_PER_SEC: f64 = 10.0;
+
+/// A token bucket on tokio's clock (paused in tests).
+#[derive(Debug)]
+struct FirstProbeBudget {
+    tokens: f64,
+    last: tokio::time::Instant,
+}
+
+impl FirstProbeBudget {
+    fn new() -> FirstProbeBudget {
+        FirstProbeBudget {
+            tokens: FIRST_PROBES_PER_SEC,
+            last: tokio::time::Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = tokio::time::Instant::now();
+        let refill = now.saturating_duration_since(self.last).as_secs_f64() * FIRST_PROBES_PER_SEC;
+        self.tokens = (self.tokens + refill).min(FIRST_PROBES_PER_SEC);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Scheduler {
@@ -120,6 +156,7 @@ impl Scheduler {
             stats,
             tasks: HashMap::new(),
             known_at_start: Default::default(),
+            first_probes: FirstProbeBudget::new(),
         }
     }
 
@@ -144,12 +181,13 @@ impl Scheduler {
         });
         for (id, c) in checks {
             if !self.tasks.contains_key(id) {
+                let probe_now = !self.known_at_start.remove(id) && self.first_probes.take();
                 let task = tokio::spawn(check_loop(
                     c.clone(),
                     self.probers.clone(),
                     self.out.clone(),
                     self.stats.clone(),
-                    !self.known_at_start.remove(id),
+                    probe_now,
                 ));
                 self.tasks.insert(id.clone(), (c.clone(), task));
             }
@@ -304,6 +342,24 @@ async fn check_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn first_probes_are_bounded_for_bulk_loads() {
+        let mut b = FirstProbeBudget::new();
+        let burst = (0..100).filter(|_| b.take()).count();
+        assert_eq!(
+            burst, 10,
+            "a burst of ten, then the rest wait for their round"
+        );
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!((0..100).filter(|_| b.take()).count(), 5);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(
+            (0..100).filter(|_| b.take()).count(),
+            10,
+            "never more than the burst"
+        );
+    }
 
     fn sched() -> Schedule {
         Schedule {
