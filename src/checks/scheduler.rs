@@ -251,6 +251,31 @@ fn step(sched: &Schedule, k: u64, now: u64) -> Step {
     }
 }
 
+/// One probe of `kind`, counted in the stats and kept as this node's
+/// latest result of check `id`.
+async fn probe_and_record(
+    probers: &Probers,
+    kind: &qu_raft::model::CheckKind,
+    timeout: Duration,
+    stats: &SchedulerStats,
+    id: &str,
+    counted: bool,
+) -> super::probe::ProbeOutcome {
+    let outcome = probers.probe(kind, timeout).await;
+    stats.probes.fetch_add(1, Ordering::Relaxed);
+    stats.record(
+        id,
+        LocalProbe {
+            at_ms: now_ms(),
+            ok: outcome.ok,
+            latency_ms: outcome.latency.as_millis() as u64,
+            reason: outcome.reason.clone(),
+            counted,
+        },
+    );
+    outcome
+}
+
 async fn check_loop(
     check: Check,
     probers: Arc<Probers>,
@@ -270,18 +295,7 @@ async fn check_loop(
             check.id.clone(),
         );
         tokio::spawn(async move {
-            let outcome = probers.probe(&kind, timeout).await;
-            stats.probes.fetch_add(1, Ordering::Relaxed);
-            stats.record(
-                &id,
-                LocalProbe {
-                    at_ms: now_ms(),
-                    ok: outcome.ok,
-                    latency_ms: outcome.latency.as_millis() as u64,
-                    reason: outcome.reason,
-                    counted: false,
-                },
-            );
+            probe_and_record(&probers, &kind, timeout, &stats, &id, false).await;
         });
     }
     let mut k = sched.next_round(now_ms());
@@ -311,18 +325,7 @@ async fn check_loop(
             check.id.clone(),
         );
         tokio::spawn(async move {
-            let outcome = probers.probe(&kind, timeout).await;
-            stats.probes.fetch_add(1, Ordering::Relaxed);
-            stats.record(
-                &id,
-                LocalProbe {
-                    at_ms: now_ms(),
-                    ok: outcome.ok,
-                    latency_ms: outcome.latency.as_millis() as u64,
-                    reason: outcome.reason.clone(),
-                    counted: true,
-                },
-            );
+            let outcome = probe_and_record(&probers, &kind, timeout, &stats, &id, true).await;
             let report = ProbeReport {
                 send_by_ms: sched.send_by(k),
                 check_id: id,
