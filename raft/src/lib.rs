@@ -5,7 +5,9 @@
 #![forbid(unsafe_code)]
 
 pub mod model;
+pub mod mute;
 pub mod node_id;
+pub mod patch;
 pub mod state;
 pub mod store;
 pub mod types;

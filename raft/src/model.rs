@@ -232,12 +232,32 @@ fn mask_url_credentials(raw: &str) -> String {
 }
 
 /// A notification channel.
+///
+/// `disabled`, `default` and `repeat_ms` are level-2 fields: only a level-2
+/// command sets them (`Command::level` counts an `AddAlert` carrying any of
+/// them as level 2), so a log older nodes read never carries them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
     pub id: String,
     pub name: String,
     #[serde(flatten)]
     pub kind: AlertKind,
+    /// Sends nothing; its deliveries are recorded as skipped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
+    /// Checks added without `--alerts` get this alert.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub default: bool,
+    /// While a check stays DOWN, page again every this many ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_ms: Option<u64>,
+}
+
+impl Alert {
+    /// Whether it carries a field only level-2 nodes know.
+    pub fn has_level_2_fields(&self) -> bool {
+        self.disabled || self.default || self.repeat_ms.is_some()
+    }
 }
 
 /// The committed state of a check (SPEC §9).
@@ -320,6 +340,18 @@ pub struct CheckState {
     /// The last committed flip.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<TransitionRecord>,
+    /// The state the check's alerts were last told about (or would have
+    /// been, had they been enabled): unchanged by flips inside a silence,
+    /// so its end can page the difference once. None: never told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notified: Option<Health>,
+    /// Repeats sent in the current DOWN spell, per alert id (`--repeat`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub repeats: BTreeMap<String, u64>,
+    /// Why the state restarted at unknown (an edit of the target), shown
+    /// by `qu check show` until the next flip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl std::fmt::Display for Health {
@@ -346,6 +378,30 @@ pub enum DeliveryStatus {
         attempts: u32,
         reason: String,
     },
+    /// Not sent, by rule: the alert was disabled (level 2).
+    Skipped {
+        at_ms: u64,
+        reason: String,
+    },
+    /// Not sent: the check was silenced (level 2). `silence` is the id of
+    /// the silence or maintenance window.
+    Silenced {
+        at_ms: u64,
+        silence: String,
+    },
+}
+
+impl DeliveryStatus {
+    /// When it was settled (None while pending).
+    pub fn settled_at_ms(&self) -> Option<u64> {
+        match self {
+            DeliveryStatus::Pending => None,
+            DeliveryStatus::Delivered { at_ms, .. }
+            | DeliveryStatus::Failed { at_ms, .. }
+            | DeliveryStatus::Skipped { at_ms, .. }
+            | DeliveryStatus::Silenced { at_ms, .. } => Some(*at_ms),
+        }
+    }
 }
 
 /// One page to send: a committed transition × one alert of its check.
@@ -369,6 +425,10 @@ pub struct Delivery {
     pub created_ms: u64,
     #[serde(flatten)]
     pub status: DeliveryStatus,
+    /// Why a page that is not a flip's own was made: `repeat 2` (`--repeat`)
+    /// or `silence ended` (the state changed while silenced). Level 2.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
 impl Delivery {
@@ -604,9 +664,20 @@ impl Check {
     }
 }
 
+/// Shortest `--repeat` accepted.
+pub const MIN_REPEAT_MS: u64 = 1_000;
+
 impl Alert {
     pub fn validate(&self) -> Result<(), ValidationError> {
         validate_name("name", &self.name)?;
+        if let Some(r) = self.repeat_ms {
+            if r < MIN_REPEAT_MS {
+                return Err(ValidationError::new(
+                    "--repeat",
+                    "must be at least 1s (or 'off')",
+                ));
+            }
+        }
         match &self.kind {
             AlertKind::Webhook { url, headers } => {
                 validate_http_url("--url", url)?;
@@ -895,6 +966,9 @@ mod tests {
             kind: AlertKind::Discord {
                 webhook: "https://discord.com/api/webhooks/123/SECRETTOKEN".into(),
             },
+            disabled: false,
+            default: false,
+            repeat_ms: None,
         };
         let smtp = AlertKind::Smtp {
             host: "smtp.example.com".into(),
@@ -952,6 +1026,9 @@ mod tests {
                 starttls: true,
                 tls: false,
             },
+            disabled: false,
+            default: false,
+            repeat_ms: None,
         };
         assert!(a.validate().is_ok());
         if let AlertKind::Smtp { to, .. } = &mut a.kind {

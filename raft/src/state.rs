@@ -15,9 +15,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    find_by_id_or_name, pages, Alert, Check, CheckState, Delivery, DeliveryStatus, Peer,
+    find_by_id_or_name, pages, Alert, Check, CheckState, Delivery, DeliveryStatus, Health, Peer,
     TransitionRecord, ValidationError,
 };
+use crate::mute::{muted_by, page_at_end, Maintenance, Silence};
+use crate::patch::{patched, Patch};
 use crate::NodeId;
 
 /// The whole replicated state. Its maps are `Shared`: cloning a state (as
@@ -49,6 +51,12 @@ pub struct ClusterState {
     /// Sequence of the last remembered request (orders `requests`).
     #[serde(default)]
     pub request_seq: u64,
+    /// Active silences (ad hoc, and open maintenance windows), by id.
+    #[serde(default)]
+    pub silences: Shared<BTreeMap<String, Silence>>,
+    /// Maintenance windows, by id.
+    #[serde(default)]
+    pub windows: Shared<BTreeMap<String, Maintenance>>,
 }
 
 /// How many applied request ids the state remembers.
@@ -192,6 +200,38 @@ pub enum ConfigCommand {
         id_or_name: String,
         paused: bool,
     },
+    /// Changes the given fields of a check (level 2). A new target
+    /// restarts its state at unknown; anything else keeps state and
+    /// history.
+    EditCheck {
+        id_or_name: String,
+        patch: Patch,
+    },
+    /// Changes the given fields of an alert, including `disabled`,
+    /// `default` and `repeat_ms` (level 2).
+    EditAlert {
+        id_or_name: String,
+        patch: Patch,
+    },
+    /// Mutes the checks it covers until it ends (level 2).
+    AddSilence {
+        silence: Silence,
+    },
+    /// Ends a silence early (level 2); `at_ms` is when, by the clock of the
+    /// node that took the request (it dates a page owed at the end).
+    RemoveSilence {
+        id: String,
+        at_ms: u64,
+    },
+    /// A recurring maintenance window (level 2).
+    AddWindow {
+        window: Maintenance,
+    },
+    /// Removes a window, ending its open occurrence (level 2).
+    RemoveWindow {
+        id_or_name: String,
+        at_ms: u64,
+    },
 }
 
 /// The log format level this release writes and reads. A command of level
@@ -217,6 +257,20 @@ pub enum RecordCommand {
     DeliveryOutcome { id: String, status: DeliveryStatus },
     /// Drops finished deliveries older than `before_ms`.
     PruneDeliveries { before_ms: u64 },
+    /// Silences whose end the leader's clock reached (level 2). Each stands
+    /// alone: one already gone is skipped.
+    EndSilences { ids: Vec<String>, at_ms: u64 },
+    /// A maintenance window's occurrence starting at `start_ms` opens, as
+    /// a silence (level 2).
+    OpenWindow { window_id: String, start_ms: u64 },
+    /// Re-notification `n` of a check that stays DOWN, to one alert with
+    /// `--repeat` (level 2).
+    Repeat {
+        check_id: String,
+        alert_id: String,
+        n: u64,
+        at_ms: u64,
+    },
 }
 
 impl From<ConfigCommand> for Command {
@@ -235,7 +289,21 @@ impl Command {
     /// The lowest log level that can decode this command.
     pub fn level(&self) -> u32 {
         match self {
-            Command::Config(ConfigCommand::SetPaused { .. }) => 2,
+            Command::Config(
+                ConfigCommand::SetPaused { .. }
+                | ConfigCommand::EditCheck { .. }
+                | ConfigCommand::EditAlert { .. }
+                | ConfigCommand::AddSilence { .. }
+                | ConfigCommand::RemoveSilence { .. }
+                | ConfigCommand::AddWindow { .. }
+                | ConfigCommand::RemoveWindow { .. },
+            )
+            | Command::Record(
+                RecordCommand::EndSilences { .. }
+                | RecordCommand::OpenWindow { .. }
+                | RecordCommand::Repeat { .. },
+            ) => 2,
+            Command::Config(ConfigCommand::AddAlert { alert }) if alert.has_level_2_fields() => 2,
             _ => 1,
         }
     }
@@ -266,6 +334,20 @@ impl Command {
                     "{} check {id_or_name}",
                     if *paused { "pause" } else { "resume" }
                 ),
+                ConfigCommand::EditCheck { id_or_name, patch } => {
+                    format!("edit check {id_or_name} ({})", patch.fields().join(", "))
+                }
+                ConfigCommand::EditAlert { id_or_name, patch } => {
+                    format!("edit alert {id_or_name} ({})", patch.fields().join(", "))
+                }
+                ConfigCommand::AddSilence { silence } => format!("add silence {}", silence.id),
+                ConfigCommand::RemoveSilence { id, .. } => format!("remove silence {id}"),
+                ConfigCommand::AddWindow { window } => {
+                    format!("add maintenance window {}", window.name)
+                }
+                ConfigCommand::RemoveWindow { id_or_name, .. } => {
+                    format!("remove maintenance window {id_or_name}")
+                }
             },
             Command::Record(r) => match r {
                 RecordCommand::Transition { check_id, record } => {
@@ -278,6 +360,19 @@ impl Command {
                 RecordCommand::PruneDeliveries { before_ms } => {
                     format!("prune deliveries before {before_ms}")
                 }
+                RecordCommand::EndSilences { ids, .. } => {
+                    format!("end silence(s) {}", ids.join(", "))
+                }
+                RecordCommand::OpenWindow {
+                    window_id,
+                    start_ms,
+                } => format!("open maintenance window {window_id} at {start_ms}"),
+                RecordCommand::Repeat {
+                    check_id,
+                    alert_id,
+                    n,
+                    ..
+                } => format!("repeat {n} of check {check_id} to alert {alert_id}"),
             },
         }
     }
@@ -323,7 +418,14 @@ pub enum RecordKey {
     CheckState(String),
     Delivery(String),
     Request(String),
+    Silence(String),
+    Window(String),
 }
+
+/// Fields of a check no edit may touch.
+const CHECK_FIXED: &[&str] = &["id", "type", "paused"];
+/// Fields of an alert no edit may touch.
+const ALERT_FIXED: &[&str] = &["id", "type"];
 
 impl ClusterState {
     /// Whether one flip may apply: the check exists and is in `from`.
@@ -362,14 +464,16 @@ impl ClusterState {
         Ok(())
     }
 
-    /// Applies one validated flip: the check's state, and a pending
-    /// delivery per alert when it pages.
+    /// Applies one validated flip: the check's state, and a delivery per
+    /// alert when it pages (pending; or settled at once as skipped for a
+    /// disabled alert, or silenced while a silence covers the check).
     fn apply_flip(
         &mut self,
         check_id: &str,
         record: &TransitionRecord,
         touched: &mut Vec<RecordKey>,
     ) {
+        let muted = muted_by(&self.silences, check_id).is_some();
         let flips = {
             let st = self
                 .check_states
@@ -380,36 +484,168 @@ impl ClusterState {
             st.since_ms = Some(record.at_ms);
             st.flips += 1;
             st.last = Some(record.clone());
+            st.repeats.clear();
+            st.note = None;
+            if !muted {
+                st.notified = Some(record.to);
+            }
             st.flips
         };
         touched.push(RecordKey::CheckState(check_id.to_string()));
         if pages(record.from, record.to) {
-            if let Some(check) = self.checks.get(check_id) {
-                for alert_id in &check.alerts {
-                    let id = format!("{check_id}-{flips}-{alert_id}");
-                    self.deliveries.make_mut().insert(
-                        id.clone(),
-                        Delivery {
-                            id: id.clone(),
-                            check_id: check_id.to_string(),
-                            check_name: check.name.clone(),
-                            check_type: check.kind.type_name().into(),
-                            target: check.kind.target().into(),
-                            alert_id: alert_id.clone(),
-                            alert_name: self
-                                .alerts
-                                .get(alert_id)
-                                .map(|a| a.name.clone())
-                                .unwrap_or_default(),
-                            transition: record.clone(),
-                            created_ms: record.at_ms,
-                            status: DeliveryStatus::Pending,
-                        },
-                    );
-                    touched.push(RecordKey::Delivery(id));
-                }
+            let alerts = self
+                .checks
+                .get(check_id)
+                .map(|c| c.alerts.clone())
+                .unwrap_or_default();
+            for alert_id in &alerts {
+                let id = format!("{check_id}-{flips}-{alert_id}");
+                self.record_page(check_id, alert_id, id, record, record.at_ms, "", touched);
             }
         }
+    }
+
+    /// Records one page of `check_id` to `alert_id` in the ledger: pending,
+    /// or settled at once when the alert is disabled or the check muted.
+    #[allow(clippy::too_many_arguments)]
+    fn record_page(
+        &mut self,
+        check_id: &str,
+        alert_id: &str,
+        id: String,
+        transition: &TransitionRecord,
+        created_ms: u64,
+        note: &str,
+        touched: &mut Vec<RecordKey>,
+    ) {
+        let Some(check) = self.checks.get(check_id) else {
+            return;
+        };
+        let alert = self.alerts.get(alert_id);
+        let status = if alert.is_some_and(|a| a.disabled) {
+            DeliveryStatus::Skipped {
+                at_ms: created_ms,
+                reason: "alert disabled".into(),
+            }
+        } else if let Some(s) = muted_by(&self.silences, check_id) {
+            DeliveryStatus::Silenced {
+                at_ms: created_ms,
+                silence: s.id.clone(),
+            }
+        } else {
+            DeliveryStatus::Pending
+        };
+        let delivery = Delivery {
+            id: id.clone(),
+            check_id: check_id.to_string(),
+            check_name: check.name.clone(),
+            check_type: check.kind.type_name().into(),
+            target: check.kind.target().into(),
+            alert_id: alert_id.to_string(),
+            alert_name: alert.map(|a| a.name.clone()).unwrap_or_default(),
+            transition: transition.clone(),
+            created_ms,
+            status,
+            note: note.to_string(),
+        };
+        self.deliveries.make_mut().insert(id.clone(), delivery);
+        touched.push(RecordKey::Delivery(id));
+    }
+
+    /// Restarts a check's state at unknown, keeping its flip count (so
+    /// delivery ids stay unique) and saying why.
+    fn restart_state(
+        &mut self,
+        check_id: &str,
+        note: Option<String>,
+        touched: &mut Vec<RecordKey>,
+    ) {
+        let Some(st) = self.check_states.make_mut().get_mut(check_id) else {
+            if note.is_none() {
+                return;
+            }
+            self.check_states.make_mut().insert(
+                check_id.to_string(),
+                CheckState {
+                    note,
+                    ..CheckState::default()
+                },
+            );
+            touched.push(RecordKey::CheckState(check_id.to_string()));
+            return;
+        };
+        *st = CheckState {
+            flips: st.flips,
+            note,
+            ..CheckState::default()
+        };
+        touched.push(RecordKey::CheckState(check_id.to_string()));
+    }
+
+    /// Removes silences and pages, once, the checks no silence covers any
+    /// more whose state changed since their alerts were last told.
+    fn end_silences(&mut self, ids: &[String], at_ms: u64, touched: &mut Vec<RecordKey>) -> usize {
+        let mut ended = Vec::new();
+        for id in ids {
+            if let Some(s) = self.silences.make_mut().remove(id) {
+                touched.push(RecordKey::Silence(id.clone()));
+                ended.push(s);
+            }
+        }
+        if ended.is_empty() {
+            return 0;
+        }
+        let unmuted: Vec<String> = self
+            .checks
+            .keys()
+            .filter(|c| ended.iter().any(|s| s.covers(c)))
+            .filter(|c| muted_by(&self.silences, c).is_none())
+            .cloned()
+            .collect();
+        for check_id in unmuted {
+            let Some(st) = self.check_states.get(&check_id) else {
+                continue;
+            };
+            if !page_at_end(st.notified, st.health) {
+                continue;
+            }
+            let Some(last) = st.last.clone() else {
+                continue;
+            };
+            let told = st.notified.unwrap_or(Health::Unknown);
+            let flips = st.flips;
+            let transition = TransitionRecord {
+                from: told,
+                to: st.health,
+                ..last
+            };
+            if let Some(st) = self.check_states.make_mut().get_mut(&check_id) {
+                st.notified = Some(st.health);
+            }
+            touched.push(RecordKey::CheckState(check_id.clone()));
+            let paused = self.checks.get(&check_id).is_some_and(|c| c.paused);
+            if paused {
+                continue;
+            }
+            let alerts = self
+                .checks
+                .get(&check_id)
+                .map(|c| c.alerts.clone())
+                .unwrap_or_default();
+            for alert_id in &alerts {
+                let id = format!("{check_id}-{flips}-{alert_id}-end");
+                self.record_page(
+                    &check_id,
+                    alert_id,
+                    id,
+                    &transition,
+                    at_ms,
+                    "silence ended",
+                    touched,
+                );
+            }
+        }
+        ended.len()
     }
 
     /// Checks a request against the current state without changing it.
@@ -499,6 +735,83 @@ impl ClusterState {
             ConfigCommand::SetPaused { id_or_name, .. } => {
                 self.check_named(id_or_name)?;
             }
+            ConfigCommand::EditCheck { id_or_name, patch } => {
+                let (before, after) = self.edited_check(id_or_name, patch)?;
+                if self
+                    .checks
+                    .values()
+                    .any(|c| c.name == after.name && c.id != before.id)
+                {
+                    return Err(v(
+                        "--name",
+                        format!("a check named {:?} already exists", after.name),
+                    )
+                    .into());
+                }
+                for a in &after.alerts {
+                    if !self.alerts.contains_key(a) {
+                        return Err(v("--alerts", format!("no alert with id {a}")).into());
+                    }
+                }
+            }
+            ConfigCommand::EditAlert { id_or_name, patch } => {
+                let (before, after) = self.edited_alert(id_or_name, patch)?;
+                if self
+                    .alerts
+                    .values()
+                    .any(|a| a.name == after.name && a.id != before.id)
+                {
+                    return Err(v(
+                        "--name",
+                        format!("an alert named {:?} already exists", after.name),
+                    )
+                    .into());
+                }
+            }
+            ConfigCommand::AddSilence { silence } => {
+                silence.validate()?;
+                if self.silences.contains_key(&silence.id) {
+                    return Err(v("id", format!("silence id {} already exists", silence.id)).into());
+                }
+                for c in &silence.checks {
+                    if !self.checks.contains_key(c) {
+                        return Err(v("checks", format!("no check with id {c}")).into());
+                    }
+                }
+            }
+            ConfigCommand::RemoveSilence { id, .. } => {
+                if !self.silences.contains_key(id) {
+                    return Err(v(
+                        "silence",
+                        format!("no active silence {id:?} (see 'qu silence list')"),
+                    )
+                    .into());
+                }
+            }
+            ConfigCommand::AddWindow { window } => {
+                window.validate()?;
+                if self.windows.contains_key(&window.id) {
+                    return Err(v("id", format!("window id {} already exists", window.id)).into());
+                }
+                if self.windows.values().any(|w| w.name == window.name) {
+                    return Err(v(
+                        "name",
+                        format!(
+                            "a maintenance window named {:?} already exists",
+                            window.name
+                        ),
+                    )
+                    .into());
+                }
+                for c in &window.checks {
+                    if !self.checks.contains_key(c) {
+                        return Err(v("checks", format!("no check with id {c}")).into());
+                    }
+                }
+            }
+            ConfigCommand::RemoveWindow { id_or_name, .. } => {
+                self.window_named(id_or_name)?;
+            }
             ConfigCommand::AddAlert { alert } => {
                 alert.validate()?;
                 if self.alerts.contains_key(&alert.id) {
@@ -558,8 +871,76 @@ impl ClusterState {
                     return Err(v("transitions", "no flips").into());
                 }
             }
+            RecordCommand::EndSilences { ids, .. } => {
+                if !ids.iter().any(|id| self.silences.contains_key(id)) {
+                    return Err(v("silence", "the silences already ended").into());
+                }
+            }
+            RecordCommand::OpenWindow {
+                window_id,
+                start_ms,
+            } => {
+                let Some(w) = self.windows.get(window_id) else {
+                    return Err(v("window", format!("no window {window_id}")).into());
+                };
+                if w.last_opened_ms.is_some_and(|last| last >= *start_ms) {
+                    return Err(v("window", "that occurrence was already opened").into());
+                }
+            }
+            RecordCommand::Repeat {
+                check_id,
+                alert_id,
+                n,
+                ..
+            } => {
+                let due = self
+                    .checks
+                    .get(check_id)
+                    .is_some_and(|c| !c.paused && c.alerts.contains(alert_id))
+                    && self
+                        .alerts
+                        .get(alert_id)
+                        .is_some_and(|a| !a.disabled && a.repeat_ms.is_some())
+                    && self.check_states.get(check_id).is_some_and(|st| {
+                        st.health == Health::Down
+                            && st.repeats.get(alert_id).copied().unwrap_or(0) < *n
+                    })
+                    && muted_by(&self.silences, check_id).is_none();
+                if !due {
+                    return Err(v("repeat", "no repeat is due").into());
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The check an edit names, and what the edit makes of it (validated).
+    fn edited_check(&self, id_or_name: &str, patch: &Patch) -> Result<(Check, Check), Refusal> {
+        let before = self.check_named(id_or_name)?.clone();
+        let what = format!("{} check", before.kind.type_name());
+        let after = patched(&before, patch, &what, CHECK_FIXED)?;
+        after.validate()?;
+        Ok((before, after))
+    }
+
+    /// The alert an edit names, and what the edit makes of it (validated).
+    fn edited_alert(&self, id_or_name: &str, patch: &Patch) -> Result<(Alert, Alert), Refusal> {
+        let before = self.alert_named(id_or_name)?.clone();
+        let what = format!("{} alert", before.kind.type_name());
+        let after = patched(&before, patch, &what, ALERT_FIXED)?;
+        after.validate()?;
+        Ok((before, after))
+    }
+
+    /// The maintenance window `id_or_name` names.
+    fn window_named(&self, id_or_name: &str) -> Result<&Maintenance, Refusal> {
+        find_by_id_or_name(&self.windows, id_or_name, |w| &w.name).ok_or_else(|| {
+            ValidationError::new(
+                "window",
+                format!("no maintenance window with id or name {id_or_name:?} (see 'qu maintenance list')"),
+            )
+            .into()
+        })
     }
 
     /// The check `id_or_name` names, or the refusal that says so.
@@ -702,11 +1083,7 @@ impl ClusterState {
                 let old: Vec<String> = self
                     .deliveries
                     .values()
-                    .filter(|d| match &d.status {
-                        DeliveryStatus::Pending => false,
-                        DeliveryStatus::Delivered { at_ms, .. }
-                        | DeliveryStatus::Failed { at_ms, .. } => at_ms < before_ms,
-                    })
+                    .filter(|d| d.status.settled_at_ms().is_some_and(|at| at < *before_ms))
                     .map(|d| d.id.clone())
                     .collect();
                 for id in &old {
@@ -731,6 +1108,47 @@ impl ClusterState {
                     "{done} check state flip(s) committed, {} stale skipped",
                     flips.len() - done
                 )
+            }
+            RecordCommand::EndSilences { ids, at_ms } => {
+                let n = self.end_silences(ids, *at_ms, touched);
+                format!("{n} silence(s) ended")
+            }
+            RecordCommand::OpenWindow {
+                window_id,
+                start_ms,
+            } => {
+                let Some(w) = self.windows.make_mut().get_mut(window_id) else {
+                    return "no such window".into();
+                };
+                w.last_opened_ms = Some(*start_ms);
+                let occurrence = w.occurrence(*start_ms);
+                touched.push(RecordKey::Window(window_id.clone()));
+                touched.push(RecordKey::Silence(occurrence.id.clone()));
+                let summary = format!("maintenance window {} opened", occurrence.id);
+                self.silences
+                    .make_mut()
+                    .insert(occurrence.id.clone(), occurrence);
+                summary
+            }
+            RecordCommand::Repeat {
+                check_id,
+                alert_id,
+                n,
+                at_ms,
+            } => {
+                let Some(st) = self.check_states.make_mut().get_mut(check_id) else {
+                    return "no such check".into();
+                };
+                st.repeats.insert(alert_id.clone(), *n);
+                let flips = st.flips;
+                let Some(last) = st.last.clone() else {
+                    return "no transition to repeat".into();
+                };
+                touched.push(RecordKey::CheckState(check_id.clone()));
+                let id = format!("{check_id}-{flips}-{alert_id}-r{n}");
+                let note = format!("repeat {n}");
+                self.record_page(check_id, alert_id, id, &last, *at_ms, &note, touched);
+                format!("check {check_id}: {note} to alert {alert_id}")
             }
         }
     }
@@ -806,11 +1224,98 @@ impl ClusterState {
                     )
                 } else {
                     // Resumed from unknown: only a real flip pages again.
-                    if self.check_states.make_mut().remove(&id).is_some() {
-                        touched.push(RecordKey::CheckState(id.clone()));
-                    }
+                    // The flip count stays, so delivery ids stay unique.
+                    self.restart_state(&id, None, touched);
                     format!("resumed check {} ({id}) from unknown", check.name)
                 }
+            }
+            ConfigCommand::EditCheck { id_or_name, patch } => {
+                let (before, after) = self.edited_check(id_or_name, patch)?;
+                if before == after {
+                    return Ok(None);
+                }
+                let id = before.id.clone();
+                let retargeted = before.kind.target() != after.kind.target();
+                self.checks.make_mut().insert(id.clone(), after.clone());
+                touched.push(RecordKey::Check(id.clone()));
+                let mut summary = format!(
+                    "edited check {} ({id}): {}",
+                    after.name,
+                    patch.fields().join(", ")
+                );
+                if retargeted {
+                    let note = format!(
+                        "the target changed from {} to {}: the state restarted at unknown",
+                        before.kind.target(),
+                        after.kind.target()
+                    );
+                    summary = format!("{summary}; {note}");
+                    self.restart_state(&id, Some(note), touched);
+                }
+                summary
+            }
+            ConfigCommand::EditAlert { id_or_name, patch } => {
+                let (before, after) = self.edited_alert(id_or_name, patch)?;
+                if before == after {
+                    return Ok(None);
+                }
+                let id = before.id.clone();
+                self.alerts.make_mut().insert(id.clone(), after.clone());
+                touched.push(RecordKey::Alert(id.clone()));
+                let what: Vec<&str> = patch
+                    .fields()
+                    .into_iter()
+                    .map(|f| match f {
+                        "password" | "webhook" | "url" | "headers" => "(secret) field",
+                        other => other,
+                    })
+                    .collect();
+                let mut what = what;
+                what.dedup();
+                format!("edited alert {} ({id}): {}", after.name, what.join(", "))
+            }
+            ConfigCommand::AddSilence { silence } => {
+                self.silences
+                    .make_mut()
+                    .insert(silence.id.clone(), silence.clone());
+                touched.push(RecordKey::Silence(silence.id.clone()));
+                let over = if silence.all {
+                    "every check".to_string()
+                } else {
+                    format!("{} check(s)", silence.checks.len())
+                };
+                format!("added silence {} over {over}", silence.id)
+            }
+            ConfigCommand::RemoveSilence { id, at_ms } => {
+                self.end_silences(std::slice::from_ref(id), *at_ms, touched);
+                format!("removed silence {id}")
+            }
+            ConfigCommand::AddWindow { window } => {
+                self.windows
+                    .make_mut()
+                    .insert(window.id.clone(), window.clone());
+                touched.push(RecordKey::Window(window.id.clone()));
+                format!(
+                    "added maintenance window {} ({}): every {} for {} min ({})",
+                    window.name,
+                    window.id,
+                    window.every,
+                    window.duration_ms / 60_000,
+                    window.tz
+                )
+            }
+            ConfigCommand::RemoveWindow { id_or_name, at_ms } => {
+                let w = self.window_named(id_or_name)?.clone();
+                self.windows.make_mut().remove(&w.id);
+                touched.push(RecordKey::Window(w.id.clone()));
+                let open: Vec<String> = self
+                    .silences
+                    .values()
+                    .filter(|s| s.window.as_deref() == Some(w.id.as_str()))
+                    .map(|s| s.id.clone())
+                    .collect();
+                self.end_silences(&open, *at_ms, touched);
+                format!("removed maintenance window {} ({})", w.name, w.id)
             }
             ConfigCommand::AddAlert { alert } => {
                 self.alerts
@@ -863,6 +1368,10 @@ impl ConfigCommand {
 }
 
 #[cfg(test)]
+#[path = "state_day_two_tests.rs"]
+mod day_two_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{AlertKind, CheckKind};
@@ -898,6 +1407,9 @@ mod tests {
                 url: "https://hooks.example.com/x".into(),
                 headers: vec![],
             },
+            disabled: false,
+            default: false,
+            repeat_ms: None,
         }
     }
 

@@ -95,6 +95,8 @@ fn record_key(k: &RecordKey) -> Vec<u8> {
         RecordKey::CheckState(id) => format!("cstate/{id}").into_bytes(),
         RecordKey::Delivery(id) => format!("delivery/{id}").into_bytes(),
         RecordKey::Request(id) => format!("req/{id}").into_bytes(),
+        RecordKey::Silence(id) => format!("silence/{id}").into_bytes(),
+        RecordKey::Window(id) => format!("window/{id}").into_bytes(),
     }
 }
 
@@ -143,6 +145,16 @@ fn record_value(a: &Applied, k: &RecordKey) -> io::Result<Option<Vec<u8>>> {
             .requests
             .get(id)
             .map_or(Ok(None), |v| enc(serde_json::to_vec(v))),
+        RecordKey::Silence(id) => a
+            .state
+            .silences
+            .get(id)
+            .map_or(Ok(None), |v| enc(serde_json::to_vec(v))),
+        RecordKey::Window(id) => a
+            .state
+            .windows
+            .get(id)
+            .map_or(Ok(None), |v| enc(serde_json::to_vec(v))),
     }
 }
 
@@ -160,6 +172,8 @@ fn all_keys(a: &Applied) -> Vec<RecordKey> {
         deliveries,
         requests,
         request_seq: _,
+        silences,
+        windows,
     } = &a.state;
     std::iter::once(RecordKey::Meta)
         .chain(peers.keys().map(|k| RecordKey::Peer(*k)))
@@ -172,6 +186,8 @@ fn all_keys(a: &Applied) -> Vec<RecordKey> {
         )
         .chain(deliveries.keys().map(|k| RecordKey::Delivery(k.clone())))
         .chain(requests.keys().map(|k| RecordKey::Request(k.clone())))
+        .chain(silences.keys().map(|k| RecordKey::Silence(k.clone())))
+        .chain(windows.keys().map(|k| RecordKey::Window(k.clone())))
         .collect()
 }
 
@@ -283,6 +299,16 @@ fn load(sm: &sled::Tree) -> io::Result<Applied> {
             );
         } else if let Some(id) = key.strip_prefix("cstate/") {
             a.state.check_states.make_mut().insert(
+                id.to_string(),
+                serde_json::from_slice(&v).map_err(json_err)?,
+            );
+        } else if let Some(id) = key.strip_prefix("silence/") {
+            a.state.silences.make_mut().insert(
+                id.to_string(),
+                serde_json::from_slice(&v).map_err(json_err)?,
+            );
+        } else if let Some(id) = key.strip_prefix("window/") {
+            a.state.windows.make_mut().insert(
                 id.to_string(),
                 serde_json::from_slice(&v).map_err(json_err)?,
             );
