@@ -382,6 +382,7 @@ fn a_thousand_checks_flipping_at_once_are_all_paged_with_at_most_64_sends_in_fli
             interval_ms: 2000,
             timeout_ms: 1000,
             alerts: vec!["hook".into()],
+            default_alerts: false,
         };
         rt.block_on(request(
             &node.socket,

@@ -582,6 +582,39 @@ impl ClusterState {
         touched.push(RecordKey::CheckState(check_id.to_string()));
     }
 
+    /// Counts the repeats that fell inside a silence as done, so its end
+    /// pages once, and the repeats go on at the outage's own schedule.
+    fn skip_repeats_due(&mut self, check_id: &str, at_ms: u64, touched: &mut Vec<RecordKey>) {
+        let Some(check) = self.checks.get(check_id) else {
+            return;
+        };
+        let every: Vec<(String, u64)> = check
+            .alerts
+            .iter()
+            .filter_map(|a| {
+                let r = self.alerts.get(a)?.repeat_ms?;
+                (r > 0).then(|| (a.clone(), r))
+            })
+            .collect();
+        let Some(st) = self.check_states.get(check_id) else {
+            return;
+        };
+        let (Health::Down, Some(since)) = (st.health, st.since_ms) else {
+            return;
+        };
+        if every.is_empty() {
+            return;
+        }
+        if let Some(st) = self.check_states.make_mut().get_mut(check_id) {
+            for (alert, r) in every {
+                let n = at_ms.saturating_sub(since) / r;
+                let done = st.repeats.entry(alert).or_default();
+                *done = (*done).max(n);
+            }
+        }
+        touched.push(RecordKey::CheckState(check_id.to_string()));
+    }
+
     /// Removes silences and pages, once, the checks no silence covers any
     /// more whose state changed since their alerts were last told.
     fn end_silences(&mut self, ids: &[String], at_ms: u64, touched: &mut Vec<RecordKey>) -> usize {
@@ -603,6 +636,7 @@ impl ClusterState {
             .cloned()
             .collect();
         for check_id in unmuted {
+            self.skip_repeats_due(&check_id, at_ms, touched);
             let Some(st) = self.check_states.get(&check_id) else {
                 continue;
             };

@@ -48,6 +48,9 @@ fn entries() -> Vec<Entry> {
                     url: "http://127.0.0.1:9/hook".into(),
                     headers: vec![],
                 },
+                disabled: false,
+                default: true,
+                repeat_ms: Some(60_000),
             },
         }),
         Command::from(ConfigCommand::AddCheck {
@@ -63,7 +66,31 @@ fn entries() -> Vec<Entry> {
                 paused: false,
             },
         }),
-        // A paging flip: a check state and a pending delivery in the ledger.
+        // Day two: a silence over the check and a maintenance window.
+        Command::from(ConfigCommand::AddSilence {
+            silence: qu_raft::mute::Silence {
+                id: "s1".into(),
+                checks: vec!["k1".into()],
+                all: false,
+                start_ms: 500,
+                end_ms: 5_000,
+                reason: "deploy".into(),
+                window: None,
+            },
+        }),
+        Command::from(ConfigCommand::AddWindow {
+            window: qu_raft::mute::Maintenance {
+                id: "w1".into(),
+                name: "sunday".into(),
+                every: "sun 02:00".into(),
+                duration_ms: 3_600_000,
+                tz: "Europe/Berlin".into(),
+                checks: vec![],
+                all: true,
+                last_opened_ms: None,
+            },
+        }),
+        // A paging flip, silenced: a check state and a settled delivery.
         Command::from(RecordCommand::Transition {
             check_id: "k1".into(),
             record: TransitionRecord {
@@ -97,8 +124,10 @@ async fn snapshot_built_on_one_node_installs_identically_on_another() {
     let stream = futures_util::stream::iter(entries().into_iter().map(|e| Ok((e, None))));
     a.apply(stream).await.unwrap();
     let applied = a.current();
-    assert_eq!(applied.state.version, 4);
-    assert_eq!(applied.last_applied.map(|l| l.index), Some(6));
+    assert_eq!(applied.state.version, 6);
+    assert_eq!(applied.last_applied.map(|l| l.index), Some(8));
+    assert_eq!(applied.state.silences.len(), 1);
+    assert_eq!(applied.state.windows.len(), 1);
     assert_eq!(applied.state.check_states.len(), 1);
     assert_eq!(
         applied.state.deliveries.len(),
@@ -112,7 +141,7 @@ async fn snapshot_built_on_one_node_installs_identically_on_another() {
         .build_snapshot()
         .await
         .unwrap();
-    assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(6));
+    assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(8));
 
     let b_dir = tempfile::tempdir().unwrap();
     {

@@ -6,6 +6,7 @@
 //! nor hammers a receiver that said no; secrets never appear in errors.
 
 pub mod discord;
+pub mod maintenance;
 pub mod message;
 pub mod smtp;
 pub mod webhook;

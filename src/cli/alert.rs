@@ -1,22 +1,52 @@
-//! `qu alert add|list|remove` (SPEC §10).
+//! `qu alert add|list|edit|disable|enable|default|test|log|remove` (SPEC §10).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{ArgAction, Subcommand};
+use clap::{ArgAction, Args, Subcommand};
 
-use super::{ask, mutate, print_json, table, unexpected, Failure, IfVersion, JsonArg};
+use super::{ask, mutate, parse_duration, print_json, table, unexpected, Failure, IfVersion, JsonArg};
 use crate::config::Env;
 use crate::daemon::control::{AlertSpec, ControlReply, ControlRequest};
 use qu_raft::model::AlertKind;
+use qu_raft::patch::Patch;
 
 #[derive(Debug, Subcommand)]
 pub enum AlertCommand {
     /// Add an alert channel
     #[command(subcommand)]
     Add(AddCommand),
-    /// List alerts (secrets masked)
+    /// List alerts (secrets masked): ID, NAME, TYPE, TARGET, USED_BY, DEFAULT, REPEAT, ENABLED
     List(JsonArg),
+    /// Change some settings of an alert (only the flags given change; secrets can be replaced, never shown)
+    Edit(EditArgs),
+    /// Disable an alert: it sends nothing; pages it would have sent show as 'skipped (alert disabled)' in 'qu alert log'
+    Disable {
+        /// The alert's id or name
+        #[arg(value_name = "ID_OR_NAME")]
+        id_or_name: String,
+        #[command(flatten)]
+        if_version: IfVersion,
+    },
+    /// Enable a disabled alert again (it pages from the next flip on)
+    Enable {
+        /// The alert's id or name
+        #[arg(value_name = "ID_OR_NAME")]
+        id_or_name: String,
+        #[command(flatten)]
+        if_version: IfVersion,
+    },
+    /// Make an alert a default one (on) or not (off): checks added without --alerts get the default alerts
+    Default {
+        /// The alert's id or name
+        #[arg(value_name = "ID_OR_NAME")]
+        id_or_name: String,
+        /// on or off
+        #[arg(value_name = "on|off", value_parser = parse_on_off)]
+        on: bool,
+        #[command(flatten)]
+        if_version: IfVersion,
+    },
     /// Send a test page now through the leader; prints success or the provider's exact error (shown in 'qu alert log' as TEST)
     Test {
         /// The alert's id or name
@@ -54,6 +84,8 @@ pub enum AddCommand {
         #[arg(long = "header", value_name = "'K: V'")]
         headers: Vec<String>,
         #[command(flatten)]
+        options: AlertOptions,
+        #[command(flatten)]
         if_version: IfVersion,
     },
     /// A Discord channel webhook
@@ -66,6 +98,8 @@ pub enum AddCommand {
         /// Read the webhook URL from this file
         #[arg(long, value_name = "PATH", conflicts_with = "webhook")]
         webhook_file: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        options: AlertOptions,
         #[command(flatten)]
         if_version: IfVersion,
     },
@@ -101,8 +135,160 @@ pub enum AddCommand {
         #[arg(long)]
         tls: bool,
         #[command(flatten)]
+        options: AlertOptions,
+        #[command(flatten)]
         if_version: IfVersion,
     },
+}
+
+/// Options every provider takes.
+#[derive(Debug, Args)]
+pub struct AlertOptions {
+    /// Make it a default alert: checks added without --alerts get it
+    #[arg(long)]
+    default: bool,
+    /// While a check stays DOWN, page again every DURATION (e.g. 1h; at least 1s) [default: off]
+    #[arg(long, value_name = "DURATION|off", value_parser = parse_repeat)]
+    repeat: Option<Option<u64>>,
+}
+
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The alert's id or name
+    #[arg(value_name = "ID_OR_NAME")]
+    id_or_name: String,
+    /// A new name
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// While a check stays DOWN, page again every DURATION; 'off' stops repeating
+    #[arg(long, value_name = "DURATION|off", value_parser = parse_repeat)]
+    repeat: Option<Option<u64>>,
+    /// A new URL (webhook; a secret); '-' reads it from stdin
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Read the new URL from this file (webhook)
+    #[arg(long, value_name = "PATH", conflicts_with = "url")]
+    url_file: Option<std::path::PathBuf>,
+    /// Replace the extra headers, 'Name: value' (repeatable; webhook)
+    #[arg(long = "header", value_name = "'K: V'")]
+    headers: Vec<String>,
+    /// A new webhook URL (discord; a secret); '-' reads it from stdin
+    #[arg(long, value_name = "URL")]
+    webhook: Option<String>,
+    /// Read the new webhook URL from this file (discord)
+    #[arg(long, value_name = "PATH", conflicts_with = "webhook")]
+    webhook_file: Option<std::path::PathBuf>,
+    /// A new SMTP server (smtp)
+    #[arg(long, value_name = "HOST")]
+    host: Option<String>,
+    /// A new SMTP port (smtp)
+    #[arg(long)]
+    port: Option<u16>,
+    /// A new sender address (smtp)
+    #[arg(long, value_name = "ADDRESS")]
+    from: Option<String>,
+    /// New recipients, comma-separated (smtp)
+    #[arg(long, value_delimiter = ',')]
+    to: Option<Vec<String>>,
+    /// A new SMTP login user (smtp)
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
+    /// A new SMTP password (smtp); '-' reads it from stdin
+    #[arg(long, value_name = "PASSWORD")]
+    password: Option<String>,
+    /// Read the new SMTP password from this file (smtp)
+    #[arg(long, value_name = "PATH", conflicts_with = "password")]
+    password_file: Option<std::path::PathBuf>,
+    /// Require STARTTLS (true) or send in plain text (false) (smtp)
+    #[arg(long, value_name = "true|false", action = ArgAction::Set)]
+    starttls: Option<bool>,
+    /// Implicit TLS from the first byte (smtp)
+    #[arg(long, value_name = "true|false", action = ArgAction::Set)]
+    tls: Option<bool>,
+    #[command(flatten)]
+    if_version: IfVersion,
+}
+
+impl EditArgs {
+    fn patch(self) -> Result<Patch, Failure> {
+        let mut p = Patch::default();
+        if let Some(v) = &self.name {
+            p.set("name", v);
+        }
+        match self.repeat {
+            Some(Some(ms)) => {
+                p.set("repeat_ms", ms);
+            }
+            Some(None) => {
+                p.clear("repeat_ms");
+            }
+            None => {}
+        }
+        if let Some(v) = secret("--url", self.url, self.url_file)? {
+            p.set("url", v);
+        }
+        if !self.headers.is_empty() {
+            let headers: Vec<(String, String)> = self
+                .headers
+                .iter()
+                .map(|h| parse_header(h))
+                .collect::<Result<_, _>>()?;
+            p.set("headers", headers);
+        }
+        if let Some(v) = secret("--webhook", self.webhook, self.webhook_file)? {
+            p.set("webhook", v);
+        }
+        if let Some(v) = &self.host {
+            p.set("host", v);
+        }
+        if let Some(v) = self.port {
+            p.set("port", v);
+        }
+        if let Some(v) = &self.from {
+            p.set("from", v);
+        }
+        if let Some(v) = &self.to {
+            p.set("to", v);
+        }
+        if let Some(v) = &self.user {
+            p.set("user", v);
+        }
+        if let Some(v) = secret("--password", self.password, self.password_file)? {
+            p.set("password", v);
+        }
+        if let Some(v) = self.starttls {
+            p.set("starttls", v);
+        }
+        if let Some(v) = self.tls {
+            p.set("tls", v);
+            if v && self.starttls.is_none() {
+                p.set("starttls", false);
+            }
+        }
+        if p.is_empty() {
+            return Err(Failure::msg(
+                "nothing to change: give at least one flag to edit (see 'qu alert edit --help')",
+            ));
+        }
+        Ok(p)
+    }
+}
+
+/// `--repeat`: a duration, or `off`.
+fn parse_repeat(s: &str) -> Result<Option<u64>, String> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let d = parse_duration(s)?;
+    Ok(Some(d.as_millis() as u64))
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("{s:?}: say on or off")),
+    }
 }
 
 /// A secret given as a value, as `-` (stdin, first line), or as a file
@@ -145,12 +331,13 @@ fn parse_header(h: &str) -> Result<(String, String), Failure> {
 pub(super) fn run(env: &Env, cmd: AlertCommand) -> Result<ExitCode, Failure> {
     match cmd {
         AlertCommand::Add(add) => {
-            let (name, kind, if_version) = match add {
+            let (name, kind, options, if_version) = match add {
                 AddCommand::Webhook {
                     name,
                     url,
                     url_file,
                     headers,
+                    options,
                     if_version,
                 } => {
                     let url = secret("--url", url, url_file)?.unwrap_or_default();
@@ -158,16 +345,17 @@ pub(super) fn run(env: &Env, cmd: AlertCommand) -> Result<ExitCode, Failure> {
                         .iter()
                         .map(|h| parse_header(h))
                         .collect::<Result<_, _>>()?;
-                    (name, AlertKind::Webhook { url, headers }, if_version)
+                    (name, AlertKind::Webhook { url, headers }, options, if_version)
                 }
                 AddCommand::Discord {
                     name,
                     webhook,
                     webhook_file,
+                    options,
                     if_version,
                 } => {
                     let webhook = secret("--webhook", webhook, webhook_file)?.unwrap_or_default();
-                    (name, AlertKind::Discord { webhook }, if_version)
+                    (name, AlertKind::Discord { webhook }, options, if_version)
                 }
                 AddCommand::Smtp {
                     name,
@@ -180,6 +368,7 @@ pub(super) fn run(env: &Env, cmd: AlertCommand) -> Result<ExitCode, Failure> {
                     password_file,
                     starttls,
                     tls,
+                    options,
                     if_version,
                 } => {
                     let password = secret("--password", password, password_file)?;
@@ -195,6 +384,7 @@ pub(super) fn run(env: &Env, cmd: AlertCommand) -> Result<ExitCode, Failure> {
                             starttls: starttls && !tls,
                             tls,
                         },
+                        options,
                         if_version,
                     )
                 }
@@ -202,7 +392,12 @@ pub(super) fn run(env: &Env, cmd: AlertCommand) -> Result<ExitCode, Failure> {
             mutate(
                 env,
                 ControlRequest::AlertAdd {
-                    spec: AlertSpec { name, kind },
+                    spec: AlertSpec {
+                        name,
+                        kind,
+                        default: options.default,
+                        repeat_ms: options.repeat.flatten(),
+                    },
                     if_version: if_version.if_version,
                 },
             )
@@ -229,15 +424,47 @@ pub(super) fn run(env: &Env, cmd: AlertCommand) -> Result<ExitCode, Failure> {
                         } else {
                             a.used_by.join(",")
                         },
+                        if a.default { "yes" } else { "no" }.into(),
+                        a.repeat.clone().unwrap_or_else(|| "off".into()),
+                        if a.disabled { "DISABLED" } else { "yes" }.into(),
                     ]
                 })
                 .collect();
             print!(
                 "{}",
-                table::render(&["ID", "NAME", "TYPE", "TARGET", "USED_BY"], &rows)
+                table::render(
+                    &["ID", "NAME", "TYPE", "TARGET", "USED_BY", "DEFAULT", "REPEAT", "ENABLED"],
+                    &rows
+                )
             );
             Ok(ExitCode::SUCCESS)
         }
+        AlertCommand::Edit(args) => {
+            let id_or_name = args.id_or_name.clone();
+            let if_version = args.if_version.if_version;
+            let patch = args.patch()?;
+            mutate(
+                env,
+                ControlRequest::AlertEdit {
+                    id_or_name,
+                    patch,
+                    if_version,
+                },
+            )
+        }
+        AlertCommand::Disable {
+            id_or_name,
+            if_version,
+        } => edit_one(env, id_or_name, "disabled", true, if_version),
+        AlertCommand::Enable {
+            id_or_name,
+            if_version,
+        } => edit_one(env, id_or_name, "disabled", false, if_version),
+        AlertCommand::Default {
+            id_or_name,
+            on,
+            if_version,
+        } => edit_one(env, id_or_name, "default", on, if_version),
         AlertCommand::Test { id_or_name } => {
             let ControlReply::AlertTested { message } = ask(
                 env,
@@ -308,4 +535,24 @@ pub(super) fn run(env: &Env, cmd: AlertCommand) -> Result<ExitCode, Failure> {
             },
         ),
     }
+}
+
+/// An edit of one boolean field of an alert.
+fn edit_one(
+    env: &Env,
+    id_or_name: String,
+    field: &str,
+    value: bool,
+    if_version: IfVersion,
+) -> Result<ExitCode, Failure> {
+    let mut patch = Patch::default();
+    patch.set(field, value);
+    mutate(
+        env,
+        ControlRequest::AlertEdit {
+            id_or_name,
+            patch,
+            if_version: if_version.if_version,
+        },
+    )
 }

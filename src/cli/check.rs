@@ -1,4 +1,4 @@
-//! `qu check add|list|remove` (SPEC §8).
+//! `qu check add|list|show|edit|test|pause|resume|remove` (SPEC §8).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -7,15 +7,16 @@ use clap::{Args, Subcommand};
 
 use super::{ask, mutate, parse_duration, print_json, table, unexpected, Failure, IfVersion};
 use crate::config::Env;
-use crate::daemon::control::{CheckRow, CheckSpec, ControlReply, ControlRequest};
+use crate::daemon::control::{CheckRow, CheckSpec, ControlReply, ControlRequest, TestSubject};
 use qu_raft::model::CheckKind;
+use qu_raft::patch::Patch;
 
 #[derive(Debug, Subcommand)]
 pub enum CheckCommand {
     /// Add a check
     #[command(subcommand)]
     Add(AddCommand),
-    /// List checks: ID, NAME, TYPE, TARGET, INTERVAL, STATE, SINCE, VOTES, ALERTS
+    /// List checks: ID, NAME, TYPE, TARGET, INTERVAL, STATE, SINCE, VOTES, ALERTS, MUTED
     List {
         /// Print JSON ({"version": N, "checks": [...]}) instead of text
         #[arg(long)]
@@ -33,6 +34,10 @@ pub enum CheckCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change some settings of a check; only the fields given change. The state and its history are kept, unless the target changes (then it restarts at unknown)
+    Edit(EditArgs),
+    /// Probe now from every node (not waiting for the round) and show each node's result and the verdict the quorum would reach; nothing is committed, nothing pages. Exit status 0 when the verdict is UP
+    Test(TestArgs),
     /// Pause a check: probed nowhere, shown as paused, pages never (alias: disable)
     #[command(visible_alias = "disable")]
     Pause {
@@ -61,24 +66,42 @@ pub enum CheckCommand {
     },
 }
 
+/// What an HTTP check fetches and expects (`add` and `test`).
+#[derive(Debug, Args)]
+pub struct HttpTarget {
+    /// What to fetch: a full http:// or https:// URL
+    #[arg(value_name = "URL")]
+    url: String,
+    /// Exact status code expected, 100-599 [default: any 2xx]
+    #[arg(long, value_name = "CODE", value_parser = parse_status)]
+    expect: Option<u16>,
+    /// UP only if the body contains this string
+    #[arg(long, value_name = "STR")]
+    body_match: Option<String>,
+    /// Do not verify the target's TLS certificate
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl HttpTarget {
+    fn kind(self) -> CheckKind {
+        CheckKind::Http {
+            url: self.url,
+            expect: self.expect,
+            body_match: self.body_match,
+            insecure: self.insecure,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AddCommand {
     /// HTTP(S) GET; UP on the expected status (default any 2xx) and body match; follows up to 10 redirects
     Http {
         /// The check's name: 1-64 letters, digits, '-', '_', '.'; not 8 hex digits (those are ids)
         name: String,
-        /// What to fetch: a full http:// or https:// URL
-        #[arg(value_name = "URL")]
-        url: String,
-        /// Exact status code expected, 100-599 [default: any 2xx]
-        #[arg(long, value_name = "CODE", value_parser = parse_status)]
-        expect: Option<u16>,
-        /// UP only if the body contains this string
-        #[arg(long, value_name = "STR")]
-        body_match: Option<String>,
-        /// Do not verify the target's TLS certificate
-        #[arg(long)]
-        insecure: bool,
+        #[command(flatten)]
+        target: HttpTarget,
         #[command(flatten)]
         common: Common,
     },
@@ -104,6 +127,176 @@ pub enum AddCommand {
     },
 }
 
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The check's id or name
+    #[arg(value_name = "ID_OR_NAME")]
+    id_or_name: String,
+    /// A new name
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// A new URL (http checks; the state restarts at unknown)
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// A new HOST:PORT (tcp checks; the state restarts at unknown)
+    #[arg(long, value_name = "HOST:PORT")]
+    target: Option<String>,
+    /// A new host (icmp checks; the state restarts at unknown)
+    #[arg(long, value_name = "HOST")]
+    host: Option<String>,
+    /// A new probe interval, 1s to 24h (the timeout must stay shorter)
+    #[arg(long, value_parser = parse_duration)]
+    interval: Option<Duration>,
+    /// A new probe timeout, at least 100ms and shorter than the interval
+    #[arg(long, value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// Exact status code expected (http), or 'any' for any 2xx
+    #[arg(long, value_name = "CODE|any", value_parser = parse_expect_edit)]
+    expect: Option<Option<u16>>,
+    /// UP only if the body contains this string (http); '' removes the match
+    #[arg(long, value_name = "STR")]
+    body_match: Option<String>,
+    /// Verify the TLS certificate (false) or not (true) (http)
+    #[arg(long, value_name = "true|false", action = clap::ArgAction::Set)]
+    insecure: Option<bool>,
+    /// The alerts to notify, comma-separated, replacing the current ones; 'none' for no alerts
+    #[arg(long, value_delimiter = ',', value_name = "a,b|none")]
+    alerts: Option<Vec<String>>,
+    #[command(flatten)]
+    if_version: IfVersion,
+}
+
+impl EditArgs {
+    fn patch(&self) -> Result<Patch, Failure> {
+        let mut p = Patch::default();
+        if let Some(v) = &self.name {
+            p.set("name", v);
+        }
+        if let Some(v) = &self.url {
+            p.set("url", v);
+        }
+        if let Some(v) = &self.target {
+            p.set("target", v);
+        }
+        if let Some(v) = &self.host {
+            p.set("host", v);
+        }
+        if let Some(v) = self.interval {
+            p.set("interval_ms", v.as_millis() as u64);
+        }
+        if let Some(v) = self.timeout {
+            p.set("timeout_ms", v.as_millis() as u64);
+        }
+        match self.expect {
+            Some(Some(code)) => {
+                p.set("expect", code);
+            }
+            Some(None) => {
+                p.clear("expect");
+            }
+            None => {}
+        }
+        match self.body_match.as_deref() {
+            Some("") => {
+                p.clear("body_match");
+            }
+            Some(m) => {
+                p.set("body_match", m);
+            }
+            None => {}
+        }
+        if let Some(v) = self.insecure {
+            p.set("insecure", v);
+        }
+        if let Some(a) = &self.alerts {
+            p.set("alerts", alerts_arg(a)?.unwrap_or_default());
+        }
+        if p.is_empty() {
+            return Err(Failure::msg(
+                "nothing to change: give at least one of --name, --url/--target/--host, --interval, --timeout, --expect, --body-match, --insecure, --alerts",
+            ));
+        }
+        Ok(p)
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct TestArgs {
+    /// An existing check's id or name (or test one not added yet: 'qu check test http URL')
+    #[arg(value_name = "ID_OR_NAME", required = true)]
+    id_or_name: Option<String>,
+    /// Print JSON instead of text
+    #[arg(long)]
+    json: bool,
+    #[command(subcommand)]
+    spec: Option<TestCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TestCommand {
+    /// Test an HTTP(S) check before adding it
+    Http {
+        #[command(flatten)]
+        target: HttpTarget,
+        #[command(flatten)]
+        opts: TestOpts,
+    },
+    /// Test a TCP check before adding it
+    Tcp {
+        /// Where to connect: HOST:PORT or [IPv6]:PORT (no scheme)
+        #[arg(value_name = "HOST:PORT")]
+        target: String,
+        #[command(flatten)]
+        opts: TestOpts,
+    },
+    /// Test an ICMP check before adding it
+    Icmp {
+        /// A host name or an IPv4/IPv6 address
+        #[arg(value_name = "HOST")]
+        host: String,
+        #[command(flatten)]
+        opts: TestOpts,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TestOpts {
+    /// Probe timeout, 100ms to 60s
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Print JSON instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+/// `--expect` of an edit: a code, or `any` (any 2xx).
+fn parse_expect_edit(s: &str) -> Result<Option<u16>, String> {
+    if s.trim().eq_ignore_ascii_case("any") {
+        Ok(None)
+    } else {
+        parse_status(s).map(Some)
+    }
+}
+
+/// `--alerts`: names, or `none` alone for no alerts (Some(empty)).
+fn alerts_arg(given: &[String]) -> Result<Option<Vec<String>>, Failure> {
+    let names: Vec<String> = given
+        .iter()
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty())
+        .collect();
+    if names.iter().any(|a| a == "none") {
+        if names.len() > 1 {
+            return Err(Failure::msg(
+                "--alerts: 'none' means no alerts and cannot be combined with alert names",
+            ));
+        }
+        return Ok(Some(vec![]));
+    }
+    Ok(Some(names))
+}
+
 /// `--expect`: one status code.
 fn parse_status(s: &str) -> Result<u16, String> {
     match s.trim().parse::<u16>() {
@@ -122,9 +315,9 @@ pub struct Common {
     /// Probe timeout, at least 100ms and shorter than the interval [default: 10s, or half the interval when that is shorter]
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
-    /// Alert names to notify, comma-separated
-    #[arg(long, value_delimiter = ',', value_name = "a,b")]
-    pub alerts: Vec<String>,
+    /// Alert names to notify, comma-separated; 'none' for no alerts [default: the default alerts, see 'qu alert default']
+    #[arg(long, value_delimiter = ',', value_name = "a,b|none")]
+    pub alerts: Option<Vec<String>>,
     #[command(flatten)]
     pub if_version: IfVersion,
 }
@@ -135,21 +328,9 @@ pub(super) fn run(env: &Env, cmd: CheckCommand) -> Result<ExitCode, Failure> {
             let (name, kind, common) = match add {
                 AddCommand::Http {
                     name,
-                    url,
-                    expect,
-                    body_match,
-                    insecure,
+                    target,
                     common,
-                } => (
-                    name,
-                    CheckKind::Http {
-                        url,
-                        expect,
-                        body_match,
-                        insecure,
-                    },
-                    common,
-                ),
+                } => (name, target.kind(), common),
                 AddCommand::Tcp {
                     name,
                     target,
@@ -165,7 +346,11 @@ pub(super) fn run(env: &Env, cmd: CheckCommand) -> Result<ExitCode, Failure> {
                     || qu_raft::model::default_timeout_ms(common.interval.as_millis() as u64),
                     |t| t.as_millis() as u64,
                 ),
-                alerts: common.alerts,
+                default_alerts: common.alerts.is_none(),
+                alerts: match &common.alerts {
+                    Some(a) => alerts_arg(a)?.unwrap_or_default(),
+                    None => vec![],
+                },
             };
             mutate(
                 env,
@@ -205,6 +390,60 @@ pub(super) fn run(env: &Env, cmd: CheckCommand) -> Result<ExitCode, Failure> {
             }
             print!("{}", render_show(&d));
             Ok(ExitCode::SUCCESS)
+        }
+        CheckCommand::Edit(args) => {
+            let patch = args.patch()?;
+            mutate(
+                env,
+                ControlRequest::CheckEdit {
+                    id_or_name: args.id_or_name,
+                    patch,
+                    if_version: args.if_version.if_version,
+                },
+            )
+        }
+        CheckCommand::Test(args) => {
+            let (subject, timeout, json) = match args.spec {
+                None => (
+                    TestSubject::Check {
+                        id_or_name: args.id_or_name.unwrap_or_default(),
+                    },
+                    Duration::from_secs(60),
+                    args.json,
+                ),
+                Some(spec) => {
+                    let (kind, opts) = match spec {
+                        TestCommand::Http { target, opts } => (target.kind(), opts),
+                        TestCommand::Tcp { target, opts } => (CheckKind::Tcp { target }, opts),
+                        TestCommand::Icmp { host, opts } => (CheckKind::Icmp { host }, opts),
+                    };
+                    (
+                        TestSubject::Spec {
+                            kind,
+                            timeout_ms: opts.timeout.as_millis() as u64,
+                        },
+                        opts.timeout,
+                        opts.json || args.json,
+                    )
+                }
+            };
+            // The daemon bounds the test by the probe timeout + 4 s.
+            let wait = timeout.max(Duration::from_secs(1)) + Duration::from_secs(10);
+            let ControlReply::CheckTested(report) =
+                ask(env, ControlRequest::CheckTest { subject }, wait)?
+            else {
+                return Err(unexpected());
+            };
+            if json {
+                print_json(&report)?;
+            } else {
+                print!("{}", render_test(&report));
+            }
+            Ok(if report.verdict == "up" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         CheckCommand::Pause {
             id_or_name,
@@ -304,11 +543,17 @@ fn render_show(d: &crate::daemon::control::CheckDetail) -> String {
     line(
         "alerts",
         if c.alerts.is_empty() {
-            "(none)".into()
+            "(none: this check pages nobody)".into()
         } else {
             c.alerts.join(",")
         },
     );
+    if let Some(m) = &c.muted {
+        line("muted", format!("silenced by {m}"));
+    }
+    if let Some(n) = &c.note {
+        line("note", n.clone());
+    }
     line(
         "state",
         format!(
@@ -413,13 +658,61 @@ fn render_checks(checks: &[CheckRow]) -> String {
                 } else {
                     c.alerts.join(",")
                 },
+                c.muted.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
     table::render(
         &[
             "ID", "NAME", "TYPE", "TARGET", "INTERVAL", "STATE", "SINCE", "VOTES", "ALERTS",
+            "MUTED",
         ],
         &rows,
     )
+}
+
+/// `qu check test` as text: one line per node, then the verdict.
+fn render_test(r: &crate::daemon::control::TestReport) -> String {
+    let rows: Vec<Vec<String>> = r
+        .nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.node_id.to_string(),
+                if n.voter { "yes" } else { "no" }.into(),
+                if !n.answered {
+                    "no answer".into()
+                } else if n.ok {
+                    "ok".into()
+                } else {
+                    "fail".into()
+                },
+                if n.answered {
+                    format!("{}ms", n.latency_ms)
+                } else {
+                    "-".into()
+                },
+                if n.reason.is_empty() {
+                    "-".into()
+                } else {
+                    n.reason.clone()
+                },
+            ]
+        })
+        .collect();
+    let mut out = format!("test of {}\n", r.subject);
+    out.push_str(&table::render(
+        &["NODE_ID", "VOTER", "RESULT", "LATENCY", "REASON"],
+        &rows,
+    ));
+    let verdict = match r.verdict.as_str() {
+        "up" => "UP".to_string(),
+        "down" => "DOWN".to_string(),
+        _ => "none (no majority either way)".to_string(),
+    };
+    out.push_str(&format!(
+        "verdict: {verdict} by the quorum rule over {} voter(s); nothing was committed and nothing paged\n",
+        r.voters
+    ));
+    out
 }

@@ -4,6 +4,7 @@
 mod alert;
 mod check;
 mod node;
+mod silence;
 mod status;
 mod table;
 mod trust;
@@ -60,12 +61,18 @@ pub enum Command {
     /// Add, list and remove cluster nodes
     #[command(subcommand)]
     Node(node::NodeCommand),
-    /// Add, list and remove checks
+    /// Add, list, show, edit, test, pause/resume and remove checks
     #[command(subcommand)]
     Check(check::CheckCommand),
-    /// Add, list and remove alert channels
+    /// Add, list, edit, disable/enable, test and remove alert channels; the delivery log
     #[command(subcommand)]
     Alert(alert::AlertCommand),
+    /// Silence checks for a while (maintenance, known outages)
+    #[command(subcommand)]
+    Silence(silence::SilenceCommand),
+    /// Recurring maintenance windows (silences on a schedule)
+    #[command(subcommand)]
+    Maintenance(silence::MaintenanceCommand),
     /// Inspect or edit the local fingerprint trust store
     #[command(subcommand)]
     Trust(trust::TrustCommand),
@@ -194,6 +201,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Node(cmd) => node::run(&env, cmd),
         Command::Check(cmd) => check::run(&env, cmd),
         Command::Alert(cmd) => alert::run(&env, cmd),
+        Command::Silence(cmd) => silence::run_silence(&env, cmd),
+        Command::Maintenance(cmd) => silence::run_maintenance(&env, cmd),
         Command::Trust(cmd) => trust::run(&env, cmd),
     }
 }

@@ -189,11 +189,12 @@ fn render(s: &StatusReport) -> String {
                     .as_deref()
                     .map(|v| table::truncate(v, table::REASON_WIDTH))
                     .unwrap_or_else(|| "-".into()),
+                c.muted.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
     out.push_str(&table::render(
-        &["NAME", "TYPE", "STATE", "SINCE", "VOTES"],
+        &["NAME", "TYPE", "STATE", "SINCE", "VOTES", "MUTED"],
         &rows,
     ));
 

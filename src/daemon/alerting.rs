@@ -487,12 +487,11 @@ pub(super) async fn dispatch_loop(daemon: Arc<Daemon>, mut shutdown: watch::Rece
         if last_prune.elapsed() > Duration::from_secs(3600) {
             last_prune = Instant::now();
             let before_ms = now_ms().saturating_sub(RETENTION.as_millis() as u64);
-            let stale = state.state.deliveries.values().any(|d| match &d.status {
-                DeliveryStatus::Pending => false,
-                DeliveryStatus::Delivered { at_ms, .. } | DeliveryStatus::Failed { at_ms, .. } => {
-                    *at_ms < before_ms
-                }
-            });
+            let stale = state
+                .state
+                .deliveries
+                .values()
+                .any(|d| d.status.settled_at_ms().is_some_and(|at| at < before_ms));
             if stale {
                 let deadline = Instant::now() + super::cluster::MUTATION_TIMEOUT;
                 let _ = daemon

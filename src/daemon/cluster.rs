@@ -211,31 +211,60 @@ fn resolve_references(
 ) -> Result<Request, ClusterFailure> {
     use qu_raft::model::{lookup_by_id_or_name, refuse_id_like_name};
     let refused = |e: qu_raft::model::ValidationError| ClusterFailure::Refused(e.to_string());
+    let check_id = |key: &str| {
+        lookup_by_id_or_name(&state.checks, key, "check", |c| &c.name)
+            .map(|c| c.id.clone())
+            .map_err(refused)
+    };
     match &mut req.command {
         Command::Config(ConfigCommand::AddCheck { check }) => {
             refuse_id_like_name("name", "check", &check.name).map_err(refused)?;
-            let mut ids = Vec::with_capacity(check.alerts.len());
-            let mut missing = Vec::new();
-            for key in &check.alerts {
-                match lookup_by_id_or_name(&state.alerts, key, "alert", |a| &a.name) {
-                    Ok(found) if !ids.contains(&found.id) => ids.push(found.id.clone()),
-                    Ok(_) => {}
-                    Err(_)
-                        if state.alerts.get(key).is_none()
-                            && !state.alerts.values().any(|a| a.name == *key) =>
-                    {
-                        missing.push(format!("{key:?}"));
-                    }
-                    Err(e) => return Err(refused(e)),
-                }
+            if check.alerts == [DEFAULT_ALERTS] {
+                check.alerts = state
+                    .alerts
+                    .values()
+                    .filter(|a| a.default)
+                    .map(|a| a.id.clone())
+                    .collect();
+            } else {
+                check.alerts = alert_ids(state, &check.alerts)?;
             }
-            if !missing.is_empty() {
-                return Err(ClusterFailure::Refused(format!(
-                    "--alerts: no alert named {} (see 'qu alert list'; add it first with 'qu alert add')",
-                    missing.join(", ")
-                )));
+        }
+        Command::Config(ConfigCommand::EditCheck { id_or_name, patch }) => {
+            *id_or_name = check_id(id_or_name)?;
+            if let Some(serde_json::Value::String(name)) = patch.0.get("name") {
+                refuse_id_like_name("--name", "check", name).map_err(refused)?;
             }
-            check.alerts = ids;
+            if let Some(serde_json::Value::Array(given)) = patch.0.get("alerts") {
+                let names: Vec<String> = given
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect();
+                let ids = alert_ids(state, &names)?;
+                patch.set("alerts", ids);
+            }
+        }
+        Command::Config(ConfigCommand::EditAlert { id_or_name, patch }) => {
+            let found = lookup_by_id_or_name(&state.alerts, id_or_name, "alert", |a| &a.name)
+                .map_err(refused)?;
+            *id_or_name = found.id.clone();
+            if let Some(serde_json::Value::String(name)) = patch.0.get("name") {
+                refuse_id_like_name("--name", "alert", name).map_err(refused)?;
+            }
+        }
+        Command::Config(ConfigCommand::AddSilence { silence }) => {
+            silence.checks = check_ids(state, &silence.checks)?;
+        }
+        Command::Config(ConfigCommand::AddWindow { window }) => {
+            refuse_id_like_name("name", "maintenance window", &window.name).map_err(refused)?;
+            window.checks = check_ids(state, &window.checks)?;
+        }
+        Command::Config(ConfigCommand::RemoveWindow { id_or_name, .. }) => {
+            let found = lookup_by_id_or_name(&state.windows, id_or_name, "maintenance", |w| {
+                &w.name
+            })
+            .map_err(refused)?;
+            *id_or_name = found.id.clone();
         }
         Command::Config(ConfigCommand::AddAlert { alert }) => {
             refuse_id_like_name("name", "alert", &alert.name).map_err(refused)?;
@@ -258,6 +287,64 @@ fn resolve_references(
         _ => {}
     }
     Ok(req)
+}
+
+/// What a new check's alerts say when no `--alerts` was given: the leader
+/// replaces it with the default alerts. Never stored (`@` is no name).
+pub(super) const DEFAULT_ALERTS: &str = "@default";
+
+/// Alert names (or ids) as ids, each once; every missing one named.
+fn alert_ids(
+    state: &qu_raft::state::ClusterState,
+    keys: &[String],
+) -> Result<Vec<String>, ClusterFailure> {
+    ids_of(&state.alerts, keys, "alert", "--alerts", |a| (&a.id, &a.name))
+}
+
+/// Check names (or ids) as ids, each once; every missing one named.
+fn check_ids(
+    state: &qu_raft::state::ClusterState,
+    keys: &[String],
+) -> Result<Vec<String>, ClusterFailure> {
+    ids_of(&state.checks, keys, "check", "checks", |c| (&c.id, &c.name))
+}
+
+fn ids_of<T>(
+    map: &std::collections::BTreeMap<String, T>,
+    keys: &[String],
+    what: &str,
+    field: &str,
+    id_name: impl Fn(&T) -> (&String, &String),
+) -> Result<Vec<String>, ClusterFailure> {
+    use qu_raft::model::lookup_by_id_or_name;
+    let mut ids: Vec<String> = Vec::with_capacity(keys.len());
+    let mut missing = Vec::new();
+    for key in keys {
+        match lookup_by_id_or_name(map, key, what, |v| id_name(v).1) {
+            Ok(found) => {
+                let id = id_name(found).0;
+                if !ids.contains(id) {
+                    ids.push(id.clone());
+                }
+            }
+            Err(_) if map.get(key).is_none() && !map.values().any(|v| id_name(v).1 == key) => {
+                missing.push(format!("{key:?}"));
+            }
+            Err(e) => return Err(ClusterFailure::Refused(e.to_string())),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(ClusterFailure::Refused(format!(
+            "{field}: no {what} named {} (see 'qu {what} list'{})",
+            missing.join(", "),
+            if what == "alert" {
+                "; add it first with 'qu alert add'"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok(ids)
 }
 
 /// Pings every member periodically to keep liveness fresh.

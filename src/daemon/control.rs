@@ -15,6 +15,7 @@ use tokio::net::{UnixListener, UnixStream};
 use crate::transport::frame::{read_frame, write_frame};
 use crate::trust::TrustEntry;
 use qu_raft::model::{AlertKind, CheckKind};
+use qu_raft::patch::Patch;
 use qu_raft::NodeId;
 
 /// Largest control message: a listing of 10 000 checks is a few MiB.
@@ -91,6 +92,144 @@ pub enum ControlRequest {
         #[serde(default)]
         if_version: Option<u64>,
     },
+    /// Change the given fields of a check.
+    CheckEdit {
+        id_or_name: String,
+        patch: Patch,
+        #[serde(default)]
+        if_version: Option<u64>,
+    },
+    /// Every live member probes now; nothing is committed.
+    CheckTest {
+        subject: TestSubject,
+    },
+    /// Change the given fields of an alert (also disable/enable, default).
+    AlertEdit {
+        id_or_name: String,
+        patch: Patch,
+        #[serde(default)]
+        if_version: Option<u64>,
+    },
+    SilenceAdd {
+        spec: SilenceSpec,
+        #[serde(default)]
+        if_version: Option<u64>,
+    },
+    SilenceList,
+    SilenceRemove {
+        id: String,
+        #[serde(default)]
+        if_version: Option<u64>,
+    },
+    MaintenanceAdd {
+        spec: WindowSpec,
+        #[serde(default)]
+        if_version: Option<u64>,
+    },
+    MaintenanceList,
+    MaintenanceRemove {
+        id_or_name: String,
+        #[serde(default)]
+        if_version: Option<u64>,
+    },
+}
+
+/// What `qu check test` probes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "subject", rename_all = "snake_case")]
+pub enum TestSubject {
+    /// An existing check, by id or name.
+    Check { id_or_name: String },
+    /// A check not added yet.
+    Spec { kind: CheckKind, timeout_ms: u64 },
+}
+
+/// A silence as the operator describes it (checks by name).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SilenceSpec {
+    #[serde(default)]
+    pub checks: Vec<String>,
+    #[serde(default)]
+    pub all: bool,
+    /// `--for`, or `--until` (ms since the epoch).
+    #[serde(default)]
+    pub for_ms: Option<u64>,
+    #[serde(default)]
+    pub until_ms: Option<u64>,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// A maintenance window as the operator describes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WindowSpec {
+    pub name: String,
+    pub every: String,
+    pub duration_ms: u64,
+    pub tz: String,
+    #[serde(default)]
+    pub checks: Vec<String>,
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// One node's answer to `qu check test`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeTest {
+    pub node_id: NodeId,
+    /// False when the node did not answer in time (then no result).
+    pub answered: bool,
+    pub ok: bool,
+    pub latency_ms: u64,
+    /// Why the probe failed, or why there is no answer.
+    #[serde(default)]
+    pub reason: String,
+    pub voter: bool,
+}
+
+/// `qu check test`: every node's probe and the verdict the quorum rule
+/// reaches on them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TestReport {
+    /// The check's name, or its target when not added.
+    pub subject: String,
+    pub nodes: Vec<NodeTest>,
+    /// `up`, `down`, or `none` (no majority either way).
+    pub verdict: String,
+    pub voters: usize,
+}
+
+/// One active silence as `qu silence list` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SilenceRow {
+    pub id: String,
+    /// Check names (`*` for all).
+    pub checks: Vec<String>,
+    pub all: bool,
+    pub start: String,
+    pub end: String,
+    pub reason: String,
+    /// The maintenance window it is an occurrence of.
+    pub window: Option<String>,
+}
+
+/// One maintenance window as `qu maintenance list` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WindowRow {
+    pub id: String,
+    pub name: String,
+    pub every: String,
+    pub duration: String,
+    pub tz: String,
+    pub checks: Vec<String>,
+    pub all: bool,
+    /// Open now (its silence is active).
+    pub open: bool,
+    /// The next (or current) occurrence, RFC 3339 in UTC, and in its tz.
+    pub next_start: Option<String>,
+    pub next_end: Option<String>,
+    #[serde(default)]
+    pub next_local: Option<String>,
 }
 
 /// A check as the operator describes it (alerts by name; no id yet).
@@ -102,6 +241,10 @@ pub struct CheckSpec {
     pub timeout_ms: u64,
     #[serde(default)]
     pub alerts: Vec<String>,
+    /// No `--alerts` was given: the check gets the default alerts (an
+    /// older CLI never sets it, and gets none, as before).
+    #[serde(default)]
+    pub default_alerts: bool,
 }
 
 /// An alert as the operator describes it.
@@ -109,6 +252,12 @@ pub struct CheckSpec {
 pub struct AlertSpec {
     pub name: String,
     pub kind: AlertKind,
+    /// Checks added without `--alerts` get it.
+    #[serde(default)]
+    pub default: bool,
+    /// `--repeat`: re-page every this many ms while a check stays DOWN.
+    #[serde(default)]
+    pub repeat_ms: Option<u64>,
 }
 
 /// The daemon's answer.
@@ -157,6 +306,13 @@ pub enum ControlReply {
     },
     AlertLog {
         deliveries: Vec<DeliveryRow>,
+    },
+    CheckTested(Box<TestReport>),
+    SilenceList {
+        silences: Vec<SilenceRow>,
+    },
+    MaintenanceList {
+        windows: Vec<WindowRow>,
     },
 }
 
@@ -211,6 +367,14 @@ pub struct CheckRow {
     /// now (this node sees no quorum): it may be out of date.
     #[serde(default)]
     pub stale: bool,
+    #[serde(default)]
+    pub paused: bool,
+    /// The silence muting it now: `ID until RFC3339`.
+    #[serde(default)]
+    pub muted: Option<String>,
+    /// Why the state restarted at unknown (an edit of its target).
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// `qu check show`: the check, its committed state and the last round.
@@ -241,6 +405,14 @@ pub struct AlertRow {
     pub target: String,
     pub used_by: Vec<String>,
     pub spec: AlertKind,
+    #[serde(default)]
+    pub disabled: bool,
+    /// Checks added without --alerts get it.
+    #[serde(default)]
+    pub default: bool,
+    /// `--repeat`, as a duration (`1h`), when set.
+    #[serde(default)]
+    pub repeat: Option<String>,
 }
 
 /// One delivery as `qu alert log` shows it.

@@ -177,7 +177,93 @@ impl Daemon {
                 })
                 .await,
             ),
+            ControlRequest::CheckEdit {
+                id_or_name,
+                patch,
+                if_version,
+            } => {
+                admit_check_patch(&patch)?;
+                self.config(if_version, ConfigCommand::EditCheck { id_or_name, patch })
+                    .await
+            }
+            ControlRequest::CheckTest { subject } => self.check_test(subject).await,
+            ControlRequest::AlertEdit {
+                id_or_name,
+                patch,
+                if_version,
+            } => {
+                admit_alert_patch(&patch)?;
+                self.config(if_version, ConfigCommand::EditAlert { id_or_name, patch })
+                    .await
+            }
+            ControlRequest::SilenceAdd { spec, if_version } => {
+                let silence = silence_from_spec(spec, now_ms())?;
+                let until = super::view::rfc3339(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(silence.end_ms),
+                );
+                match self
+                    .config(if_version, ConfigCommand::AddSilence { silence })
+                    .await?
+                {
+                    ControlReply::Mutated { summary, version } => Ok(ControlReply::Mutated {
+                        summary: format!("{summary} until {until}"),
+                        version,
+                    }),
+                    other => Ok(other),
+                }
+            }
+            ControlRequest::SilenceList => Ok(ControlReply::SilenceList {
+                silences: super::view::silence_rows(&self.state().state),
+            }),
+            ControlRequest::SilenceRemove { id, if_version } => {
+                self.config(
+                    if_version,
+                    ConfigCommand::RemoveSilence {
+                        id,
+                        at_ms: now_ms(),
+                    },
+                )
+                .await
+            }
+            ControlRequest::MaintenanceAdd { spec, if_version } => {
+                let window = window_from_spec(spec, now_ms())?;
+                self.config(if_version, ConfigCommand::AddWindow { window })
+                    .await
+            }
+            ControlRequest::MaintenanceList => Ok(ControlReply::MaintenanceList {
+                windows: super::view::window_rows(&self.state().state, now_ms()),
+            }),
+            ControlRequest::MaintenanceRemove {
+                id_or_name,
+                if_version,
+            } => {
+                self.config(
+                    if_version,
+                    ConfigCommand::RemoveWindow {
+                        id_or_name,
+                        at_ms: now_ms(),
+                    },
+                )
+                .await
+            }
         }
+    }
+
+    /// Proposes a configuration change through the leader and answers
+    /// with what it did.
+    async fn config(
+        &self,
+        if_version: Option<u64>,
+        command: ConfigCommand,
+    ) -> Result<ControlReply, ControlError> {
+        mutated(
+            self.propose(Request {
+                if_version,
+                request_id: None,
+                command: Command::Config(command),
+            })
+            .await,
+        )
     }
 
     async fn check_show(&self, key: &str) -> Result<ControlReply, ControlError> {
@@ -293,17 +379,9 @@ impl Daemon {
     /// resolves them against its own state (a name just added on this
     /// node may not have reached this node's state yet).
     fn check_from_spec(&self, spec: CheckSpec) -> Result<Check, ControlError> {
-        let mut alerts: Vec<String> = Vec::new();
-        for name in spec
-            .alerts
-            .iter()
-            .map(|n| n.trim())
-            .filter(|n| !n.is_empty())
-        {
-            qu_raft::model::validate_name("--alerts", name).map_err(cerr)?;
-            if !alerts.iter().any(|a| a == name) {
-                alerts.push(name.to_string());
-            }
+        let mut alerts = alert_names(&spec.alerts)?;
+        if spec.default_alerts && alerts.is_empty() {
+            alerts.push(super::cluster::DEFAULT_ALERTS.to_string());
         }
         let check = Check {
             id: super::cluster::random_hex(4),
@@ -353,11 +431,121 @@ impl Daemon {
     }
 }
 
+fn now_ms() -> u64 {
+    crate::checks::scheduler::now_ms()
+}
+
+/// `--alerts` as given: trimmed, valid names, each once.
+fn alert_names(given: &[String]) -> Result<Vec<String>, ControlError> {
+    let mut alerts: Vec<String> = Vec::new();
+    for name in given.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        qu_raft::model::validate_name("--alerts", name).map_err(cerr)?;
+        if !alerts.iter().any(|a| a == name) {
+            alerts.push(name.to_string());
+        }
+    }
+    Ok(alerts)
+}
+
+/// The entry-only rules for a check edit (as for a new check).
+fn admit_check_patch(patch: &qu_raft::patch::Patch) -> Result<(), ControlError> {
+    if let Some(serde_json::Value::String(url)) = patch.0.get("url") {
+        qu_raft::model::admit_url("--url", url).map_err(cerr)?;
+    }
+    if let Some(serde_json::Value::String(name)) = patch.0.get("name") {
+        qu_raft::model::validate_name("--name", name).map_err(cerr)?;
+    }
+    if let Some(serde_json::Value::Array(names)) = patch.0.get("alerts") {
+        let names: Vec<String> = names
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        alert_names(&names)?;
+    }
+    Ok(())
+}
+
+/// The entry-only rules for an alert edit (as for a new alert).
+fn admit_alert_patch(patch: &qu_raft::patch::Patch) -> Result<(), ControlError> {
+    for field in ["url", "webhook"] {
+        if let Some(serde_json::Value::String(url)) = patch.0.get(field) {
+            qu_raft::model::admit_url(&format!("--{field}"), url).map_err(cerr)?;
+        }
+    }
+    Ok(())
+}
+
+/// A silence from `now_ms` to its end; checks still by name.
+fn silence_from_spec(
+    spec: super::control::SilenceSpec,
+    now_ms: u64,
+) -> Result<qu_raft::mute::Silence, ControlError> {
+    let end_ms = match (spec.for_ms, spec.until_ms) {
+        (Some(0), None) => {
+            return Err(cerr(
+                "--for: must be a positive duration, e.g. --for 2h",
+            ))
+        }
+        (Some(f), None) => now_ms.saturating_add(f),
+        (None, Some(u)) if u <= now_ms => {
+            return Err(cerr(
+                "--until: that time has passed; give a time in the future (RFC 3339, e.g. 2026-12-24T18:00:00Z)",
+            ))
+        }
+        (None, Some(u)) => u,
+        _ => return Err(cerr("give exactly one of --for DURATION or --until TIME")),
+    };
+    if spec.all == !spec.checks.is_empty() {
+        return Err(cerr(
+            "name the checks to silence, or --all (not both)",
+        ));
+    }
+    let silence = qu_raft::mute::Silence {
+        id: super::cluster::random_hex(4),
+        checks: spec.checks,
+        all: spec.all,
+        start_ms: now_ms,
+        end_ms,
+        reason: spec.reason,
+        window: None,
+    };
+    silence.validate().map_err(cerr)?;
+    Ok(silence)
+}
+
+/// A maintenance window, its schedule and zone checked; checks by name.
+fn window_from_spec(
+    spec: super::control::WindowSpec,
+    now_ms: u64,
+) -> Result<qu_raft::mute::Maintenance, ControlError> {
+    crate::alerts::maintenance::admit(&spec.every, &spec.tz, now_ms).map_err(cerr)?;
+    if spec.all == !spec.checks.is_empty() {
+        return Err(cerr(
+            "name the checks the window covers, or --all (not both)",
+        ));
+    }
+    let window = qu_raft::mute::Maintenance {
+        id: super::cluster::random_hex(4),
+        name: spec.name,
+        every: spec.every.trim().to_string(),
+        duration_ms: spec.duration_ms,
+        tz: spec.tz,
+        checks: spec.checks,
+        all: spec.all,
+        last_opened_ms: None,
+    };
+    window.validate().map_err(cerr)?;
+    Ok(window)
+}
+
 fn alert_from_spec(spec: AlertSpec) -> Result<Alert, ControlError> {
     let alert = Alert {
         id: super::cluster::random_hex(4),
         name: spec.name,
         kind: spec.kind,
+        disabled: false,
+        default: spec.default,
+        repeat_ms: spec.repeat_ms,
     };
     match &alert.kind {
         qu_raft::model::AlertKind::Webhook { url, .. } => {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use openraft::async_runtime::WatchReceiver;
 use tokio::sync::watch;
 
-use super::{alerting, membership, probing, Daemon};
+use super::{alerting, membership, muting, probing, Daemon};
 
 fn leads(daemon: &Daemon) -> bool {
     daemon.leader() == Some(daemon.me()) && !daemon.membership.is_removed()
@@ -54,6 +54,7 @@ pub(super) async fn leader_duties(daemon: Arc<Daemon>, mut shutdown: watch::Rece
                 Box::pin(probing::aggregate_loop(d, rx))
             }),
             start("dispatch", |d, rx| Box::pin(alerting::dispatch_loop(d, rx))),
+            start("silences", |d, rx| Box::pin(muting::muting_loop(d, rx))),
             start("reconcile", |d, rx| {
                 Box::pin(membership::reconcile_loop(d, rx))
             }),

@@ -19,7 +19,9 @@ mod leadership;
 pub mod liveness;
 mod membership;
 mod mirror;
+mod muting;
 pub mod policy;
+mod probe_now;
 mod probing;
 mod raft_network;
 pub mod routing;
@@ -248,6 +250,8 @@ pub(crate) struct Daemon {
     supervisor: Arc<supervisor::Supervisor>,
     /// Alert dispatch on the leader.
     alerting: alerting::Dispatcher,
+    /// The probers, also for `qu check test` (probes outside the rounds).
+    probers: Arc<crate::checks::probe::Probers>,
 }
 
 impl Daemon {
@@ -359,6 +363,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         scheduler_stats: Default::default(),
         supervisor: supervisor::Supervisor::new(),
         alerting: alerting::Dispatcher::new(alert_http),
+        probers: probers.clone(),
     });
     if removed {
         let _ = daemon.raft.shutdown().await;

@@ -96,6 +96,12 @@ pub enum MemberRequest {
     /// Which log level the node runs (a node one release older cannot
     /// decode this request, and so never reports a level).
     Level,
+    /// Probe this now, outside the rounds (`qu check test`); nothing is
+    /// recorded or reported.
+    Probe {
+        kind: qu_raft::model::CheckKind,
+        timeout_ms: u64,
+    },
 }
 
 /// Why the leader could not carry out a forwarded operation.
@@ -129,6 +135,11 @@ pub enum MemberResponse {
     Ack,
     LastRound(Option<crate::checks::aggregate::RoundOutcome>),
     Level(u32),
+    Probed {
+        ok: bool,
+        latency_ms: u64,
+        reason: String,
+    },
 }
 
 /// Bytes as base64 in JSON (snapshots).

@@ -125,6 +125,17 @@ impl Service for MemberService {
         Ok(match req {
             MemberRequest::Ping => MemberResponse::Pong,
             MemberRequest::Level => MemberResponse::Level(super::reported_level()),
+            MemberRequest::Probe { kind, timeout_ms } => {
+                let timeout = std::time::Duration::from_millis(
+                    timeout_ms.clamp(qu_raft::model::MIN_TIMEOUT_MS, super::probe_now::MAX_TEST_TIMEOUT_MS),
+                );
+                let outcome = d.probers.probe(&kind, timeout).await;
+                MemberResponse::Probed {
+                    ok: outcome.ok,
+                    latency_ms: outcome.latency.as_millis() as u64,
+                    reason: outcome.reason,
+                }
+            }
             MemberRequest::Append(r) => {
                 check_sender(&caller, sender_of(&r.vote))?;
                 MemberResponse::Append(raft.append_entries(r).await.map_err(fatal_of))

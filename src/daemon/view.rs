@@ -146,6 +146,11 @@ impl Daemon {
                         .map(|c| c.name.clone())
                         .collect(),
                     spec: masked,
+                    disabled: a.disabled,
+                    default: a.default,
+                    repeat: a
+                        .repeat_ms
+                        .map(|ms| duration::format(Duration::from_millis(ms))),
                 }
             })
             .collect();
@@ -163,34 +168,50 @@ impl Daemon {
             .values()
             .map(|d| {
                 let (status, settled, attempts, reason) = match &d.status {
-                    DeliveryStatus::Pending => ("pending", None, 0, None),
+                    DeliveryStatus::Pending => ("pending".into(), None, 0, None),
                     DeliveryStatus::Delivered { at_ms, attempts } => {
-                        ("delivered", Some(at(*at_ms)), *attempts, None)
+                        ("delivered".into(), Some(at(*at_ms)), *attempts, None)
                     }
                     DeliveryStatus::Failed {
                         at_ms,
                         attempts,
                         reason,
-                    } => ("failed", Some(at(*at_ms)), *attempts, Some(reason.clone())),
+                    } => (
+                        "failed".into(),
+                        Some(at(*at_ms)),
+                        *attempts,
+                        Some(reason.clone()),
+                    ),
+                    DeliveryStatus::Skipped { at_ms, reason } => {
+                        (format!("skipped ({reason})"), Some(at(*at_ms)), 0, None)
+                    }
+                    DeliveryStatus::Silenced { at_ms, silence } => {
+                        (format!("silenced ({silence})"), Some(at(*at_ms)), 0, None)
+                    }
+                };
+                let event = if d.transition.to == Health::Down {
+                    "DOWN"
+                } else {
+                    "RECOVERED"
+                };
+                let event = if d.note.is_empty() {
+                    event.to_string()
+                } else {
+                    format!("{event} ({})", d.note)
                 };
                 (
                     d.created_ms,
                     super::control::DeliveryRow {
                         id: d.id.clone(),
                         check: d.check_name.clone(),
-                        event: if d.transition.to == Health::Down {
-                            "DOWN"
-                        } else {
-                            "RECOVERED"
-                        }
-                        .into(),
+                        event,
                         alert: s
                             .alerts
                             .get(&d.alert_id)
                             .map(|a| a.name.clone())
                             .or_else(|| (!d.alert_name.is_empty()).then(|| d.alert_name.clone()))
                             .unwrap_or_else(|| d.alert_id.clone()),
-                        status: status.into(),
+                        status,
                         created: at(d.created_ms),
                         settled,
                         attempts,
@@ -344,6 +365,109 @@ pub(super) fn check_rows_of(s: &qu_raft::state::ClusterState) -> Vec<CheckRow> {
                     .collect(),
                 spec: c.kind.clone(),
                 stale: false,
+                paused: c.paused,
+                muted: qu_raft::mute::muted_by(&s.silences, &c.id).map(|m| {
+                    format!(
+                        "{} until {}",
+                        m.id,
+                        rfc3339(UNIX_EPOCH + Duration::from_millis(m.end_ms))
+                    )
+                }),
+                note: cs.note.clone(),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    rows
+}
+
+/// The active silences, soonest end first.
+pub(super) fn silence_rows(s: &qu_raft::state::ClusterState) -> Vec<super::control::SilenceRow> {
+    let at = |ms: u64| rfc3339(UNIX_EPOCH + Duration::from_millis(ms));
+    let mut rows: Vec<(u64, super::control::SilenceRow)> = s
+        .silences
+        .values()
+        .map(|m| {
+            let checks = if m.all {
+                vec!["*".to_string()]
+            } else {
+                m.checks
+                    .iter()
+                    .map(|id| {
+                        s.checks
+                            .get(id)
+                            .map(|c| c.name.clone())
+                            .unwrap_or_else(|| format!("{id} (removed)"))
+                    })
+                    .collect()
+            };
+            (
+                m.end_ms,
+                super::control::SilenceRow {
+                    id: m.id.clone(),
+                    checks,
+                    all: m.all,
+                    start: at(m.start_ms),
+                    end: at(m.end_ms),
+                    reason: m.reason.clone(),
+                    window: m
+                        .window
+                        .as_ref()
+                        .map(|w| s.windows.get(w).map(|w| w.name.clone()).unwrap_or_else(|| w.clone())),
+                },
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+    rows.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The maintenance windows, with their current or next occurrence.
+pub(super) fn window_rows(
+    s: &qu_raft::state::ClusterState,
+    now_ms: u64,
+) -> Vec<super::control::WindowRow> {
+    use crate::alerts::maintenance::{local, zone, Recurrence};
+    let at = |ms: u64| rfc3339(UNIX_EPOCH + Duration::from_millis(ms));
+    let mut rows: Vec<super::control::WindowRow> = s
+        .windows
+        .values()
+        .map(|w| {
+            let tz = zone(&w.tz).ok();
+            let next = match (Recurrence::parse(&w.every), &tz) {
+                (Ok(r), Some(tz)) => r.current_or_next(tz, w.duration_ms, now_ms),
+                _ => None,
+            };
+            super::control::WindowRow {
+                id: w.id.clone(),
+                name: w.name.clone(),
+                every: w.every.clone(),
+                duration: duration::format(Duration::from_millis(w.duration_ms)),
+                tz: w.tz.clone(),
+                checks: if w.all {
+                    vec!["*".to_string()]
+                } else {
+                    w.checks
+                        .iter()
+                        .map(|id| {
+                            s.checks
+                                .get(id)
+                                .map(|c| c.name.clone())
+                                .unwrap_or_else(|| format!("{id} (removed)"))
+                        })
+                        .collect()
+                },
+                all: w.all,
+                open: s
+                    .silences
+                    .values()
+                    .any(|m| m.window.as_deref() == Some(w.id.as_str())),
+                next_start: next.map(|(a, _)| at(a)),
+                next_end: next.map(|(_, b)| at(b)),
+                next_local: match (next, &tz) {
+                    (Some((a, _)), Some(tz)) => local(tz, a),
+                    _ => None,
+                },
             }
         })
         .collect();
