@@ -44,6 +44,7 @@ fn down_message(name: &str) -> Message {
             },
         ],
         master: Some(NodeId(1)),
+        note: String::new(),
     }
 }
 

@@ -57,6 +57,11 @@ pub struct ClusterState {
     /// Maintenance windows, by id.
     #[serde(default)]
     pub windows: Shared<BTreeMap<String, Maintenance>>,
+    /// The log level every member was seen to read, committed once (0 or
+    /// 1: never raised). Commands up to it need no asking of members, so
+    /// a member down later blocks none of them.
+    #[serde(default)]
+    pub log_level: u32,
 }
 
 /// How many applied request ids the state remembers.
@@ -263,6 +268,10 @@ pub enum RecordCommand {
     /// A maintenance window's occurrence starting at `start_ms` opens, as
     /// a silence (level 2).
     OpenWindow { window_id: String, start_ms: u64 },
+    /// Every member was seen to read `level` (level 2; proposed only
+    /// after asking each): from now on, commands of that level need no
+    /// asking.
+    RaiseLevel { level: u32 },
     /// Re-notification `n` of a check that stays DOWN, to one alert with
     /// `--repeat` (level 2).
     Repeat {
@@ -301,9 +310,14 @@ impl Command {
             | Command::Record(
                 RecordCommand::EndSilences { .. }
                 | RecordCommand::OpenWindow { .. }
-                | RecordCommand::Repeat { .. },
+                | RecordCommand::Repeat { .. }
+                | RecordCommand::RaiseLevel { .. },
             ) => 2,
             Command::Config(ConfigCommand::AddAlert { alert }) if alert.has_level_2_fields() => 2,
+            Command::Record(RecordCommand::DeliveryOutcome {
+                status: DeliveryStatus::Skipped { .. } | DeliveryStatus::Silenced { .. },
+                ..
+            }) => 2,
             _ => 1,
         }
     }
@@ -367,6 +381,7 @@ impl Command {
                     window_id,
                     start_ms,
                 } => format!("open maintenance window {window_id} at {start_ms}"),
+                RecordCommand::RaiseLevel { level } => format!("raise the log level to {level}"),
                 RecordCommand::Repeat {
                     check_id,
                     alert_id,
@@ -910,6 +925,11 @@ impl ClusterState {
                     return Err(v("silence", "the silences already ended").into());
                 }
             }
+            RecordCommand::RaiseLevel { level } => {
+                if *level <= self.log_level || *level > LOG_LEVEL {
+                    return Err(v("level", format!("the log level is {}", self.log_level)).into());
+                }
+            }
             RecordCommand::OpenWindow {
                 window_id,
                 start_ms,
@@ -1146,6 +1166,10 @@ impl ClusterState {
             RecordCommand::EndSilences { ids, at_ms } => {
                 let n = self.end_silences(ids, *at_ms, touched);
                 format!("{n} silence(s) ended")
+            }
+            RecordCommand::RaiseLevel { level } => {
+                self.log_level = *level;
+                format!("log level {level}")
             }
             RecordCommand::OpenWindow {
                 window_id,

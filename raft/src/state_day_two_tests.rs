@@ -581,3 +581,23 @@ fn every_new_command_needs_level_2_and_old_ones_stay_level_1() {
     let json = serde_json::to_string(&alert("a", None)).unwrap();
     assert!(!json.contains("disabled") && !json.contains("default") && !json.contains("repeat"));
 }
+
+#[test]
+fn the_log_level_is_raised_once_and_never_lowered() {
+    let mut s = cluster();
+    assert_eq!(s.log_level, 0);
+    ok(&mut s, RecordCommand::RaiseLevel { level: 2 });
+    assert_eq!(s.log_level, 2);
+    let before = s.clone();
+    for level in [1, 2, LOG_LEVEL + 1] {
+        assert!(matches!(
+            apply(&mut s, RecordCommand::RaiseLevel { level }),
+            Response::Refused { .. }
+        ));
+    }
+    assert_eq!(s, before);
+    assert_eq!(
+        Command::from(RecordCommand::RaiseLevel { level: 2 }).level(),
+        2
+    );
+}

@@ -260,7 +260,10 @@ mod tests {
             r.current_or_next(&utc, two_h, start - 1),
             Some((start, start + two_h))
         );
-        assert_eq!(r.current_or_next(&utc, two_h, start), Some((start, start + two_h)));
+        assert_eq!(
+            r.current_or_next(&utc, two_h, start),
+            Some((start, start + two_h))
+        );
         assert_eq!(
             r.current_or_next(&utc, two_h, start + two_h - 1),
             Some((start, start + two_h))
@@ -303,7 +306,15 @@ mod tests {
     #[test]
     fn bad_schedules_zones_and_never_are_refused_by_flag() {
         let now = ms("2026-12-01T00:00:00Z");
-        for bad in ["", "sun", "sun 2:0", "sun 24:00", "funday 02:00", "monthly 32 01:00", "sun 02:60"] {
+        for bad in [
+            "",
+            "sun",
+            "sun 2:0",
+            "sun 24:00",
+            "funday 02:00",
+            "monthly 32 01:00",
+            "sun 02:60",
+        ] {
             let e = admit(bad, "UTC", now).unwrap_err();
             assert!(matches!(e, ScheduleError::Every(..)), "{bad:?}: {e}");
             assert!(e.to_string().starts_with("--every"), "{e}");

@@ -45,6 +45,10 @@ pub struct Message {
     pub votes: String,
     pub evidence: Vec<Evidence>,
     pub master: Option<NodeId>,
+    /// `repeat 2` (`--repeat`) or `silence ended`: why a page that is not
+    /// a flip's own was sent.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
 /// Replaces control characters (CR, LF, …) with spaces.
@@ -74,6 +78,7 @@ impl Message {
             votes: t.votes(),
             evidence: t.evidence.clone(),
             master,
+            note: d.note.clone(),
         }
     }
 
@@ -90,11 +95,21 @@ impl Message {
             votes: "-".into(),
             evidence: vec![],
             master,
+            note: String::new(),
         }
     }
 
     pub fn subject(&self) -> String {
-        one_line(&format!("[qu] {}: {}", self.event.word(), self.check_name))
+        let note = if self.note.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.note)
+        };
+        one_line(&format!(
+            "[qu] {}: {}{note}",
+            self.event.word(),
+            self.check_name
+        ))
     }
 
     pub fn text(&self) -> String {
@@ -175,6 +190,7 @@ mod tests {
                 latency_ms: Some(3),
             }],
             master: Some(NodeId(0xa7)),
+            note: String::new(),
         };
         let t = m.text();
         for needle in [
@@ -187,5 +203,12 @@ mod tests {
             assert!(t.contains(needle), "{needle} missing:\n{t}");
         }
         assert_eq!(m.json()["event"], "down");
+        assert!(m.json().get("note").is_none());
+        let repeat = Message {
+            note: "repeat 2".into(),
+            ..m
+        };
+        assert_eq!(repeat.json()["note"], "repeat 2");
+        assert!(repeat.subject().ends_with("homepage (repeat 2)"));
     }
 }

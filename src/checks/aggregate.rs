@@ -92,6 +92,8 @@ pub struct Proposal {
 #[derive(Debug)]
 struct CheckAgg {
     schedule: Schedule,
+    /// What is probed: a new target starts over (its state restarts too).
+    target: String,
     next_eval: u64,
     rounds: BTreeMap<u64, BTreeMap<NodeId, ProbeReport>>,
     streak: Option<(Health, u8)>,
@@ -144,8 +146,10 @@ impl Aggregator {
         self.checks.retain(|id, _| checks.contains_key(id));
         for (id, c) in checks {
             let schedule = Schedule::for_check(c);
+            let target = c.kind.target();
             let fresh = || CheckAgg {
                 schedule,
+                target: target.to_string(),
                 next_eval: schedule.round_at(now_ms),
                 rounds: BTreeMap::new(),
                 streak: None,
@@ -153,7 +157,7 @@ impl Aggregator {
                 last: None,
             };
             match self.checks.get_mut(id) {
-                Some(a) if a.schedule == schedule => {}
+                Some(a) if a.schedule == schedule && a.target == target => {}
                 Some(a) => *a = fresh(),
                 None => {
                     self.checks.insert(id.clone(), fresh());

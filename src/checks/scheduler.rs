@@ -167,13 +167,18 @@ impl Scheduler {
 
     /// Starts new checks, restarts changed ones, stops removed ones; others
     /// keep running untouched.
+    /// An edited check restarts at its next aligned round, with no probe
+    /// at once (only a new check gets one).
     pub fn sync(&mut self, checks: &BTreeMap<String, Check>) {
         let stats = self.stats.clone();
+        let mut restarted = std::collections::HashSet::new();
         self.tasks.retain(|id, (c, task)| {
             let keep = checks.get(id) == Some(c);
             if !keep {
                 task.abort();
-                if !checks.contains_key(id) {
+                if checks.contains_key(id) {
+                    restarted.insert(id.clone());
+                } else {
                     stats.forget(id);
                 }
             }
@@ -181,7 +186,9 @@ impl Scheduler {
         });
         for (id, c) in checks {
             if !self.tasks.contains_key(id) {
-                let probe_now = !self.known_at_start.remove(id) && self.first_probes.take();
+                let probe_now = !self.known_at_start.remove(id)
+                    && !restarted.contains(id)
+                    && self.first_probes.take();
                 let task = tokio::spawn(check_loop(
                     c.clone(),
                     self.probers.clone(),

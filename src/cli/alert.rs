@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Subcommand};
 
-use super::{ask, mutate, parse_duration, print_json, table, unexpected, Failure, IfVersion, JsonArg};
+use super::{
+    ask, mutate, parse_duration, print_json, table, unexpected, Failure, IfVersion, JsonArg,
+};
 use crate::config::Env;
 use crate::daemon::control::{AlertSpec, ControlReply, ControlRequest};
 use qu_raft::model::AlertKind;
@@ -149,7 +151,7 @@ pub struct AlertOptions {
     default: bool,
     /// While a check stays DOWN, page again every DURATION (e.g. 1h; at least 1s) [default: off]
     #[arg(long, value_name = "DURATION|off", value_parser = parse_repeat)]
-    repeat: Option<Option<u64>>,
+    repeat: Option<RepeatArg>,
 }
 
 #[derive(Debug, Args)]
@@ -162,7 +164,7 @@ pub struct EditArgs {
     name: Option<String>,
     /// While a check stays DOWN, page again every DURATION; 'off' stops repeating
     #[arg(long, value_name = "DURATION|off", value_parser = parse_repeat)]
-    repeat: Option<Option<u64>>,
+    repeat: Option<RepeatArg>,
     /// A new URL (webhook; a secret); '-' reads it from stdin
     #[arg(long, value_name = "URL")]
     url: Option<String>,
@@ -216,10 +218,10 @@ impl EditArgs {
             p.set("name", v);
         }
         match self.repeat {
-            Some(Some(ms)) => {
+            Some(RepeatArg(Some(ms))) => {
                 p.set("repeat_ms", ms);
             }
-            Some(None) => {
+            Some(RepeatArg(None)) => {
                 p.clear("repeat_ms");
             }
             None => {}
@@ -274,13 +276,16 @@ impl EditArgs {
     }
 }
 
-/// `--repeat`: a duration, or `off`.
-fn parse_repeat(s: &str) -> Result<Option<u64>, String> {
+/// `--repeat`: a period in ms, or None for `off`.
+#[derive(Debug, Clone, Copy)]
+pub struct RepeatArg(Option<u64>);
+
+fn parse_repeat(s: &str) -> Result<RepeatArg, String> {
     if s.trim().eq_ignore_ascii_case("off") {
-        return Ok(None);
+        return Ok(RepeatArg(None));
     }
     let d = parse_duration(s)?;
-    Ok(Some(d.as_millis() as u64))
+    Ok(RepeatArg(Some(d.as_millis() as u64)))
 }
 
 fn parse_on_off(s: &str) -> Result<bool, String> {
@@ -345,7 +350,12 @@ pub(super) fn run(env: &Env, cmd: AlertCommand) -> Result<ExitCode, Failure> {
                         .iter()
                         .map(|h| parse_header(h))
                         .collect::<Result<_, _>>()?;
-                    (name, AlertKind::Webhook { url, headers }, options, if_version)
+                    (
+                        name,
+                        AlertKind::Webhook { url, headers },
+                        options,
+                        if_version,
+                    )
                 }
                 AddCommand::Discord {
                     name,
@@ -396,7 +406,7 @@ pub(super) fn run(env: &Env, cmd: AlertCommand) -> Result<ExitCode, Failure> {
                         name,
                         kind,
                         default: options.default,
-                        repeat_ms: options.repeat.flatten(),
+                        repeat_ms: options.repeat.and_then(|r| r.0),
                     },
                     if_version: if_version.if_version,
                 },

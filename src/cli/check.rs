@@ -152,7 +152,7 @@ pub struct EditArgs {
     timeout: Option<Duration>,
     /// Exact status code expected (http), or 'any' for any 2xx
     #[arg(long, value_name = "CODE|any", value_parser = parse_expect_edit)]
-    expect: Option<Option<u16>>,
+    expect: Option<ExpectArg>,
     /// UP only if the body contains this string (http); '' removes the match
     #[arg(long, value_name = "STR")]
     body_match: Option<String>,
@@ -188,10 +188,10 @@ impl EditArgs {
             p.set("timeout_ms", v.as_millis() as u64);
         }
         match self.expect {
-            Some(Some(code)) => {
+            Some(ExpectArg(Some(code))) => {
                 p.set("expect", code);
             }
-            Some(None) => {
+            Some(ExpectArg(None)) => {
                 p.clear("expect");
             }
             None => {}
@@ -270,12 +270,15 @@ pub struct TestOpts {
     json: bool,
 }
 
-/// `--expect` of an edit: a code, or `any` (any 2xx).
-fn parse_expect_edit(s: &str) -> Result<Option<u16>, String> {
+/// `--expect` of an edit: a code, or None for `any` (any 2xx).
+#[derive(Debug, Clone, Copy)]
+pub struct ExpectArg(Option<u16>);
+
+fn parse_expect_edit(s: &str) -> Result<ExpectArg, String> {
     if s.trim().eq_ignore_ascii_case("any") {
-        Ok(None)
+        Ok(ExpectArg(None))
     } else {
-        parse_status(s).map(Some)
+        parse_status(s).map(|c| ExpectArg(Some(c)))
     }
 }
 

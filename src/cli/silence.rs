@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::{ask, mutate, parse_duration, print_json, table, unexpected, Failure, IfVersion, JsonArg};
+use super::{
+    ask, mutate, parse_duration, print_json, table, unexpected, Failure, IfVersion, JsonArg,
+};
 use crate::config::Env;
 use crate::daemon::control::{ControlReply, ControlRequest, SilenceSpec, WindowSpec};
 
@@ -35,7 +37,7 @@ pub struct AddArgs {
     #[arg(long, conflicts_with = "checks")]
     all: bool,
     /// How long, from now (e.g. 2h, 30m)
-    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration, required_unless_present = "until", conflicts_with = "until")]
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration, required_unless_present = "until", conflicts_with = "until", allow_hyphen_values = true)]
     for_: Option<Duration>,
     /// Until when: RFC 3339, e.g. 2026-12-24T18:00:00Z or 2026-12-24T18:00:00+01:00
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
@@ -88,11 +90,11 @@ pub struct WindowArgs {
 
 /// An RFC 3339 time as ms since the epoch.
 fn parse_time(s: &str) -> Result<u64, String> {
-    let ts: jiff::Timestamp = s.trim().parse().map_err(|e| {
-        format!("{s:?} is not an RFC 3339 time such as 2026-12-24T18:00:00Z ({e})")
-    })?;
-    u64::try_from(ts.as_millisecond())
-        .map_err(|_| format!("{s:?} is before 1970"))
+    let ts: jiff::Timestamp = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time such as 2026-12-24T18:00:00Z ({e})"))?;
+    u64::try_from(ts.as_millisecond()).map_err(|_| format!("{s:?} is before 1970"))
 }
 
 pub(super) fn run_silence(env: &Env, cmd: SilenceCommand) -> Result<ExitCode, Failure> {
@@ -168,8 +170,11 @@ pub(super) fn run_maintenance(env: &Env, cmd: MaintenanceCommand) -> Result<Exit
             },
         ),
         MaintenanceCommand::List(args) => {
-            let ControlReply::MaintenanceList { windows } =
-                ask(env, ControlRequest::MaintenanceList, Duration::from_secs(10))?
+            let ControlReply::MaintenanceList { windows } = ask(
+                env,
+                ControlRequest::MaintenanceList,
+                Duration::from_secs(10),
+            )?
             else {
                 return Err(unexpected());
             };
@@ -186,10 +191,9 @@ pub(super) fn run_maintenance(env: &Env, cmd: MaintenanceCommand) -> Result<Exit
                         w.duration.clone(),
                         table::truncate(&w.checks.join(","), table::REASON_WIDTH),
                         match (w.open, &w.next_local, &w.next_start) {
-                            (true, _, _) => format!(
-                                "OPEN until {}",
-                                w.next_end.clone().unwrap_or_default()
-                            ),
+                            (true, _, _) => {
+                                format!("OPEN until {}", w.next_end.clone().unwrap_or_default())
+                            }
                             (false, Some(local), Some(utc)) => format!("{local} ({utc})"),
                             _ => "-".into(),
                         },

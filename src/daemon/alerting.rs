@@ -332,6 +332,24 @@ impl Daemon {
         let mut backoff = BACKOFF_START;
         let mut attempts = 0u32;
         loop {
+            // Disabled after the page was made: it is not sent.
+            if self
+                .state()
+                .state
+                .alerts
+                .get(&d.alert_id)
+                .is_some_and(|a| a.disabled)
+            {
+                self.record_outcome(
+                    &d.id,
+                    DeliveryStatus::Skipped {
+                        at_ms: now_ms(),
+                        reason: "alert disabled".into(),
+                    },
+                )
+                .await;
+                return;
+            }
             let _send = match self.alerting.sends.clone().acquire_owned().await {
                 Ok(permit) => permit,
                 Err(_) => return,

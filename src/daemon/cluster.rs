@@ -173,8 +173,20 @@ impl Daemon {
         }
         let req = resolve_references(&state.state, req)?;
         self.quorum_precheck()?;
-        if req.command.level() > 1 {
-            self.ensure_level(req.command.level()).await?;
+        let level = req.command.level();
+        if level > 1 && state.state.log_level < level {
+            self.ensure_level(level).await?;
+            // Commit that every member reads it, so a member down later
+            // does not block commands of this level.
+            if !matches!(
+                req.command,
+                Command::Record(qu_raft::state::RecordCommand::RaiseLevel { .. })
+            ) {
+                let raise = Request::new(qu_raft::state::RecordCommand::RaiseLevel { level });
+                if let Err(e) = Box::pin(self.propose_as_leader(raise, deadline)).await {
+                    tracing::debug!(error = %e, "could not commit the log level yet");
+                }
+            }
         }
         if let Err(refusal) = state.state.validate(&req) {
             return Err(ClusterFailure::Refused(refusal.to_string()));
@@ -260,10 +272,9 @@ fn resolve_references(
             window.checks = check_ids(state, &window.checks)?;
         }
         Command::Config(ConfigCommand::RemoveWindow { id_or_name, .. }) => {
-            let found = lookup_by_id_or_name(&state.windows, id_or_name, "maintenance", |w| {
-                &w.name
-            })
-            .map_err(refused)?;
+            let found =
+                lookup_by_id_or_name(&state.windows, id_or_name, "maintenance", |w| &w.name)
+                    .map_err(refused)?;
             *id_or_name = found.id.clone();
         }
         Command::Config(ConfigCommand::AddAlert { alert }) => {
@@ -298,7 +309,9 @@ fn alert_ids(
     state: &qu_raft::state::ClusterState,
     keys: &[String],
 ) -> Result<Vec<String>, ClusterFailure> {
-    ids_of(&state.alerts, keys, "alert", "--alerts", |a| (&a.id, &a.name))
+    ids_of(&state.alerts, keys, "alert", "--alerts", |a| {
+        (&a.id, &a.name)
+    })
 }
 
 /// Check names (or ids) as ids, each once; every missing one named.

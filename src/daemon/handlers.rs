@@ -495,10 +495,8 @@ fn silence_from_spec(
         (None, Some(u)) => u,
         _ => return Err(cerr("give exactly one of --for DURATION or --until TIME")),
     };
-    if spec.all == !spec.checks.is_empty() {
-        return Err(cerr(
-            "name the checks to silence, or --all (not both)",
-        ));
+    if spec.all != spec.checks.is_empty() {
+        return Err(cerr("name the checks to silence, or --all (not both)"));
     }
     let silence = qu_raft::mute::Silence {
         id: super::cluster::random_hex(4),
@@ -519,7 +517,7 @@ fn window_from_spec(
     now_ms: u64,
 ) -> Result<qu_raft::mute::Maintenance, ControlError> {
     crate::alerts::maintenance::admit(&spec.every, &spec.tz, now_ms).map_err(cerr)?;
-    if spec.all == !spec.checks.is_empty() {
+    if spec.all != spec.checks.is_empty() {
         return Err(cerr(
             "name the checks the window covers, or --all (not both)",
         ));

@@ -179,14 +179,12 @@ mod tests {
         assert!(matches!(r, Response::Applied { .. }), "{r:?}");
     }
 
+    /// Something that happens to the state at an instant (a flip).
+    type Event = (u64, Box<dyn FnOnce(&mut ClusterState)>);
+
     /// Runs the duty's plan-and-commit on tokio's paused clock from
     /// `base_ms` until `until_ms`, with `events` applied at their instant.
-    async fn run(
-        s: &mut ClusterState,
-        base_ms: u64,
-        until_ms: u64,
-        mut events: Vec<(u64, Box<dyn FnOnce(&mut ClusterState)>)>,
-    ) {
+    async fn run(s: &mut ClusterState, base_ms: u64, until_ms: u64, mut events: Vec<Event>) {
         let start = Instant::now();
         events.sort_by_key(|(at, _)| *at);
         let mut events = events.into_iter().peekable();

@@ -126,9 +126,10 @@ impl Service for MemberService {
             MemberRequest::Ping => MemberResponse::Pong,
             MemberRequest::Level => MemberResponse::Level(super::reported_level()),
             MemberRequest::Probe { kind, timeout_ms } => {
-                let timeout = std::time::Duration::from_millis(
-                    timeout_ms.clamp(qu_raft::model::MIN_TIMEOUT_MS, super::probe_now::MAX_TEST_TIMEOUT_MS),
-                );
+                let timeout = std::time::Duration::from_millis(timeout_ms.clamp(
+                    qu_raft::model::MIN_TIMEOUT_MS,
+                    super::probe_now::MAX_TEST_TIMEOUT_MS,
+                ));
                 let outcome = d.probers.probe(&kind, timeout).await;
                 MemberResponse::Probed {
                     ok: outcome.ok,

@@ -410,10 +410,12 @@ pub(super) fn silence_rows(s: &qu_raft::state::ClusterState) -> Vec<super::contr
                     start: at(m.start_ms),
                     end: at(m.end_ms),
                     reason: m.reason.clone(),
-                    window: m
-                        .window
-                        .as_ref()
-                        .map(|w| s.windows.get(w).map(|w| w.name.clone()).unwrap_or_else(|| w.clone())),
+                    window: m.window.as_ref().map(|w| {
+                        s.windows
+                            .get(w)
+                            .map(|w| w.name.clone())
+                            .unwrap_or_else(|| w.clone())
+                    }),
                 },
             )
         })

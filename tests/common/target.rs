@@ -3,7 +3,7 @@
 //! (so a target can fail for one node only).
 #![allow(dead_code)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +25,8 @@ pub struct Target {
     pub addr: SocketAddr,
     mode: Arc<Mutex<Mode>>,
     pub requests: Arc<AtomicU64>,
+    /// When each client address probed it.
+    seen: Arc<Mutex<BTreeMap<IpAddr, Vec<std::time::Instant>>>>,
     _server: Server,
 }
 
@@ -32,9 +34,17 @@ impl Target {
     pub fn start(ip: &str) -> Target {
         let mode = Arc::new(Mutex::new(Mode::Up));
         let requests = Arc::new(AtomicU64::new(0));
-        let (m, r) = (mode.clone(), requests.clone());
+        let seen: Arc<Mutex<BTreeMap<IpAddr, Vec<std::time::Instant>>>> = Default::default();
+        let (m, r, w) = (mode.clone(), requests.clone(), seen.clone());
         let server = Server::bind(ip, Workers::PerConnection, move |req| {
             r.fetch_add(1, Ordering::SeqCst);
+            if let Some(p) = req.peer {
+                w.lock()
+                    .unwrap()
+                    .entry(p)
+                    .or_default()
+                    .push(std::time::Instant::now());
+            }
             let status = match &*m.lock().unwrap() {
                 Mode::Up => 200,
                 Mode::Status(s) => *s,
@@ -48,12 +58,24 @@ impl Target {
             addr: server.addr,
             mode,
             requests,
+            seen,
             _server: server,
         }
     }
 
     pub fn url(&self) -> String {
         format!("http://{}/", self.addr)
+    }
+
+    /// When `ip` probed this target, oldest first.
+    pub fn probes_from(&self, ip: &str) -> Vec<std::time::Instant> {
+        let ip: IpAddr = ip.parse().unwrap();
+        self.seen
+            .lock()
+            .unwrap()
+            .get(&ip)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn set(&self, mode: Mode) {

@@ -45,6 +45,12 @@ struct SmMeta {
     version: u64,
     #[serde(default)]
     request_seq: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    log_level: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 /// A snapshot at rest (legacy single-record form).
@@ -107,6 +113,7 @@ fn meta_of(a: &Applied) -> SmMeta {
         cluster_id: a.state.cluster_id.clone(),
         version: a.state.version,
         request_seq: a.state.request_seq,
+        log_level: a.state.log_level,
     }
 }
 
@@ -174,6 +181,7 @@ fn all_keys(a: &Applied) -> Vec<RecordKey> {
         request_seq: _,
         silences,
         windows,
+        log_level: _,
     } = &a.state;
     std::iter::once(RecordKey::Meta)
         .chain(peers.keys().map(|k| RecordKey::Peer(*k)))
@@ -271,6 +279,7 @@ fn load(sm: &sled::Tree) -> io::Result<Applied> {
             a.state.cluster_id = m.cluster_id;
             a.state.version = m.version;
             a.state.request_seq = m.request_seq;
+            a.state.log_level = m.log_level;
         } else if let Some(id) = key.strip_prefix("peer/") {
             let node = id.parse().map_err(|e| {
                 io::Error::new(
