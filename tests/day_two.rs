@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::receiver::Receiver;
 use common::target::{Mode, Target};
-use common::{cluster, form, master, stderr, stdout, version, wait_for, Node};
+use common::{add_web, cluster, master, probing_cluster, stderr, stdout, version, wait_for, Node};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -160,16 +160,7 @@ fn a_new_command_is_refused_while_a_member_runs_an_older_log_level() {
     a.ok(&["check", "remove", "db"]);
 }
 
-const IPS: [&str; 3] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
-
-/// Three nodes on 127.0.0.2/.3/.4, each probing from its own address.
-fn probing_cluster() -> Vec<Node> {
-    let mut nodes: Vec<Node> = IPS.iter().map(|ip| Node::init_at(ip, &[])).collect();
-    for (n, ip) in nodes.iter_mut().zip(IPS) {
-        n.start_with(&["--probe-source", ip]);
-    }
-    form(nodes)
-}
+const IPS: [&str; 3] = common::PROBE_IPS;
 
 fn show(node: &Node, name: &str) -> Option<serde_json::Value> {
     serde_json::from_str(&node.ok(&["check", "show", name, "--json"])).ok()
@@ -614,24 +605,7 @@ fn a_master_killed_as_a_silence_ends_leaves_its_page_to_the_next_exactly_once() 
     let _g = serial();
     // B (smallest id, so the master) aborts right before its first send,
     // which is the page owed at the silence's end.
-    let ids = ["0000000000000030", "0000000000000010", "0000000000000020"];
-    let mut nodes: Vec<Node> = ids
-        .iter()
-        .map(|id| Node::init(&["--node-id", id]))
-        .collect();
-    for (i, n) in nodes.iter_mut().enumerate() {
-        let env: &[(&str, &str)] = if i == 1 {
-            &[("QU_FAILPOINT", "before-send")]
-        } else {
-            &[]
-        };
-        n.spawn_serve_env(&["--timing", "fast", "--leader-cooldown", "1s"], env);
-        n.wait_ready();
-    }
-    let mut nodes = form(nodes);
-    wait_for("B to lead", Duration::from_secs(20), || {
-        (master(&nodes[0]).as_deref() == Some(ids[1])).then_some(())
-    });
+    let mut nodes = common::failing_master_cluster("before-send");
     let hook = Receiver::start();
     hook.set_default(204);
     let target = Target::start("127.0.0.1");
@@ -645,19 +619,7 @@ fn a_master_killed_as_a_silence_ends_leaves_its_page_to_the_next_exactly_once() 
         &hook.url("/hook"),
     ]);
     nodes[0].ok(&["silence", "add", "--all", "--for", "6s"]);
-    nodes[0].ok(&[
-        "check",
-        "add",
-        "http",
-        "web",
-        &target.url(),
-        "--interval",
-        "1s",
-        "--timeout",
-        "500ms",
-        "--alerts",
-        "hook",
-    ]);
+    add_web(&nodes[0], &target.url(), "hook");
     wait_for("down while silenced", Duration::from_secs(20), || {
         (state_of(&nodes[0], "web")? == "down").then_some(())
     });
@@ -709,19 +671,7 @@ fn repeat_every_2s_over_a_7s_outage_pages_three_repeats_and_none_after() {
         "--repeat",
         "2s",
     ]);
-    nodes[0].ok(&[
-        "check",
-        "add",
-        "http",
-        "web",
-        &target.url(),
-        "--interval",
-        "1s",
-        "--timeout",
-        "500ms",
-        "--alerts",
-        "hook",
-    ]);
+    add_web(&nodes[0], &target.url(), "hook");
     wait_for("web up", Duration::from_secs(20), || {
         (state_of(&nodes[0], "web")? == "up").then_some(())
     });

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::receiver::Receiver;
 use common::smtp::SmtpServer;
 use common::target::{Mode, Target};
-use common::{form, master, stdout, wait_for, Node};
+use common::{master, stdout, wait_for, Node};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -31,19 +31,7 @@ fn count(pages: &[String], word: &str) -> usize {
 }
 
 fn add_web(node: &Node, target: &Target, alerts: &str) {
-    node.ok(&[
-        "check",
-        "add",
-        "http",
-        "web",
-        &target.url(),
-        "--interval",
-        "1s",
-        "--timeout",
-        "500ms",
-        "--alerts",
-        alerts,
-    ]);
+    common::add_web(node, &target.url(), alerts);
 }
 
 #[test]
@@ -207,24 +195,7 @@ fn a_page_the_receiver_refused_for_a_while_is_delivered_once_it_is_back() {
 fn a_leader_that_dies_before_sending_leaves_the_page_to_the_next_leader() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // B (smallest id, so the master) aborts right before its first send.
-    let ids = ["0000000000000030", "0000000000000010", "0000000000000020"];
-    let mut nodes: Vec<Node> = ids
-        .iter()
-        .map(|id| Node::init(&["--node-id", id]))
-        .collect();
-    for (i, n) in nodes.iter_mut().enumerate() {
-        let env: &[(&str, &str)] = if i == 1 {
-            &[("QU_FAILPOINT", "before-send")]
-        } else {
-            &[]
-        };
-        n.spawn_serve_env(&["--timing", "fast", "--leader-cooldown", "1s"], env);
-        n.wait_ready();
-    }
-    let mut nodes = form(nodes);
-    wait_for("B to lead", Duration::from_secs(20), || {
-        (master(&nodes[0]).as_deref() == Some(ids[1])).then_some(())
-    });
+    let mut nodes = common::failing_master_cluster("before-send");
     let hook = Receiver::start();
     let target = Target::start("127.0.0.1");
     target.set(Mode::Status(503));

@@ -11,19 +11,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::target::{Mode, Target};
-use common::{form, master, stderr, wait_for, Node};
+use common::{master, probing_cluster, stderr, wait_for, Node};
 
 static SERIAL: Mutex<()> = Mutex::new(());
-
-const IPS: [&str; 3] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
-
-fn probing_cluster() -> Vec<Node> {
-    let mut nodes: Vec<Node> = IPS.iter().map(|ip| Node::init_at(ip, &[])).collect();
-    for (n, ip) in nodes.iter_mut().zip(IPS) {
-        n.start_with(&["--probe-source", ip]);
-    }
-    form(nodes)
-}
 
 /// (state, votes, flips) of check `name` as `node` sees it.
 fn check(node: &Node, name: &str) -> Option<(String, String, u64)> {

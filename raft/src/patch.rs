@@ -32,6 +32,14 @@ impl Patch {
         self
     }
 
+    /// Sets `field` to `value` when there is one.
+    pub fn set_some(&mut self, field: &str, value: Option<impl Serialize>) -> &mut Self {
+        if let Some(v) = value {
+            self.set(field, v);
+        }
+        self
+    }
+
     /// Clears the optional `field`.
     pub fn clear(&mut self, field: &str) -> &mut Self {
         self.0.insert(field.to_string(), serde_json::Value::Null);

@@ -214,9 +214,7 @@ pub struct EditArgs {
 impl EditArgs {
     fn patch(self) -> Result<Patch, Failure> {
         let mut p = Patch::default();
-        if let Some(v) = &self.name {
-            p.set("name", v);
-        }
+        p.set_some("name", self.name.as_ref());
         match self.repeat {
             Some(RepeatArg(Some(ms))) => {
                 p.set("repeat_ms", ms);
@@ -226,9 +224,7 @@ impl EditArgs {
             }
             None => {}
         }
-        if let Some(v) = secret("--url", self.url, self.url_file)? {
-            p.set("url", v);
-        }
+        p.set_some("url", secret("--url", self.url, self.url_file)?);
         if !self.headers.is_empty() {
             let headers: Vec<(String, String)> = self
                 .headers
@@ -237,30 +233,20 @@ impl EditArgs {
                 .collect::<Result<_, _>>()?;
             p.set("headers", headers);
         }
-        if let Some(v) = secret("--webhook", self.webhook, self.webhook_file)? {
-            p.set("webhook", v);
-        }
-        if let Some(v) = &self.host {
-            p.set("host", v);
-        }
-        if let Some(v) = self.port {
-            p.set("port", v);
-        }
-        if let Some(v) = &self.from {
-            p.set("from", v);
-        }
-        if let Some(v) = &self.to {
-            p.set("to", v);
-        }
-        if let Some(v) = &self.user {
-            p.set("user", v);
-        }
-        if let Some(v) = secret("--password", self.password, self.password_file)? {
-            p.set("password", v);
-        }
-        if let Some(v) = self.starttls {
-            p.set("starttls", v);
-        }
+        p.set_some(
+            "webhook",
+            secret("--webhook", self.webhook, self.webhook_file)?,
+        );
+        p.set_some("host", self.host.as_ref());
+        p.set_some("port", self.port);
+        p.set_some("from", self.from.as_ref());
+        p.set_some("to", self.to.as_ref());
+        p.set_some("user", self.user.as_ref());
+        p.set_some(
+            "password",
+            secret("--password", self.password, self.password_file)?,
+        );
+        p.set_some("starttls", self.starttls);
         if let Some(v) = self.tls {
             p.set("tls", v);
             if v && self.starttls.is_none() {

@@ -169,24 +169,12 @@ pub struct EditArgs {
 impl EditArgs {
     fn patch(&self) -> Result<Patch, Failure> {
         let mut p = Patch::default();
-        if let Some(v) = &self.name {
-            p.set("name", v);
-        }
-        if let Some(v) = &self.url {
-            p.set("url", v);
-        }
-        if let Some(v) = &self.target {
-            p.set("target", v);
-        }
-        if let Some(v) = &self.host {
-            p.set("host", v);
-        }
-        if let Some(v) = self.interval {
-            p.set("interval_ms", v.as_millis() as u64);
-        }
-        if let Some(v) = self.timeout {
-            p.set("timeout_ms", v.as_millis() as u64);
-        }
+        p.set_some("name", self.name.as_ref());
+        p.set_some("url", self.url.as_ref());
+        p.set_some("target", self.target.as_ref());
+        p.set_some("host", self.host.as_ref());
+        p.set_some("interval_ms", self.interval.map(|v| v.as_millis() as u64));
+        p.set_some("timeout_ms", self.timeout.map(|v| v.as_millis() as u64));
         match self.expect {
             Some(ExpectArg(Some(code))) => {
                 p.set("expect", code);
@@ -205,9 +193,7 @@ impl EditArgs {
             }
             None => {}
         }
-        if let Some(v) = self.insecure {
-            p.set("insecure", v);
-        }
+        p.set_some("insecure", self.insecure);
         if let Some(a) = &self.alerts {
             p.set("alerts", alerts_arg(a)?.unwrap_or_default());
         }

@@ -381,6 +381,21 @@ pub(super) fn check_rows_of(s: &qu_raft::state::ClusterState) -> Vec<CheckRow> {
     rows
 }
 
+/// The names of checks `ids` (`*` for all), a removed one by its id.
+fn check_names(s: &qu_raft::state::ClusterState, ids: &[String], all: bool) -> Vec<String> {
+    if all {
+        return vec!["*".to_string()];
+    }
+    ids.iter()
+        .map(|id| {
+            s.checks
+                .get(id)
+                .map(|c| c.name.clone())
+                .unwrap_or_else(|| format!("{id} (removed)"))
+        })
+        .collect()
+}
+
 /// The active silences, soonest end first.
 pub(super) fn silence_rows(s: &qu_raft::state::ClusterState) -> Vec<super::control::SilenceRow> {
     let at = |ms: u64| rfc3339(UNIX_EPOCH + Duration::from_millis(ms));
@@ -388,19 +403,7 @@ pub(super) fn silence_rows(s: &qu_raft::state::ClusterState) -> Vec<super::contr
         .silences
         .values()
         .map(|m| {
-            let checks = if m.all {
-                vec!["*".to_string()]
-            } else {
-                m.checks
-                    .iter()
-                    .map(|id| {
-                        s.checks
-                            .get(id)
-                            .map(|c| c.name.clone())
-                            .unwrap_or_else(|| format!("{id} (removed)"))
-                    })
-                    .collect()
-            };
+            let checks = check_names(s, &m.checks, m.all);
             (
                 m.end_ms,
                 super::control::SilenceRow {
@@ -446,19 +449,7 @@ pub(super) fn window_rows(
                 every: w.every.clone(),
                 duration: duration::format(Duration::from_millis(w.duration_ms)),
                 tz: w.tz.clone(),
-                checks: if w.all {
-                    vec!["*".to_string()]
-                } else {
-                    w.checks
-                        .iter()
-                        .map(|id| {
-                            s.checks
-                                .get(id)
-                                .map(|c| c.name.clone())
-                                .unwrap_or_else(|| format!("{id} (removed)"))
-                        })
-                        .collect()
-                },
+                checks: check_names(s, &w.checks, w.all),
                 all: w.all,
                 open: s
                     .silences

@@ -403,3 +403,61 @@ pub fn version(node: &Node) -> Option<u64> {
 pub fn master(node: &Node) -> Option<String> {
     node.status()?["master"].as_str().map(str::to_string)
 }
+
+/// Loopback addresses of a probing cluster: each node probes from its own,
+/// so a target can fail for one node only.
+pub const PROBE_IPS: [&str; 3] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+
+/// Three formed nodes on `PROBE_IPS`, each probing from its own address.
+pub fn probing_cluster() -> Vec<Node> {
+    let mut nodes: Vec<Node> = PROBE_IPS.iter().map(|ip| Node::init_at(ip, &[])).collect();
+    for (n, ip) in nodes.iter_mut().zip(PROBE_IPS) {
+        n.start_with(&["--probe-source", ip]);
+    }
+    form(nodes)
+}
+
+/// Node ids of `failing_master_cluster`: B (index 1) is the smallest.
+pub const FAILING_MASTER_IDS: [&str; 3] =
+    ["0000000000000030", "0000000000000010", "0000000000000020"];
+
+/// Three formed nodes (fast timing, 1 s leader cooldown) whose master B
+/// (index 1, the smallest id) runs with `QU_FAILPOINT=failpoint`; returns
+/// once B leads.
+pub fn failing_master_cluster(failpoint: &str) -> Vec<Node> {
+    let mut nodes: Vec<Node> = FAILING_MASTER_IDS
+        .iter()
+        .map(|id| Node::init(&["--node-id", id]))
+        .collect();
+    for (i, n) in nodes.iter_mut().enumerate() {
+        let env: &[(&str, &str)] = if i == 1 {
+            &[("QU_FAILPOINT", failpoint)]
+        } else {
+            &[]
+        };
+        n.spawn_serve_env(&["--timing", "fast", "--leader-cooldown", "1s"], env);
+        n.wait_ready();
+    }
+    let nodes = form(nodes);
+    wait_for("B to lead", Duration::from_secs(20), || {
+        (master(&nodes[0]).as_deref() == Some(FAILING_MASTER_IDS[1])).then_some(())
+    });
+    nodes
+}
+
+/// `qu check add http web URL --interval 1s --timeout 500ms --alerts A`.
+pub fn add_web(node: &Node, url: &str, alerts: &str) {
+    node.ok(&[
+        "check",
+        "add",
+        "http",
+        "web",
+        url,
+        "--interval",
+        "1s",
+        "--timeout",
+        "500ms",
+        "--alerts",
+        alerts,
+    ]);
+}
