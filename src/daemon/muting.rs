@@ -99,12 +99,19 @@ pub(super) async fn muting_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiv
         for record in due(&state.state, now_ms()) {
             let what = Request::new(record.clone()).to_string();
             let deadline = Instant::now() + super::cluster::MUTATION_TIMEOUT;
-            if let Err(e) = daemon
+            match daemon
                 .propose_as_leader(Request::new(record), deadline)
                 .await
             {
-                tracing::debug!(%what, error = %e, "could not commit; retrying at the next tick");
-                break;
+                Ok(_) => {}
+                // Done meanwhile (or no longer due): the others still are.
+                Err(super::rpc::ClusterFailure::Refused(why)) => {
+                    tracing::debug!(%what, %why, "not due any more");
+                }
+                Err(e) => {
+                    tracing::debug!(%what, error = %e, "could not commit; retrying at the next tick");
+                    break;
+                }
             }
         }
     }
