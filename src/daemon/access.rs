@@ -38,7 +38,8 @@ pub fn class_of(req: &MemberRequest) -> Class {
         | MemberRequest::Removed
         | MemberRequest::Report { .. }
         | MemberRequest::LastRound { .. }
-        | MemberRequest::Level => Class::Member,
+        | MemberRequest::Level
+        | MemberRequest::Version => Class::Member,
     }
 }
 

@@ -19,6 +19,7 @@ mod leadership;
 pub mod liveness;
 mod membership;
 mod mirror;
+mod notify;
 pub mod policy;
 mod probing;
 mod raft_network;
@@ -439,12 +440,18 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         },
     ];
     drop(results_tx);
+    notify::ready(format!("serving node {} on {}", daemon.me(), daemon.listen)).await;
+    let watchdog = notify::spawn_watchdog();
 
     let outcome = tokio::select! {
         r = wait_for_signal() => r,
         why = daemon.supervisor.given_up() => Err(DaemonError::DutyFailed(why)),
     };
     tracing::info!("shutting down");
+    notify::stopping().await;
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     let _ = shutdown_tx.send(true);
     server.abort();
     for t in tasks {

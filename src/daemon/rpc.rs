@@ -96,6 +96,9 @@ pub enum MemberRequest {
     /// Which log level the node runs (a node one release older cannot
     /// decode this request, and so never reports a level).
     Level,
+    /// Which build the node runs (`crate::version::LONG`); older nodes
+    /// answer `bad_request`, and are shown without a version.
+    Version,
 }
 
 /// Why the leader could not carry out a forwarded operation.
@@ -129,6 +132,7 @@ pub enum MemberResponse {
     Ack,
     LastRound(Option<crate::checks::aggregate::RoundOutcome>),
     Level(u32),
+    Version(String),
 }
 
 /// Bytes as base64 in JSON (snapshots).

@@ -125,6 +125,7 @@ impl Service for MemberService {
         Ok(match req {
             MemberRequest::Ping => MemberResponse::Pong,
             MemberRequest::Level => MemberResponse::Level(super::reported_level()),
+            MemberRequest::Version => MemberResponse::Version(crate::version::LONG.to_string()),
             MemberRequest::Append(r) => {
                 check_sender(&caller, sender_of(&r.vote))?;
                 MemberResponse::Append(raft.append_entries(r).await.map_err(fatal_of))
