@@ -1,5 +1,6 @@
-// The static (musl) build uses mimalloc: musl's malloc serialises a
-// multi-threaded runtime (figures in BENCHMARKS.md → Static build).
+// Opt-in for the static (musl) build: `--features mimalloc`. The default is
+// musl's malloc, which measured within the noise on CPU and at a third of
+// mimalloc's memory (BENCHMARKS.md → Static build).
 #[cfg(all(target_env = "musl", feature = "mimalloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

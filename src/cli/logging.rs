@@ -42,14 +42,16 @@ fn stderr_is_journal() -> bool {
     let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
         return false;
     };
-    let Ok(stat) = rustix::fs::fstat(std::io::stderr()) else {
+    // fstat of fd 2, through a duplicate of it (std's metadata needs a File).
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
         return false;
     };
-    journal_stream_matches(
-        &value.to_string_lossy(),
-        stat.st_dev as u64,
-        stat.st_ino as u64,
-    )
+    let Ok(meta) = std::fs::File::from(fd).metadata() else {
+        return false;
+    };
+    journal_stream_matches(&value.to_string_lossy(), meta.dev(), meta.ino())
 }
 
 fn journal_stream_matches(value: &str, dev: u64, ino: u64) -> bool {
