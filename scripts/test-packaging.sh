@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Packaging checks (root; scripts/test.sh runs them as root, CI always):
-#  1. the static build: `file` and `ldd` prove it static; the CLI tests and
+#  1. the static build: `file` and `ldd` prove it static; the CLI tests,
 #     the packaging tests (sd_notify, journald, completion, man pages, DNS
-#     from /etc/hosts and from dnsmasq) run against that binary;
+#     from /etc/hosts and from dnsmasq), SMTP STARTTLS with a CA from
+#     SSL_CERT_FILE and two one-node check tests run against that binary;
 #  2. the unit: systemd-analyze verify and security (exposure score);
 #  3. scripts/install.sh twice (idempotent), into a scratch prefix;
 #  4. the .deb: dpkg -i, qu --version and qu init as the quptime user, the
@@ -37,6 +38,7 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v useradd >/dev/null 2>&1 || need+=(passwd)
 [ -e /usr/share/bash-completion/bash_completion ] || need+=(bash-completion)
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test-packaging: installing ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" ||
@@ -62,7 +64,9 @@ case "$ldd_out" in
 esac
 
 step "CLI and packaging tests against the static binary"
-QU_TEST_BIN="$bin" cargo test --locked -p qu --test cli --test packaging ||
+# smtp: STARTTLS against a CA trusted through SSL_CERT_FILE, i.e. the
+# system root store as the static binary reads it.
+QU_TEST_BIN="$bin" cargo test --locked -p qu --test cli --test packaging --test smtp ||
   fail "tests against the static binary $bin"
 QU_TEST_BIN="$bin" cargo test --locked -p qu --test first_hour -- \
   a_fresh_node_is_a_working_one_node_cluster a_new_check_is_probed_at_once ||

@@ -330,8 +330,12 @@ fn names_resolve_from_etc_hosts_and_from_a_dns_server() {
     let target = common::target::Target::start("127.0.0.1");
     let port = target.addr.port();
     let dir = tempfile::tempdir().unwrap();
-    // A DNS server of our own on a loopback address nothing else uses.
-    let dns_ip = "127.77.0.53";
+    // A DNS server of our own on port 53 (resolv.conf names no port) of a
+    // loopback address of this test process's own, so two runs at once
+    // do not meet.
+    let pid = std::process::id();
+    let dns_ip = format!("127.77.{}.{}", (pid / 250) % 250, pid % 250 + 1);
+    let dns_ip = dns_ip.as_str();
     let dnsmasq = dir.path().join("dnsmasq.log");
     struct Kill(std::process::Child);
     impl Drop for Kill {
