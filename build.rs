@@ -40,17 +40,19 @@ fn main() {
     for path in ["build.rs", "src", "raft/src"] {
         println!("cargo:rerun-if-changed={path}");
     }
-    for rel in ["HEAD", "index"] {
-        if let Some(p) = git(&["rev-parse", "--git-path", rel]) {
-            println!("cargo:rerun-if-changed={p}");
-        }
-    }
+    let mut git_files = vec!["HEAD".to_string(), "index".to_string()];
     if let Some(head_ref) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        if let Some(p) = git(&["rev-parse", "--git-path", &head_ref]) {
-            println!("cargo:rerun-if-changed={p}");
-        }
-        if let Some(p) = git(&["rev-parse", "--git-path", "packed-refs"]) {
-            println!("cargo:rerun-if-changed={p}");
+        git_files.push(head_ref);
+        git_files.push("packed-refs".to_string());
+    }
+    for rel in &git_files {
+        // Only files that exist: cargo counts a missing one as changed on
+        // every build (packed-refs often does not exist; a loose ref that
+        // gets packed is deleted, which counts as a change).
+        if let Some(p) = git(&["rev-parse", "--git-path", rel]) {
+            if std::path::Path::new(&p).exists() {
+                println!("cargo:rerun-if-changed={p}");
+            }
         }
     }
 }
