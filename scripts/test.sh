@@ -10,12 +10,18 @@ command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc)
 command -v kill >/dev/null 2>&1 || need_pkgs+=(procps)
 # SMTP tests run a real SMTP server: Debian's aiosmtpd under Debian's python.
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need_pkgs+=(python3-aiosmtpd)
+# tests/packaging.rs renders the man pages with man -l and sources the bash
+# completion; as root it resolves names through a real dnsmasq.
+command -v man >/dev/null 2>&1 || need_pkgs+=(man-db)
+command -v bash >/dev/null 2>&1 || need_pkgs+=(bash)
 # The fault-injection smoke (root only) partitions nodes with iptables.
 if [ "$(id -u)" = 0 ]; then
   command -v iptables >/dev/null 2>&1 || need_pkgs+=(iptables)
   command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
   # Clock-skew faults run nodes under libfaketime.
   [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 ] || need_pkgs+=(faketime)
+  command -v dnsmasq >/dev/null 2>&1 || need_pkgs+=(dnsmasq-base)
+  command -v unshare >/dev/null 2>&1 || need_pkgs+=(util-linux)
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -45,4 +51,12 @@ if [ "$(id -u)" = 0 ]; then
   "$CARGO_TARGET_DIR/debug/qu-jepsen" run --seed 80 --time 45s
 else
   echo "test.sh: skipping the fault-injection smoke (qu-jepsen run needs root for network namespaces)"
+fi
+
+# Packaging (root only: dpkg -i, a system user): the static build and the
+# CLI tests against it, systemd-analyze on the unit, install.sh, the .deb.
+if [ "$(id -u)" = 0 ]; then
+  ./scripts/test-packaging.sh
+else
+  echo "test.sh: skipping the packaging checks (scripts/test-packaging.sh needs root)"
 fi

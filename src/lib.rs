@@ -15,3 +15,4 @@ pub mod errors;
 pub mod ids;
 pub mod transport;
 pub mod trust;
+pub mod version;

@@ -3,6 +3,8 @@
 
 mod alert;
 mod check;
+mod completion;
+mod logging;
 mod node;
 mod silence;
 mod status;
@@ -26,7 +28,7 @@ const ABOUT: &str = "qu: quorum-based uptime monitor. A few nodes watch the same
 
 /// Top-level command line.
 #[derive(Debug, Parser)]
-#[command(name = "qu", version, about = ABOUT, propagate_version = true)]
+#[command(name = "qu", version = crate::version::LONG, about = ABOUT, propagate_version = true)]
 pub struct Cli {
     /// State directory [default: /etc/quptime as root, else $XDG_CONFIG_HOME/quptime or ~/.config/quptime]
     #[arg(
@@ -76,6 +78,10 @@ pub enum Command {
     /// Inspect or edit the local fingerprint trust store
     #[command(subcommand)]
     Trust(trust::TrustCommand),
+    /// Print a shell completion script on stdout (e.g. qu completion bash > /etc/bash_completion.d/qu)
+    Completion(completion::CompletionArgs),
+    /// Write the man pages, one per command, into a directory
+    Man(completion::ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -204,6 +210,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Silence(cmd) => silence::run_silence(&env, cmd),
         Command::Maintenance(cmd) => silence::run_maintenance(&env, cmd),
         Command::Trust(cmd) => trust::run(&env, cmd),
+        Command::Completion(args) => completion::completion(args),
+        Command::Man(args) => completion::man(args),
     }
 }
 
@@ -315,23 +323,8 @@ fn shell_word(word: &str) -> String {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=error"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 fn cmd_serve(env: &Env, args: ServeArgs) -> Result<ExitCode, Failure> {
-    init_logging(args.log_format);
+    logging::init(args.log_format);
     let opts = crate::daemon::ServeOptions {
         paths: StatePaths::new(env.state_dir()?),
         socket: env.socket_path()?,

@@ -85,16 +85,28 @@ pub(super) fn render_nodes(nodes: &[PeerRow], with_role: bool) -> String {
             if with_role {
                 row.push(n.lag.map(|l| l.to_string()).unwrap_or_else(|| "-".into()));
             }
+            row.push(n.version.clone().unwrap_or_else(|| "-".into()));
             row
         })
         .collect();
     if with_role {
         table::render(
-            &["NODE_ID", "ADVERTISE", "ROLE", "LIVE", "LAST_SEEN", "LAG"],
+            &[
+                "NODE_ID",
+                "ADVERTISE",
+                "ROLE",
+                "LIVE",
+                "LAST_SEEN",
+                "LAG",
+                "VERSION",
+            ],
             &rows,
         )
     } else {
-        table::render(&["NODE_ID", "ADVERTISE", "LIVE", "LAST_SEEN"], &rows)
+        table::render(
+            &["NODE_ID", "ADVERTISE", "LIVE", "LAST_SEEN", "VERSION"],
+            &rows,
+        )
     }
 }
 

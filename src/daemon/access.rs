@@ -39,7 +39,8 @@ pub fn class_of(req: &MemberRequest) -> Class {
         | MemberRequest::Report { .. }
         | MemberRequest::LastRound { .. }
         | MemberRequest::Level
-        | MemberRequest::Probe { .. } => Class::Member,
+        | MemberRequest::Probe { .. }
+        | MemberRequest::Version => Class::Member,
     }
 }
 

@@ -391,6 +391,24 @@ pub(super) async fn ping_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver
                     .await;
                 if r.is_ok() {
                     d.liveness.heard(node);
+                    if d.liveness.version_due(node) {
+                        let v = d
+                            .pool
+                            .call_within::<_, MemberResponse>(
+                                &addr,
+                                &MemberRequest::Version,
+                                interval * 2,
+                            )
+                            .await;
+                        match v {
+                            Ok(MemberResponse::Version(v)) => d.liveness.set_version(node, Some(v)),
+                            // A node older than the question answers bad_request.
+                            Ok(_) | Err(crate::transport::client::TransportError::Remote(_)) => {
+                                d.liveness.set_version(node, None)
+                            }
+                            Err(_) => {}
+                        }
+                    }
                 }
             });
         }

@@ -345,6 +345,10 @@ pub struct PeerRow {
     pub matched: Option<u64>,
     /// Entries it is behind the leader's last log index (leader only).
     pub lag: Option<u64>,
+    /// The build it runs (`qu --version`), as it last said; `None` when it
+    /// has not said yet or is older than this field.
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 /// One check as listings show it.

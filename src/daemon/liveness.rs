@@ -1,7 +1,8 @@
 //! Peer liveness: when each member was last heard from. Fed by our periodic
 //! pings and by every authenticated request a peer makes to us; read by
 //! `qu status` / `qu node list` (LIVE, LAST_SEEN) and by the no-quorum check
-//! that refuses mutations early.
+//! that refuses mutations early. Also which build each member said it runs
+//! (VERSION), asked again every `VERSION_REFRESH`.
 //!
 //! Invariant: a peer is live only if heard from within `window`; this node
 //! itself is always live.
@@ -20,6 +21,18 @@ pub struct Liveness {
     me: NodeId,
     window: Duration,
     seen: Mutex<HashMap<NodeId, Seen>>,
+    versions: Mutex<HashMap<NodeId, PeerVersion>>,
+}
+
+/// How often a peer's build is asked again (it may have been upgraded and
+/// restarted within the liveness window).
+pub const VERSION_REFRESH: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+struct PeerVersion {
+    /// `None`: the peer could not say (a release older than the question).
+    version: Option<String>,
+    asked: Instant,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +49,7 @@ impl Liveness {
             me,
             window,
             seen: Mutex::new(HashMap::new()),
+            versions: Mutex::new(HashMap::new()),
         }
     }
 
@@ -107,6 +121,42 @@ impl Liveness {
         if let Ok(mut m) = self.seen.lock() {
             m.remove(&node);
         }
+        if let Ok(mut m) = self.versions.lock() {
+            m.remove(&node);
+        }
+    }
+
+    /// Records the build `node` said it runs (`None`: it could not say).
+    pub fn set_version(&self, node: NodeId, version: Option<String>) {
+        if let Ok(mut m) = self.versions.lock() {
+            m.insert(
+                node,
+                PeerVersion {
+                    version,
+                    asked: Instant::now(),
+                },
+            );
+        }
+    }
+
+    /// Whether `node`'s build was never asked, or last asked
+    /// `VERSION_REFRESH` ago or more.
+    pub fn version_due(&self, node: NodeId) -> bool {
+        self.versions.lock().is_ok_and(|m| {
+            m.get(&node)
+                .is_none_or(|v| v.asked.elapsed() >= VERSION_REFRESH)
+        })
+    }
+
+    /// The build `node` runs, as it last said (this node's own for itself).
+    pub fn version(&self, node: NodeId) -> Option<String> {
+        if node == self.me {
+            return Some(crate::version::LONG.to_string());
+        }
+        self.versions
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&node).and_then(|v| v.version.clone()))
     }
 }
 
@@ -133,6 +183,30 @@ mod tests {
             l.live_since(NodeId(2)).unwrap() > first,
             "a gap starts a new stretch"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn versions_are_asked_again_after_the_refresh() {
+        let l = Liveness::new(NodeId(1), Duration::from_secs(3));
+        assert_eq!(l.version(NodeId(1)).as_deref(), Some(crate::version::LONG));
+        assert!(l.version_due(NodeId(2)), "never asked");
+        assert_eq!(l.version(NodeId(2)), None);
+        l.set_version(NodeId(2), Some("0.1.0 (abc1234 2026-12-01 x)".into()));
+        assert!(!l.version_due(NodeId(2)));
+        assert_eq!(
+            l.version(NodeId(2)).as_deref(),
+            Some("0.1.0 (abc1234 2026-12-01 x)")
+        );
+        tokio::time::advance(VERSION_REFRESH).await;
+        assert!(l.version_due(NodeId(2)));
+        l.set_version(NodeId(2), None);
+        assert!(
+            !l.version_due(NodeId(2)),
+            "an old node is not asked every ping"
+        );
+        assert_eq!(l.version(NodeId(2)), None);
+        l.forget(NodeId(2));
+        assert!(l.version_due(NodeId(2)));
     }
 
     #[tokio::test(start_paused = true)]

@@ -20,6 +20,7 @@ pub mod liveness;
 mod membership;
 mod mirror;
 mod muting;
+mod notify;
 pub mod policy;
 mod probe_now;
 mod probing;
@@ -444,12 +445,18 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         },
     ];
     drop(results_tx);
+    notify::ready(format!("serving node {} on {}", daemon.me(), daemon.listen)).await;
+    let watchdog = notify::spawn_watchdog();
 
     let outcome = tokio::select! {
         r = wait_for_signal() => r,
         why = daemon.supervisor.given_up() => Err(DaemonError::DutyFailed(why)),
     };
     tracing::info!("shutting down");
+    notify::stopping().await;
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     let _ = shutdown_tx.send(true);
     server.abort();
     for t in tasks {

@@ -102,6 +102,9 @@ pub enum MemberRequest {
         kind: qu_raft::model::CheckKind,
         timeout_ms: u64,
     },
+    /// Which build the node runs (`crate::version::LONG`); older nodes
+    /// answer `bad_request`, and are shown without a version.
+    Version,
 }
 
 /// Why the leader could not carry out a forwarded operation.
@@ -140,6 +143,7 @@ pub enum MemberResponse {
         latency_ms: u64,
         reason: String,
     },
+    Version(String),
 }
 
 /// Bytes as base64 in JSON (snapshots).

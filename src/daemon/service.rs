@@ -137,6 +137,7 @@ impl Service for MemberService {
                     reason: outcome.reason,
                 }
             }
+            MemberRequest::Version => MemberResponse::Version(crate::version::LONG.to_string()),
             MemberRequest::Append(r) => {
                 check_sender(&caller, sender_of(&r.vote))?;
                 MemberResponse::Append(raft.append_entries(r).await.map_err(fatal_of))

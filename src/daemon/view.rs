@@ -69,6 +69,7 @@ impl Daemon {
                     last_seen: self.liveness.last_seen(id).map(rfc3339),
                     matched,
                     lag,
+                    version: self.liveness.version(id),
                 }
             })
             .collect()
@@ -278,7 +279,7 @@ impl Daemon {
             fingerprint: self.identity.fingerprint.to_string(),
             advertise: self.node.advertise.clone(),
             listen: self.listen.clone(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
+            version: crate::version::LONG.to_string(),
             uptime_secs: self.started.elapsed().as_secs(),
             membership: self.membership_word().into(),
             cluster_id: state.state.cluster_id.clone(),

@@ -10,8 +10,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The `qu` under test: `QU_TEST_BIN` when set (CI runs the CLI tests
+/// against the static release build that way), else cargo's build.
 pub fn qu_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_qu")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("QU_TEST_BIN")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_qu").to_string())
+    })
 }
 
 /// A loopback port nobody listens on right now, reserved for this test
