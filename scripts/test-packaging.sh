@@ -109,6 +109,13 @@ dpkg-deb --contents "$deb"
 dpkg -i "$deb" || fail "dpkg -i $deb"
 [ "$(stat -c '%a %U' /var/lib/quptime)" = "700 quptime" ] || fail "after dpkg -i /var/lib/quptime is $(stat -c '%a %U' /var/lib/quptime)"
 runuser -u quptime -- /usr/bin/qu --version || fail "qu --version as quptime"
+# The ICMP drop-in persists a range covering the quptime group (also when
+# the running value already covers it: that one may not survive a reboot).
+gid=$(getent group quptime | cut -d: -f3)
+dropin=/etc/sysctl.d/60-quptime-ping.conf
+range=$(sed -n 's/^net.ipv4.ping_group_range = //p' "$dropin" 2>/dev/null)
+[ -n "$range" ] && [ "${range%% *}" -le "$gid" ] && [ "$gid" -le "${range##* }" ] ||
+  fail "after dpkg -i $dropin does not cover gid $gid: '$range'"
 rm -rf /var/lib/quptime/* # the state install.sh's check may have left
 runuser -u quptime -- /usr/bin/qu --dir /var/lib/quptime init --advertise 127.0.0.1:9001 ||
   fail "qu init as quptime"
@@ -121,5 +128,6 @@ dpkg -r qu || fail "dpkg -r qu"
 dpkg -P qu || fail "dpkg -P qu"
 ! getent passwd quptime >/dev/null || fail "dpkg -P left the quptime user"
 [ ! -e /var/lib/quptime ] || fail "dpkg -P left /var/lib/quptime"
+[ ! -e "$dropin" ] || fail "dpkg -P left $dropin"
 
 echo "test-packaging: all passed in $(( $(date +%s) - started )) s"

@@ -44,7 +44,7 @@ pub enum AlertCommand {
         #[arg(value_name = "ID_OR_NAME")]
         id_or_name: String,
         /// on or off
-        #[arg(value_name = "on|off", value_parser = parse_on_off)]
+        #[arg(value_name = "on|off", value_parser = parse_on_off, action = ArgAction::Set)]
         on: bool,
         #[command(flatten)]
         if_version: IfVersion,

@@ -363,6 +363,13 @@ mod tests {
     }
 
     #[test]
+    fn the_command_line_definition_is_consistent() {
+        // clap checks every subcommand's definition (an argument's action
+        // fitting its kind, conflicts naming real arguments, …).
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
     fn every_command_and_argument_has_a_description() {
         let mut missing = Vec::new();
         undocumented(&super::Cli::command(), "qu", &mut missing);
