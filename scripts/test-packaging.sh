@@ -8,6 +8,9 @@
 #  3. scripts/install.sh twice (idempotent), into a scratch prefix;
 #  4. the .deb: dpkg -i, qu --version and qu init as the quptime user, the
 #     installed unit verified, dpkg -r leaves no binary, dpkg -P no user.
+#  5. the .deb installed (with its dependencies) on a minimal Debian booted
+#     with systemd as PID 1: the hardened unit starts, stays up, serves
+#     root's qu and probes (scripts/test-systemd-boot.sh).
 # Says which step failed and why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -129,5 +132,8 @@ dpkg -P qu || fail "dpkg -P qu"
 ! getent passwd quptime >/dev/null || fail "dpkg -P left the quptime user"
 [ ! -e /var/lib/quptime ] || fail "dpkg -P left /var/lib/quptime"
 [ ! -e "$dropin" ] || fail "dpkg -P left $dropin"
+
+step "the .deb under systemd: a minimal Debian booted with systemd as PID 1"
+scripts/test-systemd-boot.sh "$deb" || fail "the unit under a booted systemd"
 
 echo "test-packaging: all passed in $(( $(date +%s) - started )) s"
