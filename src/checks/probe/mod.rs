@@ -8,6 +8,7 @@
 mod http;
 mod icmp;
 mod tcp;
+pub mod tls;
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
