@@ -9,6 +9,9 @@ mod http;
 mod icmp;
 mod tcp;
 
+pub mod dns;
+pub mod resolver;
+
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
