@@ -46,7 +46,7 @@ pub const RECORD_TYPES: [&str; 9] = ["A", "AAAA", "CNAME", "MX", "TXT", "NS", "S
 /// How many of the answer's values a mismatch reason lists.
 const SHOWN_VALUES: usize = 5;
 /// How many characters of one value a reason shows.
-const SHOWN_CHARS: usize = 60;
+const SHOWN_CHARS: usize = 100;
 
 /// Asks `servers` (or the system's when empty) for the `record` records of
 /// `name`; Ok when answered and holding every `expect`ed value.
@@ -332,7 +332,7 @@ mod tests {
         );
         let long = "x".repeat(200);
         let e = check(&values(&[&long]), &strings(&["y"])).unwrap_err();
-        assert_eq!(e, format!("answer {}…, expected y", "x".repeat(60)));
+        assert_eq!(e, format!("answer {}…, expected y", "x".repeat(100)));
     }
 
     #[test]

@@ -5,14 +5,16 @@
 //! node resolves it (`tokio::net::lookup_host`: /etc/hosts, nsswitch,
 //! search domains). With servers named, hickory asks only those servers
 //! (A and AAAA; no /etc/hosts, no search domains: names are absolute), so
-//! every node resolves the same way.
+//! every node resolves the same way. Special-use names (RFC 6761) are
+//! answered without a query: `localhost` is loopback, `.invalid` and
+//! `.onion` names do not exist.
 //!
 //! Invariants: nothing is cached but the resolvers themselves (no answer
 //! is served from a cache: each lookup asks its servers); every lookup
 //! ends within its own deadline (`QUERY_DEADLINE` by default, longer than
 //! a probe's usual timeout so the probe's own timeout is what normally
 //! fires); no lookup blocks a tokio worker (the system resolver runs on
-//! tokio's blocking pool; /etc/resolv.conf is read with `tokio::fs`).
+//! tokio's blocking pool, and so is the reading of /etc/resolv.conf).
 //! A failure is one short reason (`NXDOMAIN`, `SERVFAIL`, `no answer`,
 //! `timeout (no answer from 127.0.0.1:5353)`, …).
 
@@ -376,9 +378,16 @@ impl Resolvers {
                 return known.servers.clone();
             }
         }
-        let servers = match tokio::fs::read(RESOLV_CONF).await {
+        // Reading the file and parsing it (which may read the host name
+        // from /proc) on the blocking pool.
+        let read = tokio::task::spawn_blocking(|| match std::fs::read(RESOLV_CONF) {
             Err(e) => Err(format!("cannot read {RESOLV_CONF}: {e}")),
             Ok(data) => servers_of_resolv_conf(&data),
+        });
+        let servers = match tokio::time::timeout(self.deadline, read).await {
+            Ok(Ok(servers)) => servers,
+            Ok(Err(e)) => Err(format!("cannot read {RESOLV_CONF}: {e}")),
+            Err(_) => Err(format!("cannot read {RESOLV_CONF}: timeout")),
         };
         *lock(&self.system) = Some(SystemServers {
             read_at: Instant::now(),
