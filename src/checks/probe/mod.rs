@@ -10,6 +10,9 @@ mod icmp;
 mod tcp;
 pub mod tls;
 
+pub mod dns;
+pub mod resolver;
+
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
