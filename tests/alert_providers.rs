@@ -29,18 +29,21 @@ fn down_message(name: &str) -> Message {
                 ok: false,
                 reason: "connection refused".into(),
                 latency_ms: Some(1),
+                cert_not_after_ms: None,
             },
             Evidence {
                 node: NodeId(2),
                 ok: false,
                 reason: "connection refused".into(),
                 latency_ms: Some(2),
+                cert_not_after_ms: None,
             },
             Evidence {
                 node: NodeId(3),
                 ok: true,
                 reason: String::new(),
                 latency_ms: Some(3),
+                cert_not_after_ms: None,
             },
         ],
         master: Some(NodeId(1)),
@@ -127,6 +130,7 @@ async fn discord_content_stays_within_2000_characters() {
             ok: false,
             reason: "x".repeat(50),
             latency_ms: None,
+            cert_not_after_ms: None,
         })
         .collect();
     p.send(&m).await.unwrap();

@@ -347,9 +347,7 @@ fn a_thousand_checks_flipping_at_once_are_all_paged_with_at_most_64_sends_in_fli
     for i in 0..n {
         let spec = CheckSpec {
             name: format!("c{i}"),
-            kind: qu_raft::model::CheckKind::Tcp {
-                target: target.clone(),
-            },
+            kind: qu_raft::model::CheckKind::tcp(target.clone()),
             interval_ms: 2000,
             timeout_ms: 1000,
             alerts: vec!["hook".into()],

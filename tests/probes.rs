@@ -12,15 +12,16 @@ use std::time::Duration;
 
 use common::target::{Mode, Target};
 use qu::checks::probe::Probers;
-use qu_raft::model::CheckKind;
+use qu_raft::model::{CheckKind, HttpCheck, StatusExpect};
 
 fn http(url: &str, expect: Option<u16>, body: Option<&str>, insecure: bool) -> CheckKind {
-    CheckKind::Http {
+    CheckKind::Http(Box::new(HttpCheck {
         url: url.into(),
-        expect,
+        expect: expect.map(StatusExpect::code),
         body_match: body.map(str::to_string),
         insecure,
-    }
+        ..HttpCheck::default()
+    }))
 }
 
 const T: Duration = Duration::from_millis(1500);
@@ -195,23 +196,11 @@ async fn tcp_open_refused_and_timeout() {
     let p = Probers::new(None).unwrap();
     let open = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = open.local_addr().unwrap();
-    let r = p
-        .probe(
-            &CheckKind::Tcp {
-                target: addr.to_string(),
-            },
-            T,
-        )
-        .await;
+    let r = p.probe(&CheckKind::tcp(addr.to_string()), T).await;
     assert!(r.ok, "{r:?}");
     let port = common::free_port();
     let r = p
-        .probe(
-            &CheckKind::Tcp {
-                target: format!("127.0.0.1:{port}"),
-            },
-            T,
-        )
+        .probe(&CheckKind::tcp(format!("127.0.0.1:{port}")), T)
         .await;
     assert_eq!(r.reason, format!("connection refused by 127.0.0.1:{port}"));
 
@@ -236,9 +225,7 @@ async fn tcp_open_refused_and_timeout() {
     std::thread::sleep(Duration::from_millis(100));
     let r = p
         .probe(
-            &CheckKind::Tcp {
-                target: full_addr.to_string(),
-            },
+            &CheckKind::tcp(full_addr.to_string()),
             Duration::from_millis(400),
         )
         .await;

@@ -132,6 +132,7 @@ fn member_requests(as_node: NodeId) -> Vec<(&'static str, MemberRequest)> {
                     ok: false,
                     latency_ms: 1,
                     reason: "forged".into(),
+                    cert_not_after_ms: None,
                     send_by_ms: 0,
                 }],
             },

@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::kinds::{
+    host_of, parse_resolver, DnsCheck, HttpCheck, Starttls, StatusExpect, TlsCheck,
+};
 use crate::NodeId;
 
 /// A cluster member as the replicated state knows it.
@@ -22,45 +25,120 @@ pub struct Peer {
     pub cert: String,
 }
 
-/// What a check probes.
+/// What a check probes. `Http`, `Tls` and `Dns` hold their own records
+/// (see `kinds`); the JSON shape is flat either way (`{"type": "http",
+/// "url": …}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum CheckKind {
-    Http {
-        url: String,
-        /// Exact status expected; `None` means any 2xx.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        expect: Option<u16>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        body_match: Option<String>,
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        insecure: bool,
-    },
+    Http(Box<HttpCheck>),
     Tcp {
         /// HOST:PORT
         target: String,
+        /// DNS servers resolving the host (level 3).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        resolvers: Vec<String>,
     },
     Icmp {
         host: String,
     },
+    /// Level 3.
+    Tls(TlsCheck),
+    /// Level 3.
+    Dns(DnsCheck),
 }
 
 impl CheckKind {
     pub fn type_name(&self) -> &'static str {
         match self {
-            CheckKind::Http { .. } => "http",
+            CheckKind::Http(_) => "http",
             CheckKind::Tcp { .. } => "tcp",
             CheckKind::Icmp { .. } => "icmp",
+            CheckKind::Tls(_) => "tls",
+            CheckKind::Dns(_) => "dns",
         }
     }
 
-    /// The target as shown in listings.
-    pub fn target(&self) -> &str {
-        match self {
-            CheckKind::Http { url, .. } => url,
-            CheckKind::Tcp { target } => target,
-            CheckKind::Icmp { host } => host,
+    /// A TCP check of `target` (HOST:PORT).
+    pub fn tcp(target: impl Into<String>) -> CheckKind {
+        CheckKind::Tcp {
+            target: target.into(),
+            resolvers: Vec::new(),
         }
+    }
+
+    /// A plain HTTP check of `url` (any 2xx is UP).
+    pub fn http(url: impl Into<String>) -> CheckKind {
+        CheckKind::Http(Box::new(HttpCheck {
+            url: url.into(),
+            ..HttpCheck::default()
+        }))
+    }
+
+    /// The target as shown in listings (credentials in a URL masked).
+    pub fn target(&self) -> String {
+        match self {
+            CheckKind::Http(h) => mask_url_userinfo(&h.url),
+            CheckKind::Tcp { target, .. } => target.clone(),
+            CheckKind::Icmp { host } => host.clone(),
+            CheckKind::Tls(t) => t.target.clone(),
+            CheckKind::Dns(d) => format!("{} {}", d.hostname, d.record),
+        }
+    }
+
+    /// What is probed: a change of it restarts the check's state (the
+    /// old verdict says nothing about the new target). Borrowed, so the
+    /// aggregator compares thousands of checks without allocating.
+    pub fn probed(&self) -> [&str; 2] {
+        match self {
+            CheckKind::Http(h) => [&h.url, ""],
+            CheckKind::Tcp { target, .. } => [target, ""],
+            CheckKind::Icmp { host } => [host, ""],
+            CheckKind::Tls(t) => [&t.target, t.server_name()],
+            CheckKind::Dns(d) => [&d.hostname, &d.record],
+        }
+    }
+
+    /// A copy for listings and logs, secrets masked.
+    pub fn masked(&self) -> CheckKind {
+        match self {
+            CheckKind::Http(h) => CheckKind::Http(Box::new(h.masked())),
+            other => other.clone(),
+        }
+    }
+
+    /// The DNS servers the check names itself (empty: the cluster's).
+    pub fn resolvers(&self) -> &[String] {
+        match self {
+            CheckKind::Http(h) => &h.resolvers,
+            CheckKind::Tcp { resolvers, .. } => resolvers,
+            CheckKind::Icmp { .. } => &[],
+            CheckKind::Tls(t) => &t.resolvers,
+            CheckKind::Dns(d) => &d.resolvers,
+        }
+    }
+
+    /// The lowest log level that can decode this kind with all its fields.
+    pub fn level(&self) -> u32 {
+        match self {
+            CheckKind::Http(h) if h.has_level_3_fields() => 3,
+            CheckKind::Tcp { resolvers, .. } if !resolvers.is_empty() => 3,
+            CheckKind::Tls(_) | CheckKind::Dns(_) => 3,
+            _ => 1,
+        }
+    }
+}
+
+/// Hides `user:password@` in a URL (the rest, query included, stays).
+pub fn mask_url_userinfo(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("****");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Ok(_) => raw.to_string(),
+        Err(_) => "****".into(),
     }
 }
 
@@ -280,6 +358,10 @@ pub struct Evidence {
     pub reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
+    /// TLS and HTTPS checks: the leaf certificate's notAfter (ms since the
+    /// epoch) this node saw. Older nodes ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_not_after_ms: Option<u64>,
 }
 
 /// A committed flip of a check's state (SPEC §9), with the evidence of the
@@ -617,33 +699,39 @@ pub fn default_timeout_ms(interval_ms: u64) -> u64 {
 }
 
 impl Check {
+    /// The lowest log level that can decode this check with all its fields.
+    pub fn level(&self) -> u32 {
+        let kind = self.kind.level();
+        if self.paused {
+            kind.max(2)
+        } else {
+            kind
+        }
+    }
+
     /// Validates the check on its own (uniqueness is checked by the state).
     pub fn validate(&self) -> Result<(), ValidationError> {
         validate_name("name", &self.name)?;
         match &self.kind {
-            CheckKind::Http {
-                url,
-                expect,
-                body_match,
-                ..
-            } => {
-                validate_http_url("url", url)?;
-                if let Some(code) = expect {
-                    if !(100..=599).contains(code) {
-                        return Err(ValidationError::new(
-                            "--expect",
-                            format!("{code} is not an HTTP status code (100-599)"),
-                        ));
-                    }
-                }
-                if let Some(m) = body_match {
-                    if m.is_empty() {
-                        return Err(ValidationError::new("--body-match", "must not be empty"));
-                    }
-                }
+            CheckKind::Http(h) => {
+                validate_http_url("url", &h.url)?;
+                h.validate()?;
             }
-            CheckKind::Tcp { target } => validate_host_port("target", target)?,
+            CheckKind::Tcp { target, resolvers } => {
+                validate_host_port("target", target)?;
+                crate::kinds::validate_resolvers(resolvers)?;
+            }
             CheckKind::Icmp { host } => validate_host("host", host)?,
+            CheckKind::Tls(t) => t.validate()?,
+            CheckKind::Dns(d) => d.validate()?,
+        }
+        if let CheckKind::Http(h) = &self.kind {
+            if h.max_latency_ms.is_some_and(|max| max >= self.timeout_ms) {
+                return Err(ValidationError::new(
+                    "--max-latency",
+                    "must be shorter than --timeout (a slower answer is already a timeout)",
+                ));
+            }
         }
         if self.interval_ms < MIN_INTERVAL_MS || self.interval_ms > MAX_INTERVAL_MS {
             return Err(ValidationError::new(
@@ -839,12 +927,13 @@ mod tests {
         Check {
             id: "c1".into(),
             name: "homepage".into(),
-            kind: CheckKind::Http {
+            kind: CheckKind::Http(Box::new(HttpCheck {
                 url: url.into(),
                 expect: None,
                 body_match: None,
                 insecure: false,
-            },
+                ..HttpCheck::default()
+            })),
             interval_ms: interval,
             timeout_ms: timeout,
             alerts: vec![],

@@ -135,18 +135,19 @@ fn is_default_value(v: &serde_json::Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Check, CheckKind};
+    use crate::model::{Check, CheckKind, HttpCheck, StatusExpect};
 
     fn http() -> Check {
         Check {
             id: "c1".into(),
             name: "web".into(),
-            kind: CheckKind::Http {
+            kind: CheckKind::Http(Box::new(HttpCheck {
                 url: "https://example.com/".into(),
-                expect: Some(201),
+                expect: Some(StatusExpect::code(201)),
                 body_match: None,
                 insecure: false,
-            },
+                ..HttpCheck::default()
+            })),
             interval_ms: 30_000,
             timeout_ms: 10_000,
             alerts: vec!["a1".into()],
@@ -166,12 +167,13 @@ mod tests {
         assert_eq!(c.name, "web");
         assert_eq!(c.alerts, vec!["a1".to_string()]);
         match c.kind {
-            CheckKind::Http {
-                url,
-                expect,
-                insecure,
-                ..
-            } => {
+            CheckKind::Http(h) => {
+                let HttpCheck {
+                    url,
+                    expect,
+                    insecure,
+                    ..
+                } = *h;
                 assert_eq!(url, "https://example.com/");
                 assert_eq!(expect, None);
                 assert!(!insecure);

@@ -62,6 +62,11 @@ pub struct ClusterState {
     /// a member down later blocks none of them.
     #[serde(default)]
     pub log_level: u32,
+    /// DNS servers every node's probes resolve through when a check names
+    /// none (`qu cluster resolvers`; level 3). Empty: each node's system
+    /// resolver.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolvers: Vec<String>,
 }
 
 /// How many applied request ids the state remembers.
@@ -237,12 +242,16 @@ pub enum ConfigCommand {
         id_or_name: String,
         at_ms: u64,
     },
+    /// The cluster's DNS servers for probes; empty clears them (level 3).
+    SetResolvers {
+        resolvers: Vec<String>,
+    },
 }
 
 /// The log format level this release writes and reads. A command of level
 /// N may be proposed only when every member runs level N or later (an older
 /// node could not decode it and would stop applying the log).
-pub const LOG_LEVEL: u32 = 2;
+pub const LOG_LEVEL: u32 = 3;
 
 /// A record the leader's duties write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,9 +307,13 @@ impl Command {
     /// The lowest log level that can decode this command.
     pub fn level(&self) -> u32 {
         match self {
+            Command::Config(ConfigCommand::SetResolvers { .. }) => 3,
+            Command::Config(ConfigCommand::AddCheck { check }) => check.level(),
+            Command::Config(ConfigCommand::EditCheck { patch, .. }) => {
+                crate::kinds::patch_level(patch)
+            }
             Command::Config(
                 ConfigCommand::SetPaused { .. }
-                | ConfigCommand::EditCheck { .. }
                 | ConfigCommand::EditAlert { .. }
                 | ConfigCommand::AddSilence { .. }
                 | ConfigCommand::RemoveSilence { .. }
@@ -361,6 +374,12 @@ impl Command {
                 }
                 ConfigCommand::RemoveWindow { id_or_name, .. } => {
                     format!("remove maintenance window {id_or_name}")
+                }
+                ConfigCommand::SetResolvers { resolvers } if resolvers.is_empty() => {
+                    "clear the cluster's DNS servers".to_string()
+                }
+                ConfigCommand::SetResolvers { resolvers } => {
+                    format!("set the cluster's DNS servers to {}", resolvers.join(", "))
                 }
             },
             Command::Record(r) => match r {
@@ -555,7 +574,7 @@ impl ClusterState {
             check_id: check_id.to_string(),
             check_name: check.name.clone(),
             check_type: check.kind.type_name().into(),
-            target: check.kind.target().into(),
+            target: check.kind.target(),
             alert_id: alert_id.to_string(),
             alert_name: alert.map(|a| a.name.clone()).unwrap_or_default(),
             transition: transition.clone(),
@@ -860,6 +879,9 @@ impl ClusterState {
             }
             ConfigCommand::RemoveWindow { id_or_name, .. } => {
                 self.window_named(id_or_name)?;
+            }
+            ConfigCommand::SetResolvers { resolvers } => {
+                crate::kinds::validate_resolvers(resolvers)?;
             }
             ConfigCommand::AddAlert { alert } => {
                 alert.validate()?;
@@ -1293,7 +1315,7 @@ impl ClusterState {
                     return Ok(None);
                 }
                 let id = before.id.clone();
-                let retargeted = before.kind.target() != after.kind.target();
+                let retargeted = before.kind.probed() != after.kind.probed();
                 self.checks.make_mut().insert(id.clone(), after.clone());
                 touched.push(RecordKey::Check(id.clone()));
                 let mut summary = format!(
@@ -1375,6 +1397,18 @@ impl ClusterState {
                 self.end_silences(&open, *at_ms, touched);
                 format!("removed maintenance window {} ({})", w.name, w.id)
             }
+            ConfigCommand::SetResolvers { resolvers } => {
+                if self.resolvers == *resolvers {
+                    return Ok(None);
+                }
+                self.resolvers = resolvers.clone();
+                if resolvers.is_empty() {
+                    "cleared the cluster's DNS servers: probes use each node's system resolver"
+                        .to_string()
+                } else {
+                    format!("probes resolve through {}", resolvers.join(", "))
+                }
+            }
             ConfigCommand::AddAlert { alert } => {
                 self.alerts
                     .make_mut()
@@ -1430,6 +1464,10 @@ impl ConfigCommand {
 mod day_two_tests;
 
 #[cfg(test)]
+#[path = "state_level_three_tests.rs"]
+mod level_three_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{AlertKind, CheckKind};
@@ -1447,9 +1485,7 @@ mod tests {
         Check {
             id: id.into(),
             name: name.into(),
-            kind: CheckKind::Tcp {
-                target: "db.internal:5432".into(),
-            },
+            kind: CheckKind::tcp("db.internal:5432"),
             interval_ms: 30_000,
             timeout_ms: 10_000,
             alerts,
@@ -1917,18 +1953,21 @@ mod tests {
                     ok: false,
                     reason: "connection refused".into(),
                     latency_ms: None,
+                    cert_not_after_ms: None,
                 },
                 Evidence {
                     node: NodeId(2),
                     ok: false,
                     reason: "connection refused".into(),
                     latency_ms: None,
+                    cert_not_after_ms: None,
                 },
                 Evidence {
                     node: NodeId(3),
                     ok: true,
                     reason: String::new(),
                     latency_ms: Some(3),
+                    cert_not_after_ms: None,
                 },
             ],
         };

@@ -2,6 +2,7 @@
 //! silences, maintenance windows and repeats.
 
 use super::*;
+use crate::model::HttpCheck;
 use crate::model::{AlertKind, CheckKind, Evidence, Health};
 use crate::mute::{Maintenance, Silence};
 use crate::patch::Patch;
@@ -19,12 +20,13 @@ fn http_check(alerts: &[&str]) -> Check {
     Check {
         id: "c1".into(),
         name: "web".into(),
-        kind: CheckKind::Http {
+        kind: CheckKind::Http(Box::new(HttpCheck {
             url: "https://example.com/".into(),
             expect: None,
             body_match: None,
             insecure: false,
-        },
+            ..HttpCheck::default()
+        })),
         interval_ms: 30_000,
         timeout_ms: 10_000,
         alerts: alerts.iter().map(|a| a.to_string()).collect(),
@@ -120,6 +122,7 @@ fn flip(s: &mut ClusterState, from: Health, to: Health, at_ms: u64) {
                     ok: to == Health::Up,
                     reason: String::new(),
                     latency_ms: None,
+                    cert_not_after_ms: None,
                 }],
             },
         },

@@ -57,9 +57,7 @@ fn entries() -> Vec<Entry> {
             check: Check {
                 id: "k1".into(),
                 name: "db".into(),
-                kind: CheckKind::Tcp {
-                    target: "db.internal:5432".into(),
-                },
+                kind: CheckKind::tcp("db.internal:5432"),
                 interval_ms: 30_000,
                 timeout_ms: 10_000,
                 alerts: vec!["a1".into()],
@@ -104,6 +102,7 @@ fn entries() -> Vec<Entry> {
                     ok: false,
                     reason: "connection refused".into(),
                     latency_ms: Some(1),
+                    cert_not_after_ms: None,
                 }],
             },
         }),

@@ -188,6 +188,7 @@ mod tests {
                 ok: false,
                 reason: "connection refused".into(),
                 latency_ms: Some(3),
+                cert_not_after_ms: None,
             }],
             master: Some(NodeId(0xa7)),
             note: String::new(),

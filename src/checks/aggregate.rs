@@ -36,6 +36,10 @@ pub struct ProbeReport {
     pub latency_ms: u64,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// TLS and HTTPS checks: the leaf certificate's notAfter (ms since the
+    /// epoch). Older nodes ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_not_after_ms: Option<u64>,
     /// Local only (never sent): the wall-clock ms by which the reporter
     /// must have sent this result for it to reach the round's evaluation.
     #[serde(skip)]
@@ -93,7 +97,7 @@ pub struct Proposal {
 struct CheckAgg {
     schedule: Schedule,
     /// What is probed: a new target starts over (its state restarts too).
-    target: String,
+    target: [String; 2],
     next_eval: u64,
     rounds: BTreeMap<u64, BTreeMap<NodeId, ProbeReport>>,
     streak: Option<(Health, u8)>,
@@ -146,10 +150,10 @@ impl Aggregator {
         self.checks.retain(|id, _| checks.contains_key(id));
         for (id, c) in checks {
             let schedule = Schedule::for_check(c);
-            let target = c.kind.target();
+            let target = c.kind.probed();
             let fresh = || CheckAgg {
                 schedule,
-                target: target.to_string(),
+                target: target.map(str::to_string),
                 next_eval: schedule.round_at(now_ms),
                 rounds: BTreeMap::new(),
                 streak: None,
@@ -213,6 +217,7 @@ impl Aggregator {
                         ok: r.ok,
                         reason: r.reason.clone(),
                         latency_ms: Some(r.latency_ms),
+                        cert_not_after_ms: r.cert_not_after_ms,
                     })
                     .collect();
                 let new = match v {
@@ -280,6 +285,7 @@ mod tests {
     fn report(check: &str, round: u64, ok: bool) -> ProbeReport {
         ProbeReport {
             send_by_ms: 0,
+            cert_not_after_ms: None,
             check_id: check.into(),
             round,
             ok,
@@ -353,9 +359,7 @@ mod tests {
         let check = Check {
             id: "c".into(),
             name: "c".into(),
-            kind: qu_raft::model::CheckKind::Tcp {
-                target: "h:1".into(),
-            },
+            kind: qu_raft::model::CheckKind::tcp("h:1"),
             interval_ms: 1_000,
             timeout_ms: 500,
             alerts: vec![],

@@ -132,9 +132,7 @@ mod tests {
         let mk = |id: &str| Check {
             id: id.into(),
             name: "n".into(),
-            kind: qu_raft::model::CheckKind::Tcp {
-                target: "h:1".into(),
-            },
+            kind: qu_raft::model::CheckKind::tcp("h:1"),
             interval_ms: 30_000,
             timeout_ms: 10_000,
             alerts: vec![],
@@ -159,9 +157,7 @@ mod tests {
             let c = Check {
                 id: "abc".into(),
                 name: "n".into(),
-                kind: qu_raft::model::CheckKind::Tcp {
-                    target: "h:1".into(),
-                },
+                kind: qu_raft::model::CheckKind::tcp("h:1"),
                 interval_ms: interval,
                 timeout_ms: 0,
                 alerts: vec![],

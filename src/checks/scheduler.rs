@@ -56,6 +56,9 @@ pub struct LocalProbe {
     pub ok: bool,
     pub latency_ms: u64,
     pub reason: String,
+    /// TLS and HTTPS: the leaf certificate's notAfter (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_not_after_ms: Option<u64>,
     /// False for the probe made at once when the check was added: it is
     /// outside the schedule and counts toward no verdict.
     pub counted: bool,
@@ -277,6 +280,7 @@ async fn probe_and_record(
             ok: outcome.ok,
             latency_ms: outcome.latency.as_millis() as u64,
             reason: outcome.reason.clone(),
+            cert_not_after_ms: outcome.cert_not_after_ms,
             counted,
         },
     );
@@ -340,6 +344,7 @@ async fn check_loop(
                 ok: outcome.ok,
                 latency_ms: outcome.latency.as_millis() as u64,
                 reason: outcome.reason,
+                cert_not_after_ms: outcome.cert_not_after_ms,
             };
             if out.try_send(report).is_err() {
                 stats.dropped_results.fetch_add(1, Ordering::Relaxed);

@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
+use super::check_kinds::{DnsTarget, HttpTarget, KindEdits, TlsTarget};
 use super::{ask, mutate, parse_duration, print_json, table, unexpected, Failure, IfVersion};
 use crate::config::Env;
 use crate::daemon::control::{CheckRow, CheckSpec, ControlReply, ControlRequest, TestSubject};
 use qu_raft::model::CheckKind;
 use qu_raft::patch::Patch;
 
+#[allow(clippy::large_enum_variant)] // command-line arguments, parsed once per run
 #[derive(Debug, Subcommand)]
 pub enum CheckCommand {
     /// Add a check
@@ -66,37 +68,10 @@ pub enum CheckCommand {
     },
 }
 
-/// What an HTTP check fetches and expects (`add` and `test`).
-#[derive(Debug, Args)]
-pub struct HttpTarget {
-    /// What to fetch: a full http:// or https:// URL
-    #[arg(value_name = "URL")]
-    url: String,
-    /// Exact status code expected, 100-599 [default: any 2xx]
-    #[arg(long, value_name = "CODE", value_parser = parse_status)]
-    expect: Option<u16>,
-    /// UP only if the body contains this string
-    #[arg(long, value_name = "STR")]
-    body_match: Option<String>,
-    /// Do not verify the target's TLS certificate
-    #[arg(long)]
-    insecure: bool,
-}
-
-impl HttpTarget {
-    fn kind(self) -> CheckKind {
-        CheckKind::Http {
-            url: self.url,
-            expect: self.expect,
-            body_match: self.body_match,
-            insecure: self.insecure,
-        }
-    }
-}
-
+#[allow(clippy::large_enum_variant)] // command-line arguments, parsed once per run
 #[derive(Debug, Subcommand)]
 pub enum AddCommand {
-    /// HTTP(S) GET; UP on the expected status (default any 2xx) and body match; follows up to 10 redirects
+    /// HTTP(S) request (GET unless --method); UP on the expected statuses (default any 2xx) and every body test; follows up to 10 redirects unless --no-follow
     Http {
         /// The check's name: 1-64 letters, digits, '-', '_', '.'; not 8 hex digits (those are ids)
         name: String,
@@ -112,6 +87,9 @@ pub enum AddCommand {
         /// Where to connect: HOST:PORT or [IPv6]:PORT (no scheme)
         #[arg(value_name = "HOST:PORT")]
         target: String,
+        /// A DNS server for the host name, IP[:PORT] (repeatable) [default: the cluster's, else the system's]
+        #[arg(long = "resolver", value_name = "IP[:PORT]")]
+        resolvers: Vec<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -122,6 +100,24 @@ pub enum AddCommand {
         /// A host name or an IPv4/IPv6 address
         #[arg(value_name = "HOST")]
         host: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// TLS handshake to HOST[:PORT] (optionally after STARTTLS); DOWN when the chain does not verify, the name does not match, or the certificate expires within --warn-days (default 14)
+    Tls {
+        /// The check's name: 1-64 letters, digits, '-', '_', '.'; not 8 hex digits (those are ids)
+        name: String,
+        #[command(flatten)]
+        target: TlsTarget,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// DNS query; UP when answered (NOERROR with a record of the type) and, with --expect, when the answer holds every expected value
+    Dns {
+        /// The check's name: 1-64 letters, digits, '-', '_', '.'; not 8 hex digits (those are ids)
+        name: String,
+        #[command(flatten)]
+        target: DnsTarget,
         #[command(flatten)]
         common: Common,
     },
@@ -150,9 +146,6 @@ pub struct EditArgs {
     /// A new probe timeout, at least 100ms and shorter than the interval
     #[arg(long, value_parser = parse_duration)]
     timeout: Option<Duration>,
-    /// Exact status code expected (http), or 'any' for any 2xx
-    #[arg(long, value_name = "CODE|any", value_parser = parse_expect_edit)]
-    expect: Option<ExpectArg>,
     /// UP only if the body contains this string (http); '' removes the match
     #[arg(long, value_name = "STR")]
     body_match: Option<String>,
@@ -162,6 +155,8 @@ pub struct EditArgs {
     /// The alerts to notify, comma-separated, replacing the current ones; 'none' for no alerts
     #[arg(long, value_delimiter = ',', value_name = "a,b|none")]
     alerts: Option<Vec<String>>,
+    #[command(flatten)]
+    kind: KindEdits,
     #[command(flatten)]
     if_version: IfVersion,
 }
@@ -175,15 +170,6 @@ impl EditArgs {
         p.set_some("host", self.host.as_ref());
         p.set_some("interval_ms", self.interval.map(|v| v.as_millis() as u64));
         p.set_some("timeout_ms", self.timeout.map(|v| v.as_millis() as u64));
-        match self.expect {
-            Some(ExpectArg(Some(code))) => {
-                p.set("expect", code);
-            }
-            Some(ExpectArg(None)) => {
-                p.clear("expect");
-            }
-            None => {}
-        }
         match self.body_match.as_deref() {
             Some("") => {
                 p.clear("body_match");
@@ -197,10 +183,12 @@ impl EditArgs {
         if let Some(a) = &self.alerts {
             p.set("alerts", alerts_arg(a)?.unwrap_or_default());
         }
+        self.kind.patch(&mut p)?;
         if p.is_empty() {
-            return Err(Failure::msg(
-                "nothing to change: give at least one of --name, --url/--target/--host, --interval, --timeout, --expect, --body-match, --insecure, --alerts",
-            ));
+            return Err(Failure::msg(format!(
+                "nothing to change: give at least one of --name, --url/--target/--host, --interval, --timeout, --body-match, --insecure, --alerts, {}",
+                super::check_kinds::KIND_EDIT_FLAGS
+            )));
         }
         Ok(p)
     }
@@ -219,6 +207,7 @@ pub struct TestArgs {
     spec: Option<TestCommand>,
 }
 
+#[allow(clippy::large_enum_variant)] // command-line arguments, parsed once per run
 #[derive(Debug, Subcommand)]
 pub enum TestCommand {
     /// Test an HTTP(S) check before adding it
@@ -233,6 +222,23 @@ pub enum TestCommand {
         /// Where to connect: HOST:PORT or [IPv6]:PORT (no scheme)
         #[arg(value_name = "HOST:PORT")]
         target: String,
+        /// A DNS server for the host name, IP[:PORT] (repeatable)
+        #[arg(long = "resolver", value_name = "IP[:PORT]")]
+        resolvers: Vec<String>,
+        #[command(flatten)]
+        opts: TestOpts,
+    },
+    /// Test a TLS check before adding it
+    Tls {
+        #[command(flatten)]
+        target: TlsTarget,
+        #[command(flatten)]
+        opts: TestOpts,
+    },
+    /// Test a DNS check before adding it
+    Dns {
+        #[command(flatten)]
+        target: DnsTarget,
         #[command(flatten)]
         opts: TestOpts,
     },
@@ -256,18 +262,6 @@ pub struct TestOpts {
     json: bool,
 }
 
-/// `--expect` of an edit: a code, or None for `any` (any 2xx).
-#[derive(Debug, Clone, Copy)]
-pub struct ExpectArg(Option<u16>);
-
-fn parse_expect_edit(s: &str) -> Result<ExpectArg, String> {
-    if s.trim().eq_ignore_ascii_case("any") {
-        Ok(ExpectArg(None))
-    } else {
-        parse_status(s).map(|c| ExpectArg(Some(c)))
-    }
-}
-
 /// `--alerts`: names, or `none` alone for no alerts (Some(empty)).
 fn alerts_arg(given: &[String]) -> Result<Option<Vec<String>>, Failure> {
     let names: Vec<String> = given
@@ -284,16 +278,6 @@ fn alerts_arg(given: &[String]) -> Result<Option<Vec<String>>, Failure> {
         return Ok(Some(vec![]));
     }
     Ok(Some(names))
-}
-
-/// `--expect`: one status code.
-fn parse_status(s: &str) -> Result<u16, String> {
-    match s.trim().parse::<u16>() {
-        Ok(code) if (100..=599).contains(&code) => Ok(code),
-        _ => Err(format!(
-            "{s:?} is not a status code: --expect takes one code from 100 to 599, e.g. 200 or 204 (classes such as 2xx are not supported; without --expect any 2xx is UP)"
-        )),
-    }
 }
 
 #[derive(Debug, Args)]
@@ -319,13 +303,24 @@ pub(super) fn run(env: &Env, cmd: CheckCommand) -> Result<ExitCode, Failure> {
                     name,
                     target,
                     common,
-                } => (name, target.kind(), common),
+                } => (name, target.kind()?, common),
                 AddCommand::Tcp {
                     name,
                     target,
+                    resolvers,
                     common,
-                } => (name, CheckKind::Tcp { target }, common),
+                } => (name, CheckKind::Tcp { target, resolvers }, common),
                 AddCommand::Icmp { name, host, common } => (name, CheckKind::Icmp { host }, common),
+                AddCommand::Tls {
+                    name,
+                    target,
+                    common,
+                } => (name, target.kind()?, common),
+                AddCommand::Dns {
+                    name,
+                    target,
+                    common,
+                } => (name, target.kind(), common),
             };
             let spec = CheckSpec {
                 name,
@@ -402,9 +397,15 @@ pub(super) fn run(env: &Env, cmd: CheckCommand) -> Result<ExitCode, Failure> {
                 ),
                 Some(spec) => {
                     let (kind, opts) = match spec {
-                        TestCommand::Http { target, opts } => (target.kind(), opts),
-                        TestCommand::Tcp { target, opts } => (CheckKind::Tcp { target }, opts),
+                        TestCommand::Http { target, opts } => (target.kind()?, opts),
+                        TestCommand::Tcp {
+                            target,
+                            resolvers,
+                            opts,
+                        } => (CheckKind::Tcp { target, resolvers }, opts),
                         TestCommand::Icmp { host, opts } => (CheckKind::Icmp { host }, opts),
+                        TestCommand::Tls { target, opts } => (target.kind()?, opts),
+                        TestCommand::Dns { target, opts } => (target.kind(), opts),
                     };
                     (
                         TestSubject::Spec {
@@ -474,12 +475,160 @@ fn at(ms: u64) -> String {
     crate::ids::rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
-/// One vote or probe as a table row: node, result, latency, reason.
+/// The settings of a check's kind as `qu check show` lists them (the
+/// spec is already masked by the daemon).
+fn spec_lines(spec: &CheckKind) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let resolvers = |r: &[String]| -> String {
+        if r.is_empty() {
+            "the cluster's (else the system's)".into()
+        } else {
+            r.join(", ")
+        }
+    };
+    match spec {
+        CheckKind::Http(h) => {
+            out.push(("method", h.method.clone().unwrap_or_else(|| "GET".into())));
+            for (k, v) in &h.headers {
+                out.push(("header", format!("{k}: {v}")));
+            }
+            if let Some(b) = &h.body {
+                out.push(("body", format!("{} bytes", b.len())));
+            }
+            out.push((
+                "expect",
+                h.expect
+                    .as_ref()
+                    .map(|e| format!("HTTP {e}"))
+                    .unwrap_or_else(|| "any 2xx".into()),
+            ));
+            let how = if h.regex { "regex" } else { "substring" };
+            if let Some(m) = &h.body_match {
+                out.push(("body match", format!("{m:?} ({how})")));
+            }
+            if let Some(m) = &h.body_not_match {
+                out.push(("body not", format!("{m:?} ({how})")));
+            }
+            if let Some(p) = &h.json_path {
+                let want = h
+                    .json_expect
+                    .as_ref()
+                    .map(|e| format!(" = {e:?}"))
+                    .unwrap_or_else(|| " (must exist)".into());
+                out.push(("json path", format!("{p}{want}")));
+            }
+            if let Some(ms) = h.max_latency_ms {
+                out.push((
+                    "max latency",
+                    crate::config::duration::format(Duration::from_millis(ms)),
+                ));
+            }
+            if h.no_follow {
+                out.push(("redirects", "not followed (--no-follow)".into()));
+            }
+            if let Some(v) = h.ip_version {
+                out.push(("ip version", format!("IPv{v} only")));
+            }
+            if let Some(d) = h.warn_days {
+                out.push(("warn days", format!("{d} (certificate expiry)")));
+            }
+            if h.insecure {
+                out.push(("tls", "certificate NOT verified (--insecure)".into()));
+            }
+            if !h.resolvers.is_empty() {
+                out.push(("resolvers", resolvers(&h.resolvers)));
+            }
+        }
+        CheckKind::Tcp { resolvers: r, .. } if !r.is_empty() => {
+            out.push(("resolvers", resolvers(r)));
+        }
+        CheckKind::Tcp { .. } | CheckKind::Icmp { .. } => {}
+        CheckKind::Tls(t) => {
+            out.push(("name", t.server_name().to_string()));
+            out.push(("warn days", t.warn_days.to_string()));
+            out.push((
+                "trust",
+                match &t.ca {
+                    Some(pem) => format!(
+                        "--ca ({} certificate(s)), not the system roots",
+                        pem.matches("-----BEGIN CERTIFICATE-----").count()
+                    ),
+                    None => "the system roots".into(),
+                },
+            ));
+            if let Some(s) = t.starttls {
+                out.push(("starttls", s.name().into()));
+            }
+            out.push(("resolvers", resolvers(&t.resolvers)));
+        }
+        CheckKind::Dns(d) => {
+            out.push(("record", d.record.clone()));
+            out.push((
+                "expect",
+                if d.expect.is_empty() {
+                    "any answer".into()
+                } else {
+                    d.expect.join(", ")
+                },
+            ));
+            out.push((
+                "resolvers",
+                if d.resolvers.is_empty() {
+                    "the cluster's (else /etc/resolv.conf)".into()
+                } else {
+                    d.resolvers.join(", ")
+                },
+            ));
+            out.push((
+                "transport",
+                if d.tcp {
+                    "TCP"
+                } else {
+                    "UDP (TCP when truncated)"
+                }
+                .into(),
+            ));
+        }
+    }
+    out
+}
+
+/// `expires in 41 days (2027-01-12T00:00:00Z)` or `expired 3 days ago (…)`.
+pub(super) fn cert_text(not_after_ms: u64, now_ms: u64) -> String {
+    const DAY: u64 = 86_400_000;
+    if not_after_ms >= now_ms {
+        format!(
+            "expires in {} days ({})",
+            (not_after_ms - now_ms) / DAY,
+            at(not_after_ms)
+        )
+    } else {
+        format!(
+            "expired {} days ago ({})",
+            (now_ms - not_after_ms) / DAY,
+            at(not_after_ms)
+        )
+    }
+}
+
+/// Table headers of evidence rows; CERTIFICATE only when a row has one.
+fn evidence_headers(votes: &[qu_raft::model::Evidence]) -> Vec<&'static str> {
+    let mut h = vec!["NODE_ID", "RESULT", "LATENCY", "REASON"];
+    if votes.iter().any(|v| v.cert_not_after_ms.is_some()) {
+        h.push("CERTIFICATE");
+    }
+    h
+}
+
+/// One vote or probe as a table row: node, result, latency, reason (and
+/// the certificate's expiry as that node saw it, for TLS and HTTPS).
 fn evidence_rows(votes: &[qu_raft::model::Evidence]) -> Vec<Vec<String>> {
+    let certs = votes.iter().any(|v| v.cert_not_after_ms.is_some());
+    let now = crate::checks::scheduler::now_ms();
     votes
         .iter()
         .map(|v| {
-            vec![
+            let mut row = vec![
                 v.node.to_string(),
                 if v.ok { "ok".into() } else { "fail".into() },
                 v.latency_ms
@@ -490,7 +639,15 @@ fn evidence_rows(votes: &[qu_raft::model::Evidence]) -> Vec<Vec<String>> {
                 } else {
                     v.reason.clone()
                 },
-            ]
+            ];
+            if certs {
+                row.push(
+                    v.cert_not_after_ms
+                        .map(|na| cert_text(na, now))
+                        .unwrap_or_else(|| "-".into()),
+                );
+            }
+            row
         })
         .collect()
 }
@@ -498,7 +655,6 @@ fn evidence_rows(votes: &[qu_raft::model::Evidence]) -> Vec<Vec<String>> {
 /// `qu check show` as text: the settings, the state, this node's latest
 /// probe, the last flip with its evidence, and the leader's last round.
 fn render_show(d: &crate::daemon::control::CheckDetail) -> String {
-    use qu_raft::model::CheckKind;
     let c = &d.check;
     let mut out = String::new();
     let mut line = |k: &str, v: String| out.push_str(&format!("{k:<12}{v}\n"));
@@ -509,25 +665,8 @@ fn render_show(d: &crate::daemon::control::CheckDetail) -> String {
         "interval",
         format!("{} (timeout {})", c.interval, c.timeout),
     );
-    if let CheckKind::Http {
-        expect,
-        body_match,
-        insecure,
-        ..
-    } = &c.spec
-    {
-        line(
-            "expect",
-            expect
-                .map(|e| format!("HTTP {e}"))
-                .unwrap_or_else(|| "any 2xx".into()),
-        );
-        if let Some(m) = body_match {
-            line("body match", format!("{m:?}"));
-        }
-        if *insecure {
-            line("tls", "certificate NOT verified (--insecure)".into());
-        }
+    for (k, v) in spec_lines(&c.spec) {
+        line(k, v);
     }
     line(
         "alerts",
@@ -580,6 +719,15 @@ fn render_show(d: &crate::daemon::control::CheckDetail) -> String {
                 }
             ),
         );
+        if let Some(na) = p.cert_not_after_ms {
+            line(
+                "certificate",
+                format!(
+                    "{} (seen by this node)",
+                    cert_text(na, crate::checks::scheduler::now_ms())
+                ),
+            );
+        }
     }
     match &d.last_transition {
         Some(t) => {
@@ -591,7 +739,7 @@ fn render_show(d: &crate::daemon::control::CheckDetail) -> String {
                 t.voters
             ));
             out.push_str(&table::render(
-                &["NODE_ID", "RESULT", "LATENCY", "REASON"],
+                &evidence_headers(&t.evidence),
                 &evidence_rows(&t.evidence),
             ));
         }
@@ -607,7 +755,7 @@ fn render_show(d: &crate::daemon::control::CheckDetail) -> String {
                 r.streak
             ));
             out.push_str(&table::render(
-                &["NODE_ID", "RESULT", "LATENCY", "REASON"],
+                &evidence_headers(&r.votes),
                 &evidence_rows(&r.votes),
             ));
         }

@@ -3,6 +3,8 @@
 
 mod alert;
 mod check;
+mod check_kinds;
+mod cluster;
 mod completion;
 mod logging;
 mod node;
@@ -52,6 +54,7 @@ pub struct Cli {
     pub command: Command,
 }
 
+#[allow(clippy::large_enum_variant)] // command-line arguments, parsed once per run
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create this node's identity: RSA-3072 key, self-signed certificate, node.yaml
@@ -75,6 +78,9 @@ pub enum Command {
     /// Recurring maintenance windows (silences on a schedule)
     #[command(subcommand)]
     Maintenance(silence::MaintenanceCommand),
+    /// Cluster-wide settings: the DNS servers every node's probes use
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Inspect or edit the local fingerprint trust store
     #[command(subcommand)]
     Trust(trust::TrustCommand),
@@ -208,6 +214,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Check(cmd) => check::run(&env, cmd),
         Command::Alert(cmd) => alert::run(&env, cmd),
         Command::Silence(cmd) => silence::run_silence(&env, cmd),
+        Command::Cluster(cmd) => cluster::run(&env, cmd),
         Command::Maintenance(cmd) => silence::run_maintenance(&env, cmd),
         Command::Trust(cmd) => trust::run(&env, cmd),
         Command::Completion(args) => completion::completion(args),

@@ -116,6 +116,14 @@ pub enum ControlRequest {
         if_version: Option<u64>,
     },
     SilenceList,
+    /// `qu cluster resolvers set|clear` (empty clears).
+    ResolversSet {
+        resolvers: Vec<String>,
+        #[serde(default)]
+        if_version: Option<u64>,
+    },
+    /// `qu cluster resolvers show`.
+    ResolversShow,
     SilenceRemove {
         id: String,
         #[serde(default)]
@@ -308,6 +316,12 @@ pub enum ControlReply {
         deliveries: Vec<DeliveryRow>,
     },
     CheckTested(Box<TestReport>),
+    /// The cluster's DNS servers for probes (empty: each node's system
+    /// resolver), at config `version`.
+    Resolvers {
+        version: u64,
+        resolvers: Vec<String>,
+    },
     SilenceList {
         silences: Vec<SilenceRow>,
     },

@@ -183,6 +183,7 @@ impl Daemon {
                 if_version,
             } => {
                 admit_check_patch(&patch)?;
+                self.admit_edited_check(&id_or_name, &patch)?;
                 self.config(if_version, ConfigCommand::EditCheck { id_or_name, patch })
                     .await
             }
@@ -211,6 +212,23 @@ impl Daemon {
                     }),
                     other => Ok(other),
                 }
+            }
+            ControlRequest::ResolversSet {
+                resolvers,
+                if_version,
+            } => {
+                let resolvers: Vec<String> =
+                    resolvers.iter().map(|r| r.trim().to_string()).collect();
+                qu_raft::kinds::validate_resolvers(&resolvers).map_err(cerr)?;
+                self.config(if_version, ConfigCommand::SetResolvers { resolvers })
+                    .await
+            }
+            ControlRequest::ResolversShow => {
+                let state = self.state();
+                Ok(ControlReply::Resolvers {
+                    version: state.state.version,
+                    resolvers: state.state.resolvers.clone(),
+                })
             }
             ControlRequest::SilenceList => Ok(ControlReply::SilenceList {
                 silences: super::view::silence_rows(&self.state().state),
@@ -392,11 +410,33 @@ impl Daemon {
             alerts,
             paused: false,
         };
-        if let qu_raft::model::CheckKind::Http { url, .. } = &check.kind {
-            qu_raft::model::admit_url("url", url).map_err(cerr)?;
-        }
+        crate::checks::admit::admit_kind(&check.kind).map_err(cerr)?;
         check.validate().map_err(cerr)?;
         Ok(check)
+    }
+
+    /// The entry rules (patterns, PEM) of the check an edit would make,
+    /// judged on this node's copy; a check this node does not know yet is
+    /// left to the state machine to refuse or apply.
+    fn admit_edited_check(
+        &self,
+        id_or_name: &str,
+        patch: &qu_raft::patch::Patch,
+    ) -> Result<(), ControlError> {
+        let state = self.state();
+        let Ok(before) =
+            qu_raft::model::lookup_by_id_or_name(&state.state.checks, id_or_name, "check", |c| {
+                &c.name
+            })
+        else {
+            return Ok(());
+        };
+        let what = format!("{} check", before.kind.type_name());
+        let Ok(after) = qu_raft::patch::patched(before, patch, &what, &["id", "type", "paused"])
+        else {
+            return Ok(());
+        };
+        crate::checks::admit::admit_kind(&after.kind).map_err(cerr)
     }
 
     async fn trust_remove(

@@ -157,9 +157,7 @@ mod tests {
             check: Check {
                 id: "c1".into(),
                 name: "web".into(),
-                kind: CheckKind::Tcp {
-                    target: "db:5432".into(),
-                },
+                kind: CheckKind::tcp("db:5432"),
                 interval_ms: 1_000,
                 timeout_ms: 500,
                 alerts: vec!["a1".into()],

@@ -96,6 +96,7 @@ impl Daemon {
                                 ok: *ok,
                                 latency_ms: *latency_ms,
                                 reason: reason.clone(),
+                                cert_not_after_ms: None,
                                 send_by_ms: 0,
                             },
                         );
@@ -176,9 +177,7 @@ impl Daemon {
 
 /// The rules a check not added yet meets (as `qu check add` would apply).
 fn admit_test_spec(kind: &CheckKind, timeout_ms: u64) -> Result<(), String> {
-    if let CheckKind::Http { url, .. } = kind {
-        qu_raft::model::admit_url("url", url).map_err(|e| e.to_string())?;
-    }
+    crate::checks::admit::admit_kind(kind).map_err(|e| e.to_string())?;
     if timeout_ms > MAX_TEST_TIMEOUT_MS {
         return Err("--timeout: at most 60s for a test".into());
     }

@@ -41,7 +41,7 @@ pub(super) async fn scheduler_loop(
     stats: Arc<SchedulerStats>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut scheduler = Scheduler::new(probers, out, stats);
+    let mut scheduler = Scheduler::new(probers.clone(), out, stats);
     let mut applied = daemon.applied.clone();
     scheduler.known_at_start(applied.borrow().state.checks.keys());
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -53,6 +53,7 @@ pub(super) async fn scheduler_loop(
         if active {
             let state = applied.borrow_and_update().clone();
             if synced != Some(state.last_applied) {
+                probers.set_cluster_resolvers(&state.state.resolvers);
                 scheduler.sync(&qu_raft::model::active_checks(&state.state.checks));
                 synced = Some(state.last_applied);
             }

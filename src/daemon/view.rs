@@ -340,7 +340,7 @@ pub(super) fn check_rows_of(s: &qu_raft::state::ClusterState) -> Vec<CheckRow> {
                 id: c.id.clone(),
                 name: c.name.clone(),
                 kind: c.kind.type_name().into(),
-                target: c.kind.target().into(),
+                target: c.kind.target(),
                 interval: duration::format(Duration::from_millis(c.interval_ms)),
                 timeout: duration::format(Duration::from_millis(c.timeout_ms)),
                 state: match cs.health {
@@ -364,7 +364,7 @@ pub(super) fn check_rows_of(s: &qu_raft::state::ClusterState) -> Vec<CheckRow> {
                             .unwrap_or_else(|| a.clone())
                     })
                     .collect(),
-                spec: c.kind.clone(),
+                spec: c.kind.masked(),
                 stale: false,
                 paused: c.paused,
                 muted: qu_raft::mute::muted_by(&s.silences, &c.id).map(|m| {

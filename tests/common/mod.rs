@@ -5,6 +5,7 @@
 pub mod receiver;
 pub mod smtp;
 pub mod target;
+pub mod tls_target;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};

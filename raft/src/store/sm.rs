@@ -47,6 +47,8 @@ struct SmMeta {
     request_seq: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     log_level: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    resolvers: Vec<String>,
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -114,6 +116,7 @@ fn meta_of(a: &Applied) -> SmMeta {
         version: a.state.version,
         request_seq: a.state.request_seq,
         log_level: a.state.log_level,
+        resolvers: a.state.resolvers.clone(),
     }
 }
 
@@ -182,6 +185,7 @@ fn all_keys(a: &Applied) -> Vec<RecordKey> {
         silences,
         windows,
         log_level: _,
+        resolvers: _,
     } = &a.state;
     std::iter::once(RecordKey::Meta)
         .chain(peers.keys().map(|k| RecordKey::Peer(*k)))
@@ -280,6 +284,7 @@ fn load(sm: &sled::Tree) -> io::Result<Applied> {
             a.state.version = m.version;
             a.state.request_seq = m.request_seq;
             a.state.log_level = m.log_level;
+            a.state.resolvers = m.resolvers;
         } else if let Some(id) = key.strip_prefix("peer/") {
             let node = id.parse().map_err(|e| {
                 io::Error::new(

@@ -128,12 +128,8 @@ fn is_reply(v6: bool, mode: Mode, data: &[u8], ident: u16, seq: u16, token: &[u8
     ok_type && sq == seq && payload.starts_with(token) && (mode == Mode::Datagram || id == ident)
 }
 
-pub async fn probe(host: &str, source: Option<IpAddr>) -> Result<(), String> {
-    let addr = super::resolve(host, 0)
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("no address for {host}"))?;
+/// One echo to `addr` (the first address `host` resolved to).
+pub async fn probe(addr: SocketAddr, source: Option<IpAddr>) -> Result<(), String> {
     let v6 = addr.is_ipv6();
     let (socket, mode) = open(v6)?;
     socket

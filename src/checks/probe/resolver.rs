@@ -69,41 +69,6 @@ impl Family {
     }
 }
 
-/// A DNS server a check or the cluster names: "IP" or "IP:PORT" or
-/// "[V6]:PORT"; port defaults to 53. Err says what is wrong and gives an
-/// example.
-pub fn parse_server(s: &str) -> Result<SocketAddr, String> {
-    let text = s.trim();
-    let wrong = |why: &str| {
-        format!(
-            "{s:?} is not a DNS server address ({why}): give an IP address and optionally a port, \
-             e.g. 192.0.2.53, 127.0.0.1:5353, 2001:db8::53 or [2001:db8::53]:5353"
-        )
-    };
-    if text.is_empty() {
-        return Err(wrong("empty"));
-    }
-    let addr = if let Ok(ip) = text.parse::<IpAddr>() {
-        SocketAddr::new(ip, 53)
-    } else if let Ok(addr) = text.parse::<SocketAddr>() {
-        addr
-    } else if let Some(ip) = text
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .and_then(|t| t.parse::<IpAddr>().ok())
-    {
-        SocketAddr::new(ip, 53)
-    } else if text.contains(|c: char| c.is_ascii_alphabetic() && !c.is_ascii_hexdigit()) {
-        return Err(wrong("a name, not an address"));
-    } else {
-        return Err(wrong("not an IP address"));
-    };
-    if addr.port() == 0 {
-        return Err(wrong("port 0"));
-    }
-    Ok(addr)
-}
-
 /// Why a DNS query failed: rendered as the short reason probes report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Failure {
@@ -487,33 +452,6 @@ impl reqwest::dns::Resolve for ReqwestResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn servers_parse_with_the_default_port() {
-        let p = |s: &str| parse_server(s).map(|a| a.to_string());
-        assert_eq!(p("192.0.2.53").unwrap(), "192.0.2.53:53");
-        assert_eq!(p(" 127.0.0.1:5353 ").unwrap(), "127.0.0.1:5353");
-        assert_eq!(p("2001:db8::53").unwrap(), "[2001:db8::53]:53");
-        assert_eq!(p("[2001:db8::53]").unwrap(), "[2001:db8::53]:53");
-        assert_eq!(p("[::1]:5353").unwrap(), "[::1]:5353");
-    }
-
-    #[test]
-    fn bad_servers_say_why_and_give_an_example() {
-        for (s, why) in [
-            ("", "empty"),
-            ("dns.google", "a name"),
-            ("dns.google:53", "a name"),
-            ("127.0.0.1:0", "port 0"),
-            ("127.0.0.1:99999", "not an IP"),
-            ("1.2.3", "not an IP"),
-            ("::1:53]", "not an IP"),
-        ] {
-            let e = parse_server(s).unwrap_err();
-            assert!(e.contains(why), "{s:?}: {e}");
-            assert!(e.contains("e.g. 192.0.2.53"), "{s:?}: {e}");
-        }
-    }
 
     #[test]
     fn resolv_conf_servers_are_distinct_on_port_53() {

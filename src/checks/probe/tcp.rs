@@ -18,16 +18,11 @@ async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<()
     Ok(())
 }
 
-pub async fn probe(target: &str, source: Option<IpAddr>) -> Result<(), String> {
-    let (host, port) = target
-        .rsplit_once(':')
-        .ok_or_else(|| format!("{target:?} is not HOST:PORT"))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("{target:?} has no valid port"))?;
+/// UP when a connection to one of `addrs` (tried in order) opens.
+pub async fn probe(addrs: &[SocketAddr], source: Option<IpAddr>) -> Result<(), String> {
     let mut last = String::from("no address");
-    for addr in super::resolve(host, port).await? {
-        match connect(addr, source).await {
+    for addr in addrs {
+        match connect(*addr, source).await {
             Ok(()) => return Ok(()),
             Err(e) => last = super::describe_io_at(&e, Some(&addr.to_string())),
         }
