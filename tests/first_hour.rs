@@ -110,7 +110,7 @@ fn input_mistakes_are_refused_with_the_cause_and_change_nothing() {
         err.contains("drop the http:// and give e.g. 127.0.0.1:18080"),
         "{err}"
     );
-    // --expect takes one code.
+    // --expect takes codes and classes (200,204 or 2xx,301), nothing else.
     let err = refused(
         &node,
         &[
@@ -120,10 +120,13 @@ fn input_mistakes_are_refused_with_the_cause_and_change_nothing() {
             "web",
             "http://127.0.0.1:1/",
             "--expect",
-            "2xx",
+            "2xx,7xx",
         ],
     );
-    assert!(err.contains("takes one code from 100 to 599"), "{err}");
+    assert!(
+        err.contains("\"7xx\" is not a status code (100-599) or class (1xx-5xx)"),
+        "{err}"
+    );
     // Every missing alert named at once.
     let err = refused(
         &node,

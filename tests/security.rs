@@ -56,7 +56,12 @@ fn addr_of(node: &Node) -> PeerAddr {
 }
 
 fn cluster_id(node: &Node) -> String {
-    let yaml = std::fs::read_to_string(node.path("cluster.yaml")).unwrap();
+    // The mirror is written shortly after the apply (coalesced): wait for it.
+    let yaml = common::wait_for("cluster.yaml", std::time::Duration::from_secs(10), || {
+        std::fs::read_to_string(node.path("cluster.yaml"))
+            .ok()
+            .filter(|y| y.contains("cluster_id: "))
+    });
     yaml.lines()
         .find_map(|l| l.strip_prefix("cluster_id: "))
         .expect("cluster_id in cluster.yaml")

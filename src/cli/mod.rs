@@ -26,7 +26,7 @@ use crate::crypto::Fingerprint;
 use crate::daemon::control::{self, ControlReply, ControlRequest};
 use qu_raft::NodeId;
 
-const ABOUT: &str = "qu: quorum-based uptime monitor. A few nodes watch the same HTTP, TCP and ICMP targets and vote; a target is DOWN only when a majority saw it fail twice in a row.";
+const ABOUT: &str = "qu: quorum-based uptime monitor. A few nodes watch the same HTTP, TCP, ICMP, TLS and DNS targets and vote; a target is DOWN only when a majority saw it fail twice in a row.";
 
 /// Top-level command line.
 #[derive(Debug, Parser)]
