@@ -457,7 +457,7 @@ pub enum RecordKey {
 }
 
 /// Fields of a check no edit may touch.
-const CHECK_FIXED: &[&str] = &["id", "type", "paused"];
+pub const CHECK_FIXED: &[&str] = &["id", "type", "paused"];
 /// Fields of an alert no edit may touch.
 const ALERT_FIXED: &[&str] = &["id", "type"];
 

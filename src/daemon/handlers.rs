@@ -432,7 +432,7 @@ impl Daemon {
             return Ok(());
         };
         let what = format!("{} check", before.kind.type_name());
-        let Ok(after) = qu_raft::patch::patched(before, patch, &what, &["id", "type", "paused"])
+        let Ok(after) = qu_raft::patch::patched(before, patch, &what, qu_raft::state::CHECK_FIXED)
         else {
             return Ok(());
         };

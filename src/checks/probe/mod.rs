@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use qu_raft::model::{host_of, CheckKind, Starttls};
+use qu_raft::model::{host_of, CheckKind};
 use resolver::Resolvers;
 
 /// The result of one probe.
@@ -152,12 +152,7 @@ impl Probers {
                             server_name: t.server_name(),
                             ca_pem: t.ca.as_deref(),
                             warn_days: t.warn_days,
-                            starttls: t.starttls.map(|s| match s {
-                                Starttls::Smtp => tls::Starttls::Smtp,
-                                Starttls::Imap => tls::Starttls::Imap,
-                                Starttls::Pop3 => tls::Starttls::Pop3,
-                                Starttls::Postgres => tls::Starttls::Postgres,
-                            }),
+                            starttls: t.starttls,
                         };
                         let o = self.tls.probe(&target).await;
                         Attempt {

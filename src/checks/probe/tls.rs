@@ -31,50 +31,12 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-/// The protocol spoken in clear before the TLS handshake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Starttls {
-    Smtp,
-    Imap,
-    Pop3,
-    Postgres,
-}
-
-impl Starttls {
-    /// The name on the command line (`smtp`, `imap`, `pop3`, `postgres`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Starttls::Smtp => "smtp",
-            Starttls::Imap => "imap",
-            Starttls::Pop3 => "pop3",
-            Starttls::Postgres => "postgres",
-        }
-    }
-}
-
-impl std::fmt::Display for Starttls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Starttls {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Starttls, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "smtp" => Ok(Starttls::Smtp),
-            "imap" => Ok(Starttls::Imap),
-            "pop3" => Ok(Starttls::Pop3),
-            "postgres" | "postgresql" => Ok(Starttls::Postgres),
-            _ => Err(format!(
-                "unknown STARTTLS protocol {s:?} (expected smtp, imap, pop3 or postgres)"
-            )),
-        }
-    }
-}
+/// The protocol spoken in clear before the TLS handshake (the record's
+/// own type: one enum for the model, the CLI and the prober).
+pub use qu_raft::model::Starttls;
 
 /// What one TLS probe connects to and checks.
 #[derive(Debug, Clone)]
@@ -303,15 +265,7 @@ async fn connect(
 }
 
 async fn connect_one(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    if let Some(src) = source.filter(|s| s.is_ipv4() == addr.is_ipv4()) {
-        socket.bind(SocketAddr::new(src, 0))?;
-    }
-    socket.connect(addr).await
+    super::tcp::connect(addr, source).await
 }
 
 fn handshake_error(e: &std::io::Error, peer: &str) -> String {
@@ -695,8 +649,8 @@ mod tests {
             Starttls::Pop3,
             Starttls::Postgres,
         ] {
-            assert_eq!(p.as_str().parse::<Starttls>(), Ok(p));
+            assert_eq!(Starttls::parse(p.name()), Ok(p));
         }
-        assert!("ftp".parse::<Starttls>().is_err());
+        assert!(Starttls::parse("ftp").is_err());
     }
 }
