@@ -147,9 +147,9 @@ fn a_peer_may_not_propose_a_check_state_flip() {
         .unwrap(),
     };
     let op = LeaderOp::Propose {
-        request: qu_raft::state::Request::new(qu_raft::state::RecordCommand::Transitions {
-            flips: vec![flip],
-        }),
+        request: Box::new(qu_raft::state::Request::new(
+            qu_raft::state::RecordCommand::Transitions { flips: vec![flip] },
+        )),
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let pool = Pool::new(me, TransportConfig::default());

@@ -120,11 +120,11 @@ fn member_requests(as_node: NodeId) -> Vec<(&'static str, MemberRequest)> {
             "propose",
             MemberRequest::OnLeader {
                 op: qu::daemon::routing::LeaderOp::Propose {
-                    request: qu_raft::state::Request::new(
+                    request: Box::new(qu_raft::state::Request::new(
                         qu_raft::state::ConfigCommand::RemoveCheck {
                             id_or_name: "web".into(),
                         },
-                    ),
+                    )),
                 },
             },
         ),

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::history::{self, Histories, HistoryKind, PastSilence};
 use crate::model::{
     find_by_id_or_name, pages, Alert, Check, CheckState, Delivery, DeliveryStatus, Health, Peer,
     TransitionRecord, ValidationError,
@@ -67,6 +68,21 @@ pub struct ClusterState {
     /// resolver.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resolvers: Vec<String>,
+    /// Each check's history (flips, pauses, restarts), by check id.
+    /// Older releases ignore it; a snapshot from one carries none.
+    #[serde(default)]
+    pub history: Shared<Histories>,
+    /// Silences that ended, by sequence number (to exclude their time).
+    #[serde(default)]
+    pub past_silences: Shared<BTreeMap<u64, PastSilence>>,
+    /// How long history is kept (`qu cluster retention`; level 4); 0: the
+    /// default (`history::DEFAULT_RETENTION_MS`).
+    #[serde(default, skip_serializing_if = "is_zero_ms")]
+    pub retention_ms: u64,
+}
+
+fn is_zero_ms(v: &u64) -> bool {
+    *v == 0
 }
 
 /// How many applied request ids the state remembers.
@@ -140,6 +156,12 @@ pub struct Request {
     pub if_version: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// When the leader proposed it (ms since the epoch): dates the history
+    /// events of configuration changes (added, paused, resumed, restarted).
+    /// Absent in entries of older releases, whose changes then leave no
+    /// event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<u64>,
     pub command: Command,
 }
 
@@ -148,6 +170,7 @@ impl Request {
         Request {
             if_version: None,
             request_id: None,
+            at_ms: None,
             command: command.into(),
         }
     }
@@ -246,12 +269,16 @@ pub enum ConfigCommand {
     SetResolvers {
         resolvers: Vec<String>,
     },
+    /// How long check history is kept (level 4).
+    SetRetention {
+        retention_ms: u64,
+    },
 }
 
 /// The log format level this release writes and reads. A command of level
 /// N may be proposed only when every member runs level N or later (an older
 /// node could not decode it and would stop applying the log).
-pub const LOG_LEVEL: u32 = 3;
+pub const LOG_LEVEL: u32 = 4;
 
 /// A record the leader's duties write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,6 +316,9 @@ pub enum RecordCommand {
         n: u64,
         at_ms: u64,
     },
+    /// Drops history older than `before_ms`, each check keeping the state
+    /// it was in (level 4).
+    PruneHistory { before_ms: u64 },
 }
 
 impl From<ConfigCommand> for Command {
@@ -307,6 +337,8 @@ impl Command {
     /// The lowest log level that can decode this command.
     pub fn level(&self) -> u32 {
         match self {
+            Command::Config(ConfigCommand::SetRetention { .. })
+            | Command::Record(RecordCommand::PruneHistory { .. }) => 4,
             Command::Config(ConfigCommand::SetResolvers { .. }) => 3,
             Command::Config(ConfigCommand::AddCheck { check }) => check.level(),
             Command::Config(ConfigCommand::EditCheck { patch, .. }) => {
@@ -375,6 +407,9 @@ impl Command {
                 ConfigCommand::RemoveWindow { id_or_name, .. } => {
                     format!("remove maintenance window {id_or_name}")
                 }
+                ConfigCommand::SetRetention { retention_ms } => {
+                    format!("keep history {}d", retention_ms / 86_400_000)
+                }
                 ConfigCommand::SetResolvers { resolvers } if resolvers.is_empty() => {
                     "clear the cluster's DNS servers".to_string()
                 }
@@ -401,6 +436,9 @@ impl Command {
                     start_ms,
                 } => format!("open maintenance window {window_id} at {start_ms}"),
                 RecordCommand::RaiseLevel { level } => format!("raise the log level to {level}"),
+                RecordCommand::PruneHistory { before_ms } => {
+                    format!("prune history before {before_ms}")
+                }
                 RecordCommand::Repeat {
                     check_id,
                     alert_id,
@@ -454,6 +492,9 @@ pub enum RecordKey {
     Request(String),
     Silence(String),
     Window(String),
+    /// One event of a check's history: (check id, seq).
+    History(String, u64),
+    PastSilence(u64),
 }
 
 /// Fields of a check no edit may touch.
@@ -462,6 +503,133 @@ pub const CHECK_FIXED: &[&str] = &["id", "type", "paused"];
 const ALERT_FIXED: &[&str] = &["id", "type"];
 
 impl ClusterState {
+    /// A check's uptime over `[from_ms, to_ms)` from its committed history
+    /// and silences: the same on every node that applied the same log. A
+    /// check without history (added before history was kept) counts from
+    /// its last flip.
+    pub fn uptime_of(&self, check_id: &str, from_ms: u64, to_ms: u64) -> history::Uptime {
+        let spans = history::silenced_spans(
+            self.past_silences.values(),
+            self.silences.values(),
+            check_id,
+            to_ms,
+        );
+        match self.history.get(check_id) {
+            Some(h) if !h.events.is_empty() => history::uptime(&h.events, &spans, from_ms, to_ms),
+            _ => {
+                let st = self.check_states.get(check_id);
+                let paused = self.checks.get(check_id).is_some_and(|c| c.paused);
+                let events: Vec<history::HistoryEvent> = st
+                    .and_then(|st| st.since_ms.map(|at| (at, st.health)))
+                    .map(|(at_ms, health)| history::HistoryEvent {
+                        seq: 0,
+                        at_ms,
+                        what: HistoryKind::Baseline { health, paused },
+                    })
+                    .into_iter()
+                    .collect();
+                history::uptime(&events, &spans, from_ms, to_ms)
+            }
+        }
+    }
+
+    /// The history retention in force.
+    pub fn retention(&self) -> u64 {
+        if self.retention_ms == 0 {
+            history::DEFAULT_RETENTION_MS
+        } else {
+            self.retention_ms
+        }
+    }
+
+    /// Appends one event to a check's history.
+    fn record_history(
+        &mut self,
+        check_id: &str,
+        at_ms: u64,
+        what: HistoryKind,
+        touched: &mut Vec<RecordKey>,
+    ) {
+        let h = self
+            .history
+            .make_mut()
+            .entry(check_id.to_string())
+            .or_default()
+            .make_mut();
+        let changed = h.push(at_ms, what);
+        let key = |seq| RecordKey::History(check_id.to_string(), seq);
+        touched.extend(changed.written.into_iter().chain(changed.removed).map(key));
+    }
+
+    /// Keeps an ended silence (its real span) for uptime, within the cap.
+    fn remember_silence(
+        &mut self,
+        s: &crate::mute::Silence,
+        at_ms: u64,
+        touched: &mut Vec<RecordKey>,
+    ) {
+        let past = self.past_silences.make_mut();
+        let seq = past.keys().next_back().map_or(0, |k| k + 1);
+        past.insert(
+            seq,
+            PastSilence {
+                id: s.id.clone(),
+                checks: s.checks.clone(),
+                all: s.all,
+                start_ms: s.start_ms,
+                end_ms: at_ms.min(s.end_ms).max(s.start_ms),
+            },
+        );
+        touched.push(RecordKey::PastSilence(seq));
+        while past.len() > history::MAX_PAST_SILENCES {
+            if let Some((k, _)) = past.pop_first() {
+                touched.push(RecordKey::PastSilence(k));
+            }
+        }
+    }
+
+    /// Whether `PruneHistory { before_ms }` would change anything.
+    pub fn history_needs_prune(&self, before_ms: u64) -> bool {
+        self.history.values().any(|h| h.needs_prune(before_ms))
+            || self
+                .past_silences
+                .values()
+                .next()
+                .is_some_and(|s| s.end_ms < before_ms)
+    }
+
+    /// Prunes every check's history and the ended silences before
+    /// `before_ms`; returns how many checks' histories changed.
+    fn prune_history(&mut self, before_ms: u64, touched: &mut Vec<RecordKey>) -> usize {
+        let due: Vec<String> = self
+            .history
+            .iter()
+            .filter(|(_, h)| h.needs_prune(before_ms))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &due {
+            if let Some(h) = self.history.make_mut().get_mut(id) {
+                let changed = h.make_mut().prune(before_ms);
+                let key = |seq| RecordKey::History(id.clone(), seq);
+                touched.extend(changed.written.into_iter().chain(changed.removed).map(key));
+            }
+        }
+        let old: Vec<u64> = self
+            .past_silences
+            .iter()
+            .filter(|(_, s)| s.end_ms < before_ms)
+            .map(|(k, _)| *k)
+            .collect();
+        if !old.is_empty() {
+            let past = self.past_silences.make_mut();
+            for k in old {
+                past.remove(&k);
+                touched.push(RecordKey::PastSilence(k));
+            }
+        }
+        due.len()
+    }
+
     /// Whether one flip may apply: the check exists and is in `from`.
     fn validate_flip(&self, check_id: &str, record: &TransitionRecord) -> Result<(), Refusal> {
         let current = self
@@ -526,6 +694,7 @@ impl ClusterState {
             st.flips
         };
         touched.push(RecordKey::CheckState(check_id.to_string()));
+        self.record_history(check_id, record.at_ms, HistoryKind::flip(record), touched);
         if pages(record.from, record.to) {
             let alerts = self
                 .checks
@@ -656,6 +825,7 @@ impl ClusterState {
         for id in ids {
             if let Some(s) = self.silences.make_mut().remove(id) {
                 touched.push(RecordKey::Silence(id.clone()));
+                self.remember_silence(&s, at_ms, touched);
                 ended.push(s);
             }
         }
@@ -880,6 +1050,9 @@ impl ClusterState {
             ConfigCommand::RemoveWindow { id_or_name, .. } => {
                 self.window_named(id_or_name)?;
             }
+            ConfigCommand::SetRetention { retention_ms } => {
+                history::validate_retention(*retention_ms)?;
+            }
             ConfigCommand::SetResolvers { resolvers } => {
                 crate::kinds::validate_resolvers(resolvers)?;
             }
@@ -933,7 +1106,7 @@ impl ClusterState {
                     return Err(v("delivery", format!("delivery {id} is already settled")).into());
                 }
             }
-            RecordCommand::PruneDeliveries { .. } => {}
+            RecordCommand::PruneDeliveries { .. } | RecordCommand::PruneHistory { .. } => {}
             RecordCommand::Transition { check_id, record } => {
                 self.validate_flip(check_id, record)?;
             }
@@ -1116,7 +1289,7 @@ impl ClusterState {
                     touched,
                 )
             }
-            Command::Config(c) => match self.apply_config(c, &mut touched) {
+            Command::Config(c) => match self.apply_config(c, req.at_ms, &mut touched) {
                 Ok(Some(summary)) => {
                     self.version += 1;
                     (
@@ -1193,6 +1366,10 @@ impl ClusterState {
                 self.log_level = *level;
                 format!("log level {level}")
             }
+            RecordCommand::PruneHistory { before_ms } => {
+                let n = self.prune_history(*before_ms, touched);
+                format!("pruned the history of {n} check(s)")
+            }
             RecordCommand::OpenWindow {
                 window_id,
                 start_ms,
@@ -1239,6 +1416,7 @@ impl ClusterState {
     fn apply_config(
         &mut self,
         c: &ConfigCommand,
+        at_ms: Option<u64>,
         touched: &mut Vec<RecordKey>,
     ) -> Result<Option<String>, Refusal> {
         Ok(Some(match c {
@@ -1271,6 +1449,9 @@ impl ClusterState {
                     .make_mut()
                     .insert(check.id.clone(), check.clone());
                 touched.push(RecordKey::Check(check.id.clone()));
+                if let Some(at) = at_ms {
+                    self.record_history(&check.id, at, HistoryKind::Added, touched);
+                }
                 format!(
                     "added {} check {} ({})",
                     check.kind.type_name(),
@@ -1283,6 +1464,13 @@ impl ClusterState {
                 self.checks.make_mut().remove(&check.id);
                 if self.check_states.make_mut().remove(&check.id).is_some() {
                     touched.push(RecordKey::CheckState(check.id.clone()));
+                }
+                if let Some(h) = self.history.make_mut().remove(&check.id) {
+                    touched.extend(
+                        h.events
+                            .iter()
+                            .map(|e| RecordKey::History(check.id.clone(), e.seq)),
+                    );
                 }
                 touched.push(RecordKey::Check(check.id.clone()));
                 format!("removed check {} ({})", check.name, check.id)
@@ -1297,6 +1485,14 @@ impl ClusterState {
                     c.paused = *paused;
                 }
                 touched.push(RecordKey::Check(id.clone()));
+                if let Some(at) = at_ms {
+                    let what = if *paused {
+                        HistoryKind::Paused
+                    } else {
+                        HistoryKind::Resumed
+                    };
+                    self.record_history(&id, at, what, touched);
+                }
                 if *paused {
                     format!(
                         "paused check {} ({id}): probed nowhere, pages never",
@@ -1330,6 +1526,10 @@ impl ClusterState {
                         after.kind.target()
                     );
                     summary = format!("{summary}; {note}");
+                    if let Some(at) = at_ms {
+                        let what = HistoryKind::Restarted { note: note.clone() };
+                        self.record_history(&id, at, what, touched);
+                    }
                     self.restart_state(&id, Some(note), touched);
                 }
                 summary
@@ -1396,6 +1596,16 @@ impl ClusterState {
                     .collect();
                 self.end_silences(&open, *at_ms, touched);
                 format!("removed maintenance window {} ({})", w.name, w.id)
+            }
+            ConfigCommand::SetRetention { retention_ms } => {
+                if self.retention() == *retention_ms {
+                    return Ok(None);
+                }
+                self.retention_ms = *retention_ms;
+                format!(
+                    "check history is kept {}d (pruned by the leader within the hour)",
+                    retention_ms / 86_400_000
+                )
             }
             ConfigCommand::SetResolvers { resolvers } => {
                 if self.resolvers == *resolvers {
@@ -1466,6 +1676,10 @@ mod day_two_tests;
 #[cfg(test)]
 #[path = "state_level_three_tests.rs"]
 mod level_three_tests;
+
+#[cfg(test)]
+#[path = "state_history_tests.rs"]
+mod history_tests;
 
 #[cfg(test)]
 mod tests {
@@ -1750,6 +1964,7 @@ mod tests {
         let req = Request {
             if_version: Some(7),
             request_id: None,
+            at_ms: None,
             command: ConfigCommand::AddAlert {
                 alert: webhook("a1", "oncall"),
             }
@@ -1765,6 +1980,7 @@ mod tests {
         let ok = Request {
             if_version: Some(1),
             request_id: None,
+            at_ms: None,
             command: ConfigCommand::AddAlert {
                 alert: webhook("a1", "oncall"),
             }

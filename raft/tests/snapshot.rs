@@ -106,11 +106,19 @@ fn entries() -> Vec<Entry> {
                 }],
             },
         }),
+        // The silence ends early: its real span is kept for uptime.
+        Command::from(ConfigCommand::RemoveSilence {
+            id: "s1".into(),
+            at_ms: 2_000,
+        }),
     ];
     for (i, c) in cmds.into_iter().enumerate() {
         out.push(Entry {
             log_id: log_id::<TypeConfig>(1, NodeId(1), 2 + i as u64),
-            payload: EntryPayload::Normal(Request::new(c)),
+            payload: EntryPayload::Normal(Request {
+                at_ms: Some(100 + i as u64),
+                ..Request::new(c)
+            }),
         });
     }
     out
@@ -119,19 +127,31 @@ fn entries() -> Vec<Entry> {
 #[tokio::test]
 async fn snapshot_built_on_one_node_installs_identically_on_another() {
     let a_dir = tempfile::tempdir().unwrap();
-    let (_log, mut a, _) = store::open(a_dir.path()).unwrap();
+    let (a_log, mut a, _) = store::open(a_dir.path()).unwrap();
     let stream = futures_util::stream::iter(entries().into_iter().map(|e| Ok((e, None))));
     a.apply(stream).await.unwrap();
     let applied = a.current();
-    assert_eq!(applied.state.version, 6);
-    assert_eq!(applied.last_applied.map(|l| l.index), Some(8));
-    assert_eq!(applied.state.silences.len(), 1);
+    assert_eq!(applied.state.version, 7);
+    assert_eq!(applied.last_applied.map(|l| l.index), Some(9));
+    assert_eq!(applied.state.silences.len(), 0);
+    let events: Vec<&str> = applied.state.history["k1"]
+        .events
+        .iter()
+        .map(|e| match e.what {
+            qu_raft::history::HistoryKind::Added => "added",
+            qu_raft::history::HistoryKind::Flip { .. } => "flip",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(events, ["added", "flip"], "history of k1");
+    assert_eq!(applied.state.past_silences.len(), 1);
+    assert_eq!(applied.state.past_silences[&0].end_ms, 2_000);
     assert_eq!(applied.state.windows.len(), 1);
     assert_eq!(applied.state.check_states.len(), 1);
     assert_eq!(
         applied.state.deliveries.len(),
-        1,
-        "the flip queued a delivery"
+        2,
+        "the flip queued a delivery (silenced), and the silence's end one more"
     );
 
     let snap = a
@@ -140,7 +160,7 @@ async fn snapshot_built_on_one_node_installs_identically_on_another() {
         .build_snapshot()
         .await
         .unwrap();
-    assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(8));
+    assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(9));
 
     let b_dir = tempfile::tempdir().unwrap();
     {
@@ -163,4 +183,10 @@ async fn snapshot_built_on_one_node_installs_identically_on_another() {
     let (last, membership) = b.applied_state().await.unwrap();
     assert_eq!(last, applied.last_applied);
     assert_eq!(membership, applied.membership);
+    // And a, reopened, holds what its record writes persisted (history and
+    // ended silences included), without any snapshot.
+    drop(a);
+    drop(a_log);
+    let (_log_a, a, _) = store::open(a_dir.path()).unwrap();
+    assert_eq!(*a.current(), *applied);
 }

@@ -18,7 +18,7 @@ pub enum CheckCommand {
     /// Add a check
     #[command(subcommand)]
     Add(AddCommand),
-    /// List checks: ID, NAME, TYPE, TARGET, INTERVAL, STATE, SINCE, VOTES, ALERTS, MUTED
+    /// List checks: ID, NAME, TYPE, TARGET, INTERVAL, STATE, SINCE, VOTES, UPTIME (24h/7d/30d, from the committed history), ALERTS, MUTED
     List {
         /// Print JSON ({"version": N, "checks": [...]}) instead of text
         #[arg(long)]
@@ -33,6 +33,18 @@ pub enum CheckCommand {
         #[arg(value_name = "ID_OR_NAME")]
         id_or_name: String,
         /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// The check's committed history, oldest first: flips (with each node's evidence in --json), pauses, resumes and restarts; the same on every node
+    History {
+        /// The check's id or name
+        #[arg(value_name = "ID_OR_NAME")]
+        id_or_name: String,
+        /// How far back: whole days and/or a Go duration (7d, 1d12h, 36h)
+        #[arg(long, default_value = "30d", value_parser = super::parse_span, value_name = "SPAN")]
+        since: Duration,
+        /// Print JSON ({"id", "name", "since_ms", "events": [...]}) instead of text
         #[arg(long)]
         json: bool,
     },
@@ -373,6 +385,63 @@ pub(super) fn run(env: &Env, cmd: CheckCommand) -> Result<ExitCode, Failure> {
                 return print_json(&d).map(|_| ExitCode::SUCCESS);
             }
             print!("{}", render_show(&d));
+            Ok(ExitCode::SUCCESS)
+        }
+        CheckCommand::History {
+            id_or_name,
+            since,
+            json,
+        } => {
+            let reply = ask(
+                env,
+                ControlRequest::CheckHistory {
+                    id_or_name,
+                    since_ms: since.as_millis() as u64,
+                },
+                Duration::from_secs(10),
+            )?;
+            let ControlReply::CheckHistory {
+                id,
+                name,
+                since_ms,
+                events,
+            } = reply
+            else {
+                return Err(unexpected());
+            };
+            if json {
+                let out = serde_json::json!({
+                    "id": id, "name": name, "since_ms": since_ms, "events": events,
+                });
+                return print_json(&out).map(|_| ExitCode::SUCCESS);
+            }
+            if events.is_empty() {
+                println!(
+                    "check {name} ({id}): no history in the last {}",
+                    crate::config::duration::format_span(since)
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = events
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.at.clone(),
+                        e.event.clone(),
+                        e.state.clone(),
+                        e.round.map_or_else(|| "-".into(), |r| r.to_string()),
+                        if e.detail.is_empty() {
+                            "-".into()
+                        } else {
+                            e.detail.clone()
+                        },
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table::render(&["AT", "EVENT", "STATE", "ROUND", "DETAIL"], &rows)
+            );
             Ok(ExitCode::SUCCESS)
         }
         CheckCommand::Edit(args) => {
@@ -774,6 +843,16 @@ pub(super) fn state_text(c: &CheckRow) -> String {
     }
 }
 
+/// `100/99.95/-`: percent over 24 h, 7 d and 30 d (`-`: neither up nor
+/// down seen in that window).
+fn uptime_text(u: &crate::daemon::control::UptimeCols) -> String {
+    [u.day, u.week, u.month]
+        .iter()
+        .map(|p| p.map_or_else(|| "-".to_string(), super::percent))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 fn render_checks(checks: &[CheckRow]) -> String {
     let rows: Vec<Vec<String>> = checks
         .iter()
@@ -790,6 +869,7 @@ fn render_checks(checks: &[CheckRow]) -> String {
                     .as_deref()
                     .map(|v| table::truncate(v, table::REASON_WIDTH))
                     .unwrap_or_else(|| "-".into()),
+                uptime_text(&c.uptime),
                 if c.alerts.is_empty() {
                     "(none)".into()
                 } else {
@@ -801,7 +881,16 @@ fn render_checks(checks: &[CheckRow]) -> String {
         .collect();
     table::render(
         &[
-            "ID", "NAME", "TYPE", "TARGET", "INTERVAL", "STATE", "SINCE", "VOTES", "ALERTS",
+            "ID",
+            "NAME",
+            "TYPE",
+            "TARGET",
+            "INTERVAL",
+            "STATE",
+            "SINCE",
+            "VOTES",
+            "UPTIME 24H/7D/30D",
+            "ALERTS",
             "MUTED",
         ],
         &rows,

@@ -8,6 +8,7 @@ mod cluster;
 mod completion;
 mod logging;
 mod node;
+mod report;
 mod silence;
 mod status;
 mod table;
@@ -78,7 +79,9 @@ pub enum Command {
     /// Recurring maintenance windows (silences on a schedule)
     #[command(subcommand)]
     Maintenance(silence::MaintenanceCommand),
-    /// Cluster-wide settings: the DNS servers every node's probes use
+    /// Uptime and SLA per check over a window, from the committed history (the same numbers on every node)
+    Report(report::ReportArgs),
+    /// Cluster-wide settings: the DNS servers every node's probes use, how long history is kept
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
     /// Inspect or edit the local fingerprint trust store
@@ -215,6 +218,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Alert(cmd) => alert::run(&env, cmd),
         Command::Silence(cmd) => silence::run_silence(&env, cmd),
         Command::Cluster(cmd) => cluster::run(&env, cmd),
+        Command::Report(args) => report::run(&env, args),
         Command::Maintenance(cmd) => silence::run_maintenance(&env, cmd),
         Command::Trust(cmd) => trust::run(&env, cmd),
         Command::Completion(args) => completion::completion(args),
@@ -256,6 +260,19 @@ pub(crate) fn mutate(env: &Env, req: ControlRequest) -> Result<ExitCode, Failure
         }
         _ => Err(unexpected()),
     }
+}
+
+/// Parses a span of days (`7d`, `1d12h`, `36h`) for clap.
+pub(crate) fn parse_span(s: &str) -> Result<Duration, String> {
+    crate::config::duration::parse_span(s).map_err(|e| e.to_string())
+}
+
+/// A percentage as tables show it: `100`, `99.95`, `0` (at most two
+/// decimals, never rounded up to 100).
+pub(crate) fn percent(p: f64) -> String {
+    let floored = (p * 100.0).floor() / 100.0;
+    let text = format!("{floored:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Parses a Go duration for clap.

@@ -87,6 +87,57 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
     Ok(Duration::from_nanos(total as u64))
 }
 
+/// A span that is neither `Nd[GO-DURATION]` nor a Go duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{input:?} is not a span: {why}; use whole days and/or a Go duration, e.g. 7d, 90d, 1d12h, 36h"
+)]
+pub struct SpanError {
+    pub input: String,
+    pub why: String,
+}
+
+/// A span of days for history windows and retention (`--since 7d`,
+/// `qu cluster retention 90d`): whole days `Nd`, optionally followed by a Go
+/// duration (`1d12h`), or a Go duration alone (`36h`).
+pub fn parse_span(input: &str) -> Result<Duration, SpanError> {
+    let err = |why: &str| SpanError {
+        input: input.to_string(),
+        why: why.to_string(),
+    };
+    let (days, rest) = match input.find('d') {
+        Some(i) => {
+            let days: u64 = input[..i]
+                .parse()
+                .map_err(|_| err("the days are not a whole number"))?;
+            (days, &input[i + 1..])
+        }
+        None => (0, input),
+    };
+    let rest = if rest.is_empty() && input.contains('d') {
+        Duration::ZERO
+    } else {
+        parse(rest).map_err(|e| err(e.why))?
+    };
+    days.checked_mul(86_400)
+        .map(Duration::from_secs)
+        .and_then(|d| d.checked_add(rest))
+        .ok_or_else(|| err("it is too large"))
+}
+
+/// Formats a long span: `3d4h`, `12m5s`, `0s` (days, then Go's style
+/// rounded to the second).
+pub fn format_span(d: Duration) -> String {
+    let secs = d.as_secs();
+    let days = secs / 86_400;
+    let rest = Duration::from_secs(secs % 86_400);
+    match (days, rest.is_zero()) {
+        (0, _) => format(rest),
+        (_, true) => format!("{days}d"),
+        (_, false) => format!("{days}d{}", format(rest)),
+    }
+}
+
 /// Formats in Go's style: `1m30s`, `250ms`, `2h`, `0s`.
 pub fn format(d: Duration) -> String {
     let total_ms = d.as_millis();
@@ -155,6 +206,22 @@ pub mod serde_go_opt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_take_days_then_a_go_duration() {
+        let d = |s: u64| Duration::from_secs(s);
+        assert_eq!(parse_span("7d"), Ok(d(7 * 86_400)));
+        assert_eq!(parse_span("1d12h"), Ok(d(86_400 + 12 * 3600)));
+        assert_eq!(parse_span("36h"), Ok(d(36 * 3600)));
+        for bad in ["", "d", "1.5d", "-1d", "7days", "1d-2h", "12"] {
+            let e = parse_span(bad).unwrap_err();
+            assert!(e.to_string().contains("is not a span"), "{bad}: {e}");
+        }
+        assert_eq!(format_span(d(90 * 86_400)), "90d");
+        assert_eq!(format_span(d(86_400 + 3600 + 61)), "1d1h1m1s");
+        assert_eq!(format_span(Duration::from_millis(61_400)), "1m1s");
+        assert_eq!(format_span(Duration::ZERO), "0s");
+    }
 
     #[test]
     fn parses_go_examples() {

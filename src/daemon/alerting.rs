@@ -519,6 +519,7 @@ pub(super) async fn dispatch_loop(daemon: Arc<Daemon>, mut shutdown: watch::Rece
                     )
                     .await;
             }
+            super::history::prune_due(&daemon, &state.state).await;
         }
     }
 }

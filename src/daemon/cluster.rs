@@ -141,7 +141,12 @@ impl Daemon {
         if req.request_id.is_none() {
             req.request_id = Some(random_hex(8));
         }
-        match self.on_leader(LeaderOp::Propose { request: req }).await? {
+        match self
+            .on_leader(LeaderOp::Propose {
+                request: Box::new(req),
+            })
+            .await?
+        {
             LeaderReply::Proposed { response, .. } => Ok(response),
             other => Err(ClusterFailure::Failed(format!(
                 "unexpected reply from the leader: {other:?}"
@@ -171,7 +176,12 @@ impl Daemon {
         {
             return Ok((seen.clone(), self.applied_index()));
         }
-        let req = resolve_references(&state.state, req)?;
+        let mut req = resolve_references(&state.state, req)?;
+        // Dates the history event a configuration change leaves (added,
+        // paused, resumed, restarted): one clock, the leader's, in the log.
+        if req.command.is_configuration() && req.at_ms.is_none() {
+            req.at_ms = Some(crate::checks::scheduler::now_ms());
+        }
         self.quorum_precheck()?;
         let level = req.command.level();
         if level > 1 && state.state.log_level < level {

@@ -124,6 +124,26 @@ pub enum ControlRequest {
     },
     /// `qu cluster resolvers show`.
     ResolversShow,
+    /// `qu cluster retention DURATION` (level 4).
+    RetentionSet {
+        retention_ms: u64,
+        #[serde(default)]
+        if_version: Option<u64>,
+    },
+    /// `qu cluster retention`.
+    RetentionShow,
+    /// `qu check history NAME --since D`: the committed history from this
+    /// node's copy of the replicated state.
+    CheckHistory {
+        id_or_name: String,
+        since_ms: u64,
+    },
+    /// `qu report --since D [--check NAME…]` (empty: every check).
+    Report {
+        since_ms: u64,
+        #[serde(default)]
+        checks: Vec<String>,
+    },
     SilenceRemove {
         id: String,
         #[serde(default)]
@@ -316,6 +336,21 @@ pub enum ControlReply {
         deliveries: Vec<DeliveryRow>,
     },
     CheckTested(Box<TestReport>),
+    /// How long check history is kept, at config `version`.
+    Retention {
+        version: u64,
+        retention_ms: u64,
+        /// Never set: the default.
+        default: bool,
+    },
+    CheckHistory {
+        id: String,
+        name: String,
+        /// Where the window began (ms since the epoch).
+        since_ms: u64,
+        events: Vec<HistoryRow>,
+    },
+    Report(Box<Report>),
     /// The cluster's DNS servers for probes (empty: each node's system
     /// resolver), at config `version`.
     Resolvers {
@@ -393,6 +428,59 @@ pub struct CheckRow {
     /// Why the state restarted at unknown (an edit of its target).
     #[serde(default)]
     pub note: Option<String>,
+    /// Uptime in percent over the last 24 hours, 7 and 30 days, from the
+    /// committed history (None: neither up nor down was seen).
+    #[serde(default)]
+    pub uptime: UptimeCols,
+}
+
+/// A check's uptime over the standard windows, in percent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UptimeCols {
+    #[serde(rename = "24h")]
+    pub day: Option<f64>,
+    #[serde(rename = "7d")]
+    pub week: Option<f64>,
+    #[serde(rename = "30d")]
+    pub month: Option<f64>,
+}
+
+/// One event of `qu check history`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryRow {
+    pub at_ms: u64,
+    /// RFC 3339.
+    pub at: String,
+    /// `flip`, `added`, `paused`, `resumed`, `restarted`, `baseline`.
+    pub event: String,
+    /// `up -> down`, `unknown`, `paused`…
+    pub state: String,
+    /// `2/3 down: connection refused` (flips), or why (restarts).
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<qu_raft::model::Evidence>,
+}
+
+/// `qu report`: per check, what its committed timeline says about a window.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub from_ms: u64,
+    pub to_ms: u64,
+    pub checks: Vec<ReportRow>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportRow {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Up over up plus down, in percent (None: neither was seen).
+    pub uptime_percent: Option<f64>,
+    #[serde(flatten)]
+    pub figures: qu_raft::history::Uptime,
 }
 
 /// `qu check show`: the check, its committed state and the last round.

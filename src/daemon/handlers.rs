@@ -89,6 +89,7 @@ impl Daemon {
                     self.propose(Request {
                         if_version,
                         request_id: None,
+                        at_ms: None,
                         command: Command::Config(ConfigCommand::AddCheck { check }),
                     })
                     .await,
@@ -121,6 +122,7 @@ impl Daemon {
                 self.propose(Request {
                     if_version,
                     request_id: None,
+                    at_ms: None,
                     command: Command::Config(ConfigCommand::SetPaused { id_or_name, paused }),
                 })
                 .await,
@@ -132,6 +134,7 @@ impl Daemon {
                 self.propose(Request {
                     if_version,
                     request_id: None,
+                    at_ms: None,
                     command: Command::Config(ConfigCommand::RemoveCheck { id_or_name }),
                 })
                 .await,
@@ -142,6 +145,7 @@ impl Daemon {
                     self.propose(Request {
                         if_version,
                         request_id: None,
+                        at_ms: None,
                         command: Command::Config(ConfigCommand::AddAlert { alert }),
                     })
                     .await,
@@ -173,6 +177,7 @@ impl Daemon {
                 self.propose(Request {
                     if_version,
                     request_id: None,
+                    at_ms: None,
                     command: Command::Config(ConfigCommand::RemoveAlert { id_or_name, force }),
                 })
                 .await,
@@ -222,6 +227,44 @@ impl Daemon {
                 qu_raft::kinds::validate_resolvers(&resolvers).map_err(cerr)?;
                 self.config(if_version, ConfigCommand::SetResolvers { resolvers })
                     .await
+            }
+            ControlRequest::RetentionSet {
+                retention_ms,
+                if_version,
+            } => {
+                qu_raft::history::validate_retention(retention_ms).map_err(cerr)?;
+                self.config(if_version, ConfigCommand::SetRetention { retention_ms })
+                    .await
+            }
+            ControlRequest::RetentionShow => {
+                let state = self.state();
+                Ok(ControlReply::Retention {
+                    version: state.state.version,
+                    retention_ms: state.state.retention(),
+                    default: state.state.retention_ms == 0,
+                })
+            }
+            ControlRequest::CheckHistory {
+                id_or_name,
+                since_ms,
+            } => {
+                let state = self.state();
+                let from = now_ms().saturating_sub(since_ms);
+                let (id, name, events) =
+                    super::history::history_rows(&state.state, &id_or_name, from)?;
+                Ok(ControlReply::CheckHistory {
+                    id,
+                    name,
+                    since_ms: from,
+                    events,
+                })
+            }
+            ControlRequest::Report { since_ms, checks } => {
+                let state = self.state();
+                let to = now_ms();
+                let report =
+                    super::history::report(&state.state, &checks, to.saturating_sub(since_ms), to)?;
+                Ok(ControlReply::Report(Box::new(report)))
             }
             ControlRequest::ResolversShow => {
                 let state = self.state();
@@ -278,6 +321,7 @@ impl Daemon {
             self.propose(Request {
                 if_version,
                 request_id: None,
+                at_ms: None,
                 command: Command::Config(command),
             })
             .await,

@@ -14,6 +14,7 @@ mod claims;
 mod cluster;
 pub mod control;
 mod handlers;
+mod history;
 mod leader;
 mod leadership;
 pub mod liveness;

@@ -39,7 +39,7 @@ use qu_raft::NodeId;
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum LeaderOp {
     /// A configuration mutation (with its request id).
-    Propose { request: Request },
+    Propose { request: Box<Request> },
     /// `qu node add`: join, learner, voter.
     AddNode { addr: String, fingerprint: String },
     /// `qu node remove`.
@@ -316,7 +316,7 @@ impl Daemon {
                         ));
                     }
                 }
-                let (response, index) = self.propose_as_leader(request, deadline).await?;
+                let (response, index) = self.propose_as_leader(*request, deadline).await?;
                 Ok(LeaderReply::Proposed { response, index })
             }
             LeaderOp::AddNode { addr, fingerprint } => {

@@ -331,6 +331,7 @@ impl Daemon {
 
 /// Check rows from one state snapshot.
 pub(super) fn check_rows_of(s: &qu_raft::state::ClusterState) -> Vec<CheckRow> {
+    let now = crate::checks::scheduler::now_ms();
     let mut rows: Vec<CheckRow> = s
         .checks
         .values()
@@ -375,6 +376,7 @@ pub(super) fn check_rows_of(s: &qu_raft::state::ClusterState) -> Vec<CheckRow> {
                     )
                 }),
                 note: cs.note.clone(),
+                uptime: super::history::uptime_cols(s, &c.id, now),
             }
         })
         .collect();

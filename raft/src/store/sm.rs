@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::{json_err, sled_err};
+use crate::history::HistoryEvent;
 use crate::state::{ClusterState, RecordKey, Response};
 use crate::types::{LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
 
@@ -49,6 +50,12 @@ struct SmMeta {
     log_level: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     resolvers: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    retention_ms: u64,
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -105,6 +112,8 @@ fn record_key(k: &RecordKey) -> Vec<u8> {
         RecordKey::Request(id) => format!("req/{id}").into_bytes(),
         RecordKey::Silence(id) => format!("silence/{id}").into_bytes(),
         RecordKey::Window(id) => format!("window/{id}").into_bytes(),
+        RecordKey::History(id, seq) => format!("hist/{id}/{seq:016x}").into_bytes(),
+        RecordKey::PastSilence(seq) => format!("psil/{seq:016x}").into_bytes(),
     }
 }
 
@@ -117,6 +126,7 @@ fn meta_of(a: &Applied) -> SmMeta {
         request_seq: a.state.request_seq,
         log_level: a.state.log_level,
         resolvers: a.state.resolvers.clone(),
+        retention_ms: a.state.retention_ms,
     }
 }
 
@@ -165,6 +175,17 @@ fn record_value(a: &Applied, k: &RecordKey) -> io::Result<Option<Vec<u8>>> {
             .windows
             .get(id)
             .map_or(Ok(None), |v| enc(serde_json::to_vec(v))),
+        RecordKey::History(id, seq) => a
+            .state
+            .history
+            .get(id)
+            .and_then(|h| h.get(*seq))
+            .map_or(Ok(None), |v| enc(serde_json::to_vec(v))),
+        RecordKey::PastSilence(seq) => a
+            .state
+            .past_silences
+            .get(seq)
+            .map_or(Ok(None), |v| enc(serde_json::to_vec(v))),
     }
 }
 
@@ -186,6 +207,9 @@ fn all_keys(a: &Applied) -> Vec<RecordKey> {
         windows,
         log_level: _,
         resolvers: _,
+        history,
+        past_silences,
+        retention_ms: _,
     } = &a.state;
     std::iter::once(RecordKey::Meta)
         .chain(peers.keys().map(|k| RecordKey::Peer(*k)))
@@ -200,6 +224,12 @@ fn all_keys(a: &Applied) -> Vec<RecordKey> {
         .chain(requests.keys().map(|k| RecordKey::Request(k.clone())))
         .chain(silences.keys().map(|k| RecordKey::Silence(k.clone())))
         .chain(windows.keys().map(|k| RecordKey::Window(k.clone())))
+        .chain(history.iter().flat_map(|(id, h)| {
+            h.events
+                .iter()
+                .map(|e| RecordKey::History(id.clone(), e.seq))
+        }))
+        .chain(past_silences.keys().map(|k| RecordKey::PastSilence(*k)))
         .collect()
 }
 
@@ -285,6 +315,7 @@ fn load(sm: &sled::Tree) -> io::Result<Applied> {
             a.state.request_seq = m.request_seq;
             a.state.log_level = m.log_level;
             a.state.resolvers = m.resolvers;
+            a.state.retention_ms = m.retention_ms;
         } else if let Some(id) = key.strip_prefix("peer/") {
             let node = id.parse().map_err(|e| {
                 io::Error::new(
@@ -331,7 +362,39 @@ fn load(sm: &sled::Tree) -> io::Result<Applied> {
                 id.to_string(),
                 serde_json::from_slice(&v).map_err(json_err)?,
             );
+        } else if let Some(rest) = key.strip_prefix("hist/") {
+            let Some((id, _)) = rest.rsplit_once('/') else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("bad history key {key}"),
+                ));
+            };
+            let event: HistoryEvent = serde_json::from_slice(&v).map_err(json_err)?;
+            a.state
+                .history
+                .make_mut()
+                .entry(id.to_string())
+                .or_default()
+                .make_mut()
+                .events
+                .push(event);
+        } else if let Some(seq) = key.strip_prefix("psil/") {
+            let seq = u64::from_str_radix(seq, 16).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("bad silence key {key}: {e}"),
+                )
+            })?;
+            a.state
+                .past_silences
+                .make_mut()
+                .insert(seq, serde_json::from_slice(&v).map_err(json_err)?);
         }
+    }
+    // Keys sort by seq within a check; sorting again costs little and
+    // keeps the invariant whatever the key order.
+    for h in a.state.history.make_mut().values_mut() {
+        h.make_mut().events.sort_by_key(|e| e.seq);
     }
     Ok(a)
 }
