@@ -14,6 +14,12 @@ command -v kill >/dev/null 2>&1 || need_pkgs+=(procps)
 # completion; as root it resolves names through a real dnsmasq.
 command -v man >/dev/null 2>&1 || need_pkgs+=(man-db)
 command -v bash >/dev/null 2>&1 || need_pkgs+=(bash)
+# tests/web.rs lints /metrics with promtool and scrapes the cluster with a
+# real Prometheus (Debian's prometheus package holds both).
+command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
+# ... and renders the status page in headless Chromium (a screenshot is kept
+# under the target directory's tmp/).
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 # The fault-injection smoke (root only) partitions nodes with iptables.
 if [ "$(id -u)" = 0 ]; then
   command -v iptables >/dev/null 2>&1 || need_pkgs+=(iptables)

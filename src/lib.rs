@@ -16,3 +16,4 @@ pub mod ids;
 pub mod transport;
 pub mod trust;
 pub mod version;
+pub mod web;

@@ -46,6 +46,8 @@ pub struct SchedulerStats {
     missed: Mutex<HashMap<String, u64>>,
     /// This node's latest probe of each check.
     last: Mutex<HashMap<String, LocalProbe>>,
+    /// Outcome and duration of every probe, for `/metrics`.
+    pub metrics: crate::web::metrics::ProbeMetrics,
 }
 
 /// A probe this node made, as `qu check show` shows it.
@@ -71,6 +73,18 @@ impl SchedulerStats {
         }
     }
 
+    /// The leaf notAfter each check's latest probe here saw (TLS, HTTPS).
+    pub fn cert_expiries(&self) -> std::collections::BTreeMap<String, u64> {
+        self.last
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(id, p)| p.cert_not_after_ms.map(|ms| (id.clone(), ms)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// This node's latest probe of `check`.
     pub fn last_probe(&self, check: &str) -> Option<LocalProbe> {
         self.last.lock().ok().and_then(|m| m.get(check).cloned())
@@ -80,6 +94,7 @@ impl SchedulerStats {
         if let Ok(mut m) = self.last.lock() {
             m.remove(check);
         }
+        self.metrics.forget(check);
     }
 
     fn add_missed(&self, check: &str, n: u64) {
@@ -268,11 +283,12 @@ async fn probe_and_record(
     kind: &qu_raft::model::CheckKind,
     timeout: Duration,
     stats: &SchedulerStats,
-    id: &str,
+    (id, name): (&str, &str),
     counted: bool,
 ) -> super::probe::ProbeOutcome {
     let outcome = probers.probe(kind, timeout).await;
     stats.probes.fetch_add(1, Ordering::Relaxed);
+    stats.metrics.observe(id, name, outcome.ok, outcome.latency);
     stats.record(
         id,
         LocalProbe {
@@ -299,14 +315,15 @@ async fn check_loop(
     if probe_now {
         // A first result at once, shown by `qu check show`; it is not a
         // round's result, so it goes to no verdict.
-        let (probers, stats, kind, id) = (
+        let (probers, stats, kind, id, name) = (
             probers.clone(),
             stats.clone(),
             check.kind.clone(),
             check.id.clone(),
+            check.name.clone(),
         );
         tokio::spawn(async move {
-            probe_and_record(&probers, &kind, timeout, &stats, &id, false).await;
+            probe_and_record(&probers, &kind, timeout, &stats, (&id, &name), false).await;
         });
     }
     let mut k = sched.next_round(now_ms());
@@ -328,15 +345,17 @@ async fn check_loop(
             }
             Step::Probe => {}
         }
-        let (probers, out, stats, kind, id) = (
+        let (probers, out, stats, kind, id, name) = (
             probers.clone(),
             out.clone(),
             stats.clone(),
             check.kind.clone(),
             check.id.clone(),
+            check.name.clone(),
         );
         tokio::spawn(async move {
-            let outcome = probe_and_record(&probers, &kind, timeout, &stats, &id, true).await;
+            let outcome =
+                probe_and_record(&probers, &kind, timeout, &stats, (&id, &name), true).await;
             let report = ProbeReport {
                 send_by_ms: sched.send_by(k),
                 check_id: id,

@@ -133,6 +133,12 @@ pub struct ServeArgs {
     /// Local address probes leave from [default: node.yaml's probe_source, else chosen by routing]
     #[arg(long, value_name = "ADDR")]
     pub probe_source: Option<IpAddr>,
+    /// Serve /metrics (Prometheus), /healthz, /readyz and the status page on this address, e.g. 127.0.0.1:9101 [default: node.yaml's http_listen, else off]
+    #[arg(long, value_name = "IP:PORT")]
+    pub http: Option<std::net::SocketAddr>,
+    /// Serve only the status page and /readyz (never /metrics) on this address, to face the internet [default: node.yaml's http_public_listen, else off]
+    #[arg(long, value_name = "IP:PORT")]
+    pub http_public: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -356,6 +362,8 @@ fn cmd_serve(env: &Env, args: ServeArgs) -> Result<ExitCode, Failure> {
         timing: args.timing,
         leader_cooldown: args.leader_cooldown,
         probe_source: args.probe_source,
+        http: args.http,
+        http_public: args.http_public,
     };
     let rt = runtime(true)?;
     rt.block_on(crate::daemon::serve(opts))?;

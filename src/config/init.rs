@@ -84,6 +84,8 @@ pub fn init_node(paths: &StatePaths, opts: &InitOptions) -> Result<InitOutcome, 
         join_from: opts.join_from.clone(),
         leader_cooldown: None,
         probe_source: None,
+        http_listen: None,
+        http_public_listen: None,
     };
     node.save(&paths.node_file())?;
     Ok(InitOutcome {

@@ -41,6 +41,14 @@ pub struct NodeConfig {
     /// `qu serve --probe-source` wins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_source: Option<IpAddr>,
+    /// The HTTP listener for /metrics, /healthz, /readyz and the status
+    /// page (default: off). `qu serve --http` wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_listen: Option<std::net::SocketAddr>,
+    /// The public listener: the status page and /readyz only (default:
+    /// off). `qu serve --http-public` wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_public_listen: Option<std::net::SocketAddr>,
 }
 
 /// Errors reading, validating or writing node.yaml.
@@ -175,6 +183,8 @@ mod tests {
             join_from: vec![],
             leader_cooldown: Some(std::time::Duration::from_secs(45)),
             probe_source: None,
+            http_listen: None,
+            http_public_listen: None,
         };
         cfg.save(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();

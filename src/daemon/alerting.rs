@@ -124,6 +124,9 @@ pub(super) struct Dispatcher {
     /// Sends between "confirmed, sending" and "outcome recorded": a
     /// planned handover waits for them (see `Handover`).
     handover: Handover,
+    /// Outcomes this node recorded, by (alert name, outcome), for
+    /// `qu_deliveries_total`.
+    outcomes: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 /// Keeps a planned leadership handover from falling between a send and
@@ -188,7 +191,13 @@ impl Dispatcher {
             in_flight: Arc::default(),
             tests: Mutex::new(VecDeque::new()),
             handover: Handover::default(),
+            outcomes: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Deliveries this node recorded as sent or failed, by (alert, outcome).
+    pub(super) fn outcomes(&self) -> BTreeMap<(String, String), u64> {
+        self.outcomes.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     pub(super) fn handover(&self) -> &Handover {
@@ -295,7 +304,32 @@ impl Daemon {
                 self.propose_as_leader(req, deadline).await.map(|_| ())
             };
             match result {
-                Ok(()) => return true,
+                Ok(()) => {
+                    let alert = self
+                        .state()
+                        .state
+                        .deliveries
+                        .get(id)
+                        .map(|d| {
+                            if d.alert_name.is_empty() {
+                                d.alert_id.clone()
+                            } else {
+                                d.alert_name.clone()
+                            }
+                        })
+                        .unwrap_or_default();
+                    let outcome = match &status {
+                        DeliveryStatus::Delivered { .. } => "delivered",
+                        DeliveryStatus::Failed { .. } => "failed",
+                        DeliveryStatus::Skipped { .. } => "skipped",
+                        DeliveryStatus::Silenced { .. } => "silenced",
+                        DeliveryStatus::Pending => "pending",
+                    };
+                    if let Ok(mut m) = self.alerting.outcomes.lock() {
+                        *m.entry((alert, outcome.to_string())).or_default() += 1;
+                    }
+                    return true;
+                }
                 // Already settled (a replay, or another path recorded it).
                 Err(super::rpc::ClusterFailure::Refused(_)) => return true,
                 Err(e) if self.leader() == Some(self.me()) && !self.membership.is_removed() => {

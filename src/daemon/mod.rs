@@ -32,6 +32,7 @@ mod service;
 pub mod supervisor;
 mod trust_sync;
 pub mod view;
+mod web;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -71,6 +72,8 @@ pub enum DaemonError {
     },
     #[error("{0}")]
     Control(#[from] control::BindError),
+    #[error("{0}")]
+    Http(#[from] crate::web::BindError),
     #[error("{0}")]
     Tls(#[from] crate::transport::tls::TlsConfigError),
     #[error("{0} (is another 'qu serve' using this state directory?)")]
@@ -153,6 +156,10 @@ pub struct ServeOptions {
     pub leader_cooldown: Option<Duration>,
     /// Local address probes leave from (overrides node.yaml's `probe_source`).
     pub probe_source: Option<std::net::IpAddr>,
+    /// The HTTP listeners (override node.yaml's `http_listen` and
+    /// `http_public_listen`).
+    pub http: Option<std::net::SocketAddr>,
+    pub http_public: Option<std::net::SocketAddr>,
 }
 
 pub use crate::ids::random_id;
@@ -328,6 +335,20 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         ))
     })?;
     let control_listener = control::bind(&opts.socket).await?;
+    let mut http_listeners = Vec::new();
+    for (addr, exposure) in [
+        (opts.http.or(node.http_listen), crate::web::Exposure::Full),
+        (
+            opts.http_public.or(node.http_public_listen),
+            crate::web::Exposure::Public,
+        ),
+    ] {
+        if let Some(addr) = addr {
+            let l = crate::web::bind(addr).await?;
+            tracing::info!(%addr, ?exposure, "HTTP listener");
+            http_listeners.push((Arc::new(l), exposure));
+        }
+    }
 
     let liveness = Arc::new(Liveness::new(node.node_id, opts.timing.liveness_window()));
     let network = raft_network::Network {
@@ -445,6 +466,24 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
             })
         },
     ];
+    let mut tasks = tasks;
+    for (i, (listener, exposure)) in http_listeners.into_iter().enumerate() {
+        let (d, rx) = (daemon.clone(), shutdown_rx.clone());
+        let name = if i == 0 && exposure == crate::web::Exposure::Full {
+            "http"
+        } else {
+            "http-public"
+        };
+        tasks.push(sup.spawn(name, shutdown_rx.clone(), move || {
+            let source: Arc<dyn crate::web::Source> = d.clone();
+            Box::pin(crate::web::serve(
+                listener.clone(),
+                exposure,
+                source,
+                rx.clone(),
+            ))
+        }));
+    }
     drop(results_tx);
     notify::ready(format!("serving node {} on {}", daemon.me(), daemon.listen)).await;
     let watchdog = notify::spawn_watchdog();
