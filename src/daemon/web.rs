@@ -59,7 +59,17 @@ impl crate::web::Source for Daemon {
                 None => "a fresh node (no cluster yet)".into(),
             })
         } else {
-            Err(format!("no quorum: {}", self.no_quorum()))
+            let voters = self.voters();
+            let live = self.liveness.count_live(&voters);
+            let leader = match self.leader() {
+                Some(l) => format!("master {l}"),
+                None => "no master".into(),
+            };
+            Err(format!(
+                "no quorum: {live} of {} voters live (need {}), {leader}; verdicts and pages wait for a majority",
+                voters.len(),
+                voters.len() / 2 + 1
+            ))
         }
     }
 
