@@ -164,13 +164,55 @@ pub fn run(o: &Options) -> Result<(), String> {
     }
     let dir = dir.join("probes");
     crate::runner::nodes::private_dir(&dir)?;
-    let cluster = Cluster::form_with(&o.qu, &hosts, &dir, Some(&[]))?;
-    println!("\nprobe cluster: qu serve with default settings (timing wan)");
+    // Defaults, plus the HTTP listener, so each level also times a scrape.
+    let cluster = Cluster::form_each(&o.qu, &hosts, &dir, |h| {
+        Some(vec!["--http".into(), metrics_addr(h)])
+    })?;
+    println!(
+        "\nprobe cluster: qu serve with default settings (timing wan) and --http IP:{METRICS_PORT}"
+    );
     let sockets = cluster.sockets();
     let idle = idle_usage(&cluster, o.window);
     probe_cost(&cluster, &sockets, &http, &tcp, icmp, &idle, o)?;
     println!("done; node logs in {}", dir.display());
     Ok(())
+}
+
+/// The port of each bench node's HTTP listener (`qu serve --http`).
+const METRICS_PORT: u16 = 9101;
+
+fn metrics_addr(h: &net::Host) -> String {
+    format!("{}:{METRICS_PORT}", h.ip)
+}
+
+/// `GET /metrics` of one node `n` times: (bytes, time of each scrape).
+fn scrape(addr: &str, n: usize) -> Result<(usize, Vec<Duration>), String> {
+    use std::io::{Read, Write};
+    let mut times = Vec::new();
+    let mut size = 0;
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let sock: std::net::SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+        let mut s = std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(10))
+            .map_err(|e| format!("GET {addr}/metrics: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(|e| e.to_string())?;
+        write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: application/openmetrics-text; version=1.0.0\r\nConnection: close\r\n\r\n")
+            .map_err(|e| format!("GET {addr}/metrics: {e}"))?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)
+            .map_err(|e| format!("GET {addr}/metrics: {e}"))?;
+        times.push(t0.elapsed());
+        let body = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(0, |i| raw.len() - i - 4);
+        if !raw.starts_with(b"HTTP/1.1 200") {
+            return Err(format!("GET {addr}/metrics did not answer 200"));
+        }
+        size = body;
+    }
+    Ok((size, times))
 }
 
 /// CPU (ms per second) and RSS (MiB) of each node with no checks.
@@ -662,6 +704,12 @@ fn probe_cost(
             net_k.join("/"),
             batch.join("/"),
             served as f64 / secs
+        );
+        let (bytes, times) = scrape(&metrics_addr(&c.hosts[leader]), 5)?;
+        println!(
+            "         /metrics of the master: {:.0} KiB, scrape {}",
+            bytes as f64 / 1024.0,
+            summary(&times)
         );
     }
     println!(

@@ -46,11 +46,24 @@ impl Cluster {
         dir: &Path,
         serve_args: Option<&[&str]>,
     ) -> Result<Cluster, String> {
+        let args: Option<Vec<String>> =
+            serve_args.map(|a| a.iter().map(|s| s.to_string()).collect());
+        Cluster::form_each(qu, hosts, dir, |_| args.clone())
+    }
+
+    /// `form`, with `qu serve` arguments chosen per host (None: the
+    /// harness's default).
+    pub fn form_each(
+        qu: &Path,
+        hosts: &[Host],
+        dir: &Path,
+        serve_args: impl Fn(&Host) -> Option<Vec<String>>,
+    ) -> Result<Cluster, String> {
         let mut nodes = Vec::new();
         for h in hosts {
             let mut n = QuNode::init(qu, h.clone(), dir)?;
-            if let Some(args) = serve_args {
-                n.serve_args = args.iter().map(|a| a.to_string()).collect();
+            if let Some(args) = serve_args(h) {
+                n.serve_args = args;
             }
             n.start()?;
             nodes.push(n);
