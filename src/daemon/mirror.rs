@@ -23,9 +23,14 @@ const HEADER: &str = "# qu cluster state: a read-only mirror of the replicated s
 /// Least time between two rewrites of cluster.yaml.
 const MIN_REWRITE_GAP: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Renders cluster.yaml.
+/// Renders cluster.yaml: the state without the checks' history and the
+/// ended silences (up to 500 events per check: `qu check history` and
+/// `qu report` read them), so a flip does not rewrite megabytes.
 pub fn render_cluster_yaml(state: &ClusterState) -> String {
-    match serde_yaml_ng::to_string(state) {
+    let mut state = state.clone();
+    state.history = Default::default();
+    state.past_silences = Default::default();
+    match serde_yaml_ng::to_string(&state) {
         Ok(body) => format!("{HEADER}{body}"),
         Err(e) => format!("{HEADER}# cannot render the state: {e}\n"),
     }
@@ -97,5 +102,25 @@ impl Mirror {
             Ok(Err(e)) => tracing::warn!("cannot write cluster.yaml: {e}"),
             Err(e) => tracing::warn!("cluster.yaml writer failed: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qu_raft::history::{CheckHistory, HistoryKind};
+
+    #[test]
+    fn the_mirror_leaves_the_history_out() {
+        let mut state = ClusterState {
+            retention_ms: 7 * 86_400_000,
+            ..ClusterState::default()
+        };
+        let mut h = CheckHistory::default();
+        h.push(1, HistoryKind::Added);
+        state.history.make_mut().insert("k1".into(), h.into());
+        let yaml = render_cluster_yaml(&state);
+        assert!(!yaml.contains("added"), "{yaml}");
+        assert!(yaml.contains("retention_ms: 604800000"), "{yaml}");
     }
 }
