@@ -102,6 +102,29 @@ impl HistoryKind {
     }
 }
 
+impl HistoryEvent {
+    /// A flip as the record it was committed as (None for other events).
+    pub fn transition(&self) -> Option<TransitionRecord> {
+        match &self.what {
+            HistoryKind::Flip {
+                round,
+                from,
+                to,
+                voters,
+                evidence,
+            } => Some(TransitionRecord {
+                round: *round,
+                from: *from,
+                to: *to,
+                at_ms: self.at_ms,
+                voters: *voters,
+                evidence: evidence.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// The state a timeline is in between two events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Phase {

@@ -78,21 +78,14 @@ fn history_row(e: &HistoryEvent) -> HistoryRow {
             round,
             from,
             to,
-            voters,
             evidence,
+            ..
         } => {
-            let record = qu_raft::model::TransitionRecord {
-                round: *round,
-                from: *from,
-                to: *to,
-                at_ms: e.at_ms,
-                voters: *voters,
-                evidence: evidence.clone(),
-            };
+            let votes = e.transition().map(|t| t.votes()).unwrap_or_default();
             HistoryRow {
                 round: Some(*round),
                 evidence: evidence.clone(),
-                ..row("flip", format!("{from} -> {to}"), record.votes())
+                ..row("flip", format!("{from} -> {to}"), votes)
             }
         }
         HistoryKind::Paused => row("paused", "paused".into(), String::new()),

@@ -33,7 +33,7 @@ use crate::cli::percent;
 use crate::config::duration::format_span;
 use crate::ids::rfc3339;
 use qu_raft::history::{self, HistoryEvent, HistoryKind, Uptime};
-use qu_raft::model::{Check, Health, TransitionRecord};
+use qu_raft::model::{Check, Health};
 use qu_raft::state::ClusterState;
 
 /// What the page needs besides the replicated state.
@@ -394,24 +394,7 @@ fn incidents(state: &ClusterState, now: u64) -> Vec<IncidentRow> {
 
 /// The flip's `2/3 down: connection refused`, as `qu check history` says it.
 fn reason(e: &HistoryEvent) -> String {
-    match &e.what {
-        HistoryKind::Flip {
-            round,
-            from,
-            to,
-            voters,
-            evidence,
-        } => TransitionRecord {
-            round: *round,
-            from: *from,
-            to: *to,
-            at_ms: e.at_ms,
-            voters: *voters,
-            evidence: evidence.clone(),
-        }
-        .votes(),
-        _ => String::new(),
-    }
+    e.transition().map(|t| t.votes()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -494,7 +477,7 @@ mod tests {
             s,
             Request::new(RecordCommand::Transition {
                 check_id: id.into(),
-                record: TransitionRecord {
+                record: qu_raft::model::TransitionRecord {
                     round: at_ms / 30_000,
                     from,
                     to,
