@@ -203,11 +203,13 @@ impl Rollups {
             }
         }
         if let Some(e) = failed {
-            // Put back what did not reach the disk, for the next flush.
+            // Put back what did not reach the disk, for the next flush;
+            // while the disk keeps failing, memory holds at most 24 h.
+            let oldest = (now_ms / MINUTE_MS).saturating_sub(MINUTES_KEPT - 1);
             let mut p = lock(&self.pending);
             for (id, minutes) in unwritten {
                 let into = p.entry(id).or_default();
-                for (minute, b) in minutes {
+                for (minute, b) in minutes.into_iter().filter(|(m, _)| *m >= oldest) {
                     into.entry(minute).or_default().add(&b);
                 }
             }
@@ -382,7 +384,7 @@ mod tests {
         while t < NOW {
             r.observe("abcd1234", true, ms(5), t);
             t += MINUTE_MS;
-            if t % HOUR_MS == 0 {
+            if t.is_multiple_of(HOUR_MS) {
                 r.flush(t).unwrap();
             }
         }

@@ -24,10 +24,17 @@ pub const HOURS_KEPT: u64 = 30 * 24;
 /// Why the rollup store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RollupError {
+    #[error("cannot create the rollup directory {}: {source}", .path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open the rollup store in {}: {source}", .path.display())]
     Open { path: PathBuf, source: sled::Error },
     #[error("rollup store: {0}")]
     Sled(#[from] sled::Error),
+    #[error("the rollup task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
     #[error(
         "rollup store: the bucket under {key:?} is not {} bytes",
         super::bucket::BYTES
@@ -81,8 +88,17 @@ pub struct Store {
 const CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 impl Store {
-    /// Opens (creating) the store in `dir`. Blocking.
+    /// Opens (creating, mode 0700) the store in `dir`. Blocking.
     pub fn open(dir: &Path) -> Result<Store, RollupError> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| RollupError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_BYTES)
