@@ -10,6 +10,7 @@
 //! old to know the request answers `bad_request` and is listed as
 //! "no answer (older release?)".
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,13 +45,33 @@ pub(super) async fn flush(stats: &Arc<SchedulerStats>) {
 /// Flushes every `FLUSH_EVERY`. The supervisor aborts duties at
 /// shutdown, so `serve` makes the last flush itself, once the probes
 /// have stopped.
+/// At the first flush and then about hourly, the buckets of checks that
+/// are no longer in the replicated list (removed while this node was
+/// down) are deleted.
 pub(super) async fn flush_loop(d: Arc<Daemon>, _shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
-    loop {
+    for n in 0u64.. {
         tick.tick().await;
         flush(&d.scheduler_stats).await;
+        if n % PURGE_EVERY_FLUSHES == 0 {
+            purge(&d).await;
+        }
+    }
+}
+
+/// Flushes between two purges of removed checks' buckets.
+const PURGE_EVERY_FLUSHES: u64 = 60;
+
+async fn purge(d: &Arc<Daemon>) {
+    let live: HashSet<String> = d.state().state.checks.keys().cloned().collect();
+    let s = d.scheduler_stats.clone();
+    match tokio::task::spawn_blocking(move || s.rollups.purge_except(&live)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(checks = n, "deleted the probe rollups of removed checks"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot delete the rollups of removed checks"),
+        Err(e) => tracing::warn!(error = %e, "the rollup purge failed"),
     }
 }
 

@@ -31,7 +31,7 @@ pub mod bucket;
 pub mod histogram;
 pub mod store;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -217,6 +217,24 @@ impl Rollups {
         }
         store.sync()?;
         Ok(written)
+    }
+
+    /// Deletes the buckets of every check not in `live` (removed while
+    /// this node was down, so never `forget`-ed); returns how many checks.
+    /// Blocking.
+    pub fn purge_except(&self, live: &HashSet<String>) -> Result<usize, RollupError> {
+        let _g = lock(&self.flush_lock);
+        let Some(store) = &self.store else {
+            return Ok(0);
+        };
+        let mut purged = 0;
+        for id in store.check_ids()? {
+            if !live.contains(&id) {
+                store.forget(&id)?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
     }
 
     /// This node's summary of check `id` at `now_ms`. Blocking.
@@ -422,6 +440,22 @@ mod tests {
             window(&r.summary("gone", NOW + 3).unwrap(), "24h").probes,
             0
         );
+    }
+
+    #[test]
+    fn checks_removed_while_down_are_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Rollups::open(dir.path()).unwrap();
+        for id in ["a1", "b2", "c3"] {
+            r.observe(id, true, ms(5), NOW);
+        }
+        r.flush(NOW).unwrap();
+        let live: HashSet<String> = ["b2".to_string()].into();
+        assert_eq!(r.purge_except(&live).unwrap(), 2);
+        assert_eq!(r.stored("a1"), (0, 0));
+        assert_eq!(r.stored("b2"), (1, 1));
+        assert_eq!(r.stored("c3"), (0, 0));
+        assert_eq!(r.purge_except(&live).unwrap(), 0);
     }
 
     #[test]

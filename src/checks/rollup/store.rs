@@ -170,6 +170,24 @@ impl Store {
         Ok(())
     }
 
+    /// The checks that have buckets here. Reads one key per check (it
+    /// jumps over the rest of each check's keys).
+    pub fn check_ids(&self) -> Result<Vec<String>, RollupError> {
+        let mut ids = Vec::new();
+        let mut from: Vec<u8> = Vec::new();
+        while let Some(kv) = self.db.range(from.clone()..).next() {
+            let (k, _) = kv?;
+            let Some(slash) = k.iter().position(|&c| c == b'/') else {
+                return Err(corrupt(&k));
+            };
+            ids.push(String::from_utf8_lossy(&k[..slash]).into_owned());
+            // The first key past every `<id>/…` key.
+            from = k[..slash].to_vec();
+            from.push(b'/' + 1);
+        }
+        Ok(ids)
+    }
+
     /// How many buckets of this resolution check `id` holds.
     pub fn count(&self, id: &str, res: Resolution) -> usize {
         self.db.scan_prefix(prefix(id, res)).count()
@@ -214,10 +232,12 @@ mod tests {
         assert_eq!((b.probes, b.ok), (3, 2));
         assert_eq!(s.sum("aa", Resolution::Hour, 0, 10).unwrap().probes, 1);
         assert_eq!(s.sum("ab", Resolution::Minute, 0, 1000).unwrap().probes, 1);
+        assert_eq!(s.check_ids().unwrap(), ["aa", "ab"]);
         s.forget("aa").unwrap();
         assert_eq!(s.count("aa", Resolution::Minute), 0);
         assert_eq!(s.count("aa", Resolution::Hour), 0);
         assert_eq!(s.count("ab", Resolution::Minute), 1);
+        assert_eq!(s.check_ids().unwrap(), ["ab"]);
     }
 
     #[test]
