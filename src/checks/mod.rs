@@ -4,5 +4,6 @@
 pub mod admit;
 pub mod aggregate;
 pub mod probe;
+pub mod rollup;
 pub mod rounds;
 pub mod scheduler;

@@ -48,6 +48,8 @@ pub struct SchedulerStats {
     last: Mutex<HashMap<String, LocalProbe>>,
     /// Outcome and duration of every probe, for `/metrics`.
     pub metrics: crate::web::metrics::ProbeMetrics,
+    /// Latency and success rollups of this node's probes (`qu check show`).
+    pub rollups: super::rollup::Rollups,
 }
 
 /// A probe this node made, as `qu check show` shows it.
@@ -67,6 +69,14 @@ pub struct LocalProbe {
 }
 
 impl SchedulerStats {
+    /// Stats whose rollups go to `rollups` (the daemon's own store).
+    pub fn with_rollups(rollups: super::rollup::Rollups) -> SchedulerStats {
+        SchedulerStats {
+            rollups,
+            ..Default::default()
+        }
+    }
+
     fn record(&self, check: &str, probe: LocalProbe) {
         if let Ok(mut m) = self.last.lock() {
             m.insert(check.to_string(), probe);
@@ -95,6 +105,7 @@ impl SchedulerStats {
             m.remove(check);
         }
         self.metrics.forget(check);
+        self.rollups.forget(check);
     }
 
     fn add_missed(&self, check: &str, n: u64) {
@@ -289,10 +300,14 @@ async fn probe_and_record(
     let outcome = probers.probe(kind, timeout).await;
     stats.probes.fetch_add(1, Ordering::Relaxed);
     stats.metrics.observe(id, name, outcome.ok, outcome.latency);
+    let at_ms = now_ms();
+    stats
+        .rollups
+        .observe(id, outcome.ok, outcome.latency, at_ms);
     stats.record(
         id,
         LocalProbe {
-            at_ms: now_ms(),
+            at_ms,
             ok: outcome.ok,
             latency_ms: outcome.latency.as_millis() as u64,
             reason: outcome.reason.clone(),

@@ -830,7 +830,65 @@ fn render_show(d: &crate::daemon::control::CheckDetail) -> String {
         }
         None => out.push_str("\nLAST ROUND  none evaluated yet (or no leader reachable)\n"),
     }
+    out.push_str(&render_latency(&d.latency));
     out
+}
+
+/// A latency in milliseconds as the LATENCY table shows it.
+fn ms_text(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(ms) if ms >= 10_000.0 => format!("{:.0}s", ms / 1000.0),
+        Some(ms) if ms >= 100.0 => format!("{ms:.0}ms"),
+        Some(ms) => format!("{ms:.1}ms"),
+    }
+}
+
+/// The LATENCY table: each member's own probes of the check, per window;
+/// a member that did not answer gets one row saying so.
+fn render_latency(rows: &[crate::daemon::control::NodeLatency]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut cells = Vec::new();
+    for n in rows {
+        let node = if n.this_node {
+            format!("{} (this node)", n.node)
+        } else {
+            n.node.to_string()
+        };
+        if !n.answered {
+            let why = n.note.clone().unwrap_or_else(|| "no answer".into());
+            cells.push(vec![
+                node,
+                why,
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]);
+            continue;
+        }
+        for w in &n.windows {
+            cells.push(vec![
+                node.clone(),
+                w.window.clone(),
+                w.probes.to_string(),
+                w.success_pct.map_or_else(|| "-".into(), super::percent),
+                ms_text(w.p50_ms),
+                ms_text(w.p95_ms),
+                ms_text(w.p99_ms),
+            ]);
+        }
+    }
+    format!(
+        "\nLATENCY     each node's own probes (percentiles of successful probes, within +28%/-22%)\n{}",
+        table::render(
+            &["NODE", "WINDOW", "PROBES", "SUCCESS %", "P50", "P95", "P99"],
+            &cells
+        )
+    )
 }
 
 /// A check's state as tables show it: `up`, or `up (stale)` when this node
@@ -941,4 +999,58 @@ fn render_test(r: &crate::daemon::control::TestReport) -> String {
         r.voters
     ));
     out
+}
+
+#[cfg(test)]
+mod latency_tests {
+    use super::*;
+    use crate::checks::rollup::WindowStats;
+    use crate::daemon::control::NodeLatency;
+
+    #[test]
+    fn the_latency_table_lists_every_node_and_marks_the_silent_ones() {
+        let w = |name: &str| WindowStats {
+            window: name.into(),
+            probes: 60,
+            ok: 59,
+            success_pct: Some(59.0 * 100.0 / 60.0),
+            p50_ms: Some(1.28),
+            p95_ms: Some(210.4),
+            p99_ms: Some(60_000.0),
+        };
+        let rows = vec![
+            NodeLatency {
+                node: qu_raft::NodeId(0xa1),
+                this_node: true,
+                answered: true,
+                note: None,
+                windows: vec![w("1h"), w("24h"), w("7d")],
+            },
+            NodeLatency {
+                node: qu_raft::NodeId(0xb2),
+                this_node: false,
+                answered: false,
+                note: Some("no answer (older release?)".into()),
+                windows: vec![],
+            },
+        ];
+        let t = render_latency(&rows);
+        assert!(t.contains("SUCCESS %"), "{t}");
+        let lines: Vec<&str> = t.trim_start().lines().collect();
+        assert_eq!(lines.len(), 2 + 3 + 1, "{t}");
+        assert!(
+            lines[2].contains("(this node)") && lines[2].contains("1h"),
+            "{t}"
+        );
+        assert!(
+            lines[2].contains("98.33") && lines[2].contains("1.3ms"),
+            "{t}"
+        );
+        assert!(
+            lines[2].contains("210ms") && lines[2].contains("60s"),
+            "{t}"
+        );
+        assert!(lines[5].contains("no answer (older release?)"), "{t}");
+        assert_eq!(render_latency(&[]), "");
+    }
 }

@@ -16,6 +16,8 @@ pub const TRUST_FILE: &str = "trust.yaml";
 pub const CLUSTER_FILE: &str = "cluster.yaml";
 pub const KEYS_DIR: &str = "keys";
 pub const RAFT_DIR: &str = "raft";
+/// This node's own probe rollups (not replicated).
+pub const ROLLUP_DIR: &str = "rollups";
 pub const CLAIM_FILE: &str = "claim.yaml";
 
 /// The parts of the process environment path resolution depends on.
@@ -110,6 +112,9 @@ impl StatePaths {
     }
     pub fn raft_dir(&self) -> PathBuf {
         self.dir.join(RAFT_DIR)
+    }
+    pub fn rollup_dir(&self) -> PathBuf {
+        self.dir.join(ROLLUP_DIR)
     }
     pub fn dir(&self) -> &Path {
         &self.dir

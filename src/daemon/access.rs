@@ -40,7 +40,8 @@ pub fn class_of(req: &MemberRequest) -> Class {
         | MemberRequest::LastRound { .. }
         | MemberRequest::Level
         | MemberRequest::Probe { .. }
-        | MemberRequest::Version => Class::Member,
+        | MemberRequest::Version
+        | MemberRequest::Rollup { .. } => Class::Member,
     }
 }
 

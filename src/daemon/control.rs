@@ -498,6 +498,27 @@ pub struct CheckDetail {
     /// added is marked `counted: false`).
     #[serde(default)]
     pub local_probe: Option<crate::checks::scheduler::LocalProbe>,
+    /// Each member's own latency and success rollups (this node first);
+    /// absent from daemons older than the rollups.
+    #[serde(default)]
+    pub latency: Vec<NodeLatency>,
+}
+
+/// One member's rollups of a check, as `qu check show` lists them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeLatency {
+    pub node: qu_raft::NodeId,
+    /// The node that answered `qu check show`.
+    #[serde(default)]
+    pub this_node: bool,
+    /// False when the node did not answer in time (down, unreachable, or
+    /// too old to know the request); `note` says which.
+    pub answered: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// 1h, 24h, 7d (empty when not answered).
+    #[serde(default)]
+    pub windows: Vec<crate::checks::rollup::WindowStats>,
 }
 
 /// One alert as listings show it, secrets masked.

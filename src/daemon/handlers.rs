@@ -345,31 +345,35 @@ impl Daemon {
             .get(&check.id)
             .cloned()
             .unwrap_or_default();
-        let last_round = match self.leader() {
-            Some(l) if l == self.me() => self
-                .aggregator
-                .lock()
-                .ok()
-                .and_then(|a| a.last_round(&check.id).cloned()),
-            Some(l) => match self.peer_addr(l) {
-                Some(addr) => match self
-                    .pool
-                    .call_within::<_, super::rpc::MemberResponse>(
-                        &addr,
-                        &super::rpc::MemberRequest::LastRound {
-                            check_id: check.id.clone(),
-                        },
-                        std::time::Duration::from_secs(3),
-                    )
-                    .await
-                {
-                    Ok(super::rpc::MemberResponse::LastRound(r)) => r,
-                    _ => None,
+        // The leader's last round and every member's rollups, asked at once.
+        let last_round = async {
+            match self.leader() {
+                Some(l) if l == self.me() => self
+                    .aggregator
+                    .lock()
+                    .ok()
+                    .and_then(|a| a.last_round(&check.id).cloned()),
+                Some(l) => match self.peer_addr(l) {
+                    Some(addr) => match self
+                        .pool
+                        .call_within::<_, super::rpc::MemberResponse>(
+                            &addr,
+                            &super::rpc::MemberRequest::LastRound {
+                                check_id: check.id.clone(),
+                            },
+                            std::time::Duration::from_secs(3),
+                        )
+                        .await
+                    {
+                        Ok(super::rpc::MemberResponse::LastRound(r)) => r,
+                        _ => None,
+                    },
+                    None => None,
                 },
                 None => None,
-            },
-            None => None,
+            }
         };
+        let (last_round, latency) = tokio::join!(last_round, self.latency_rows(&check.id));
         Ok(ControlReply::CheckShow(Box::new(
             super::control::CheckDetail {
                 check: row,
@@ -378,6 +382,7 @@ impl Daemon {
                 last_round,
                 missed_rounds: self.scheduler_stats.missed(&check.id),
                 local_probe: self.scheduler_stats.last_probe(&check.id),
+                latency,
             },
         )))
     }

@@ -26,6 +26,7 @@ pub mod policy;
 mod probe_now;
 mod probing;
 mod raft_network;
+mod rollups;
 pub mod routing;
 pub mod rpc;
 mod service;
@@ -78,6 +79,8 @@ pub enum DaemonError {
     Tls(#[from] crate::transport::tls::TlsConfigError),
     #[error("{0} (is another 'qu serve' using this state directory?)")]
     Storage(std::io::Error),
+    #[error("{0}")]
+    Rollup(#[from] crate::checks::rollup::RollupError),
     #[error("{0}")]
     Claim(#[from] claims::ClaimsError),
     #[error("{0}")]
@@ -284,6 +287,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     // One daemon per state directory, held until serve returns.
     let _lock = crate::config::lock::StateLock::acquire(&paths.dir)?;
     crate::config::secure::tighten_raft_dir(&paths.raft_dir())?;
+    crate::config::secure::tighten_raft_dir(&paths.rollup_dir())?;
     let node = NodeConfig::load(&paths.node_file())?;
     let identity = Identity::load(&paths.keys_dir(), node.node_id)?;
     let pool = Arc::new(Pool::new(identity.clone(), opts.transport.clone()));
@@ -318,6 +322,11 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         .map_err(|e| DaemonError::Storage(std::io::Error::other(e)))?
         .map_err(DaemonError::Storage)?;
     let applied = sm.subscribe();
+    let rollup_dir = paths.rollup_dir();
+    let rollups =
+        tokio::task::spawn_blocking(move || crate::checks::rollup::Rollups::open(&rollup_dir))
+            .await
+            .map_err(|e| DaemonError::Storage(std::io::Error::other(e)))??;
     let has_history = log.has_history().map_err(DaemonError::Storage)?;
     let claims = Claims::open(paths.claim_file(), local, has_history).await?;
     let removed = claims.is_removed();
@@ -383,7 +392,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         membership: membership::Membership::new(claims, opts.timing),
         leadership: leadership::Leadership::new(cooldown),
         aggregator: Default::default(),
-        scheduler_stats: Default::default(),
+        scheduler_stats: Arc::new(crate::checks::scheduler::SchedulerStats::with_rollups(
+            rollups,
+        )),
         supervisor: supervisor::Supervisor::new(),
         alerting: alerting::Dispatcher::new(alert_http),
         probers: probers.clone(),
@@ -445,6 +456,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
             Box::pin(membership::removal_watch(d, rx))
         }),
         duty("policy", |d, rx| Box::pin(leadership::policy_loop(d, rx))),
+        duty("rollups", |d, rx| Box::pin(rollups::flush_loop(d, rx))),
         // Verdicts, alert dispatch and reconciliation: only while leading.
         duty("leader", |d, rx| Box::pin(leader::leader_duties(d, rx))),
         {
@@ -501,6 +513,17 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     server.abort();
     for t in tasks {
         t.abort();
+    }
+    // What the probes counted since the last minute's flush (a crash
+    // loses it; a clean stop does not).
+    if tokio::time::timeout(
+        Duration::from_secs(5),
+        rollups::flush(&daemon.scheduler_stats),
+    )
+    .await
+    .is_err()
+    {
+        tracing::warn!("the probe rollups were not written before shutdown");
     }
     if tokio::time::timeout(Duration::from_secs(5), mirror)
         .await

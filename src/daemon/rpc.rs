@@ -105,6 +105,12 @@ pub enum MemberRequest {
     /// Which build the node runs (`crate::version::LONG`); older nodes
     /// answer `bad_request`, and are shown without a version.
     Version,
+    /// This node's own latency and success rollups of a check (1h, 24h,
+    /// 7d); older nodes answer `bad_request`, and `qu check show` lists
+    /// them as "no answer (older release?)".
+    Rollup {
+        check_id: String,
+    },
 }
 
 /// Why the leader could not carry out a forwarded operation.
@@ -144,6 +150,7 @@ pub enum MemberResponse {
         reason: String,
     },
     Version(String),
+    Rollup(crate::checks::rollup::Summary),
 }
 
 /// Bytes as base64 in JSON (snapshots).

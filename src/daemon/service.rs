@@ -138,6 +138,11 @@ impl Service for MemberService {
                 }
             }
             MemberRequest::Version => MemberResponse::Version(crate::version::LONG.to_string()),
+            MemberRequest::Rollup { check_id } => MemberResponse::Rollup(
+                super::rollups::local_summary(&d.scheduler_stats, &check_id)
+                    .await
+                    .map_err(|e| RpcError::internal(e.to_string()))?,
+            ),
             MemberRequest::Append(r) => {
                 check_sender(&caller, sender_of(&r.vote))?;
                 MemberResponse::Append(raft.append_entries(r).await.map_err(fatal_of))
