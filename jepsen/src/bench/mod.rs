@@ -185,6 +185,21 @@ fn metrics_addr(h: &net::Host) -> String {
     format!("{}:{METRICS_PORT}", h.ip)
 }
 
+/// Bytes of every file under `dir` (0 when it does not exist).
+fn disk_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => disk_bytes(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// `GET /metrics` of one node `n` times: (bytes, time of each scrape).
 fn scrape(addr: &str, n: usize) -> Result<(usize, Vec<Duration>), String> {
     use std::io::{Read, Write};
@@ -704,6 +719,18 @@ fn probe_cost(
             net_k.join("/"),
             batch.join("/"),
             served as f64 / secs
+        );
+        let dirs = c.dirs();
+        let per_check = |sub: &str| -> String {
+            dirs.iter()
+                .map(|d| format!("{:.0}", disk_bytes(&d.join(sub)) as f64 / n.max(1) as f64))
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        println!(
+            "         on disk per check (bytes, per node): raft/ {} · rollups/ {}",
+            per_check("raft"),
+            per_check("rollups")
         );
         let (bytes, times) = scrape(&metrics_addr(&c.hosts[leader]), 5)?;
         println!(

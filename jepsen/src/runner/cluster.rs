@@ -143,6 +143,14 @@ impl Cluster {
             .unwrap_or_default()
     }
 
+    /// State directories, by node.
+    pub fn dirs(&self) -> Vec<std::path::PathBuf> {
+        self.nodes
+            .lock()
+            .map(|n| n.iter().map(|n| n.dir.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Control sockets, by node.
     pub fn sockets(&self) -> Vec<std::path::PathBuf> {
         self.nodes
