@@ -96,7 +96,8 @@ fn without_notify_socket_nothing_is_sent_and_serve_runs() {
     let mut node = Node::init(&[]);
     node.start();
     assert!(!node.log().contains("cannot notify"), "{}", node.log());
-    assert!(node.stop().success());
+    let status = node.stop();
+    assert!(status.success(), "{status}: {}", node.log());
 }
 
 /// `qu serve` with stderr on a file that `JOURNAL_STREAM` names (or not);
@@ -113,7 +114,8 @@ fn serve_log_with_journal_stream(matching: bool) -> String {
     };
     node.spawn_serve_env(&["--timing", "fast"], &[("JOURNAL_STREAM", &stream)]);
     node.wait_ready();
-    assert!(node.stop().success());
+    let status = node.stop();
+    assert!(status.success(), "{status}: {}", node.log());
     node.log()
 }
 

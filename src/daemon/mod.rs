@@ -283,6 +283,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         return Err(DaemonError::NotInitialised(paths.dir.clone()));
     }
     crate::config::secure::restrict_umask();
+    // Handlers first: once the control socket answers, a SIGTERM must mean
+    // a clean stop, never the default action (killed by the signal).
+    let signals = Signals::install()?;
     crate::config::secure::check_state_dir(&paths.dir)?;
     // One daemon per state directory, held until serve returns.
     let _lock = crate::config::lock::StateLock::acquire(&paths.dir)?;
@@ -501,7 +504,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     let watchdog = notify::spawn_watchdog();
 
     let outcome = tokio::select! {
-        r = wait_for_signal() => r,
+        () = signals.wait() => Ok(()),
         why = daemon.supervisor.given_up() => Err(DaemonError::DutyFailed(why)),
     };
     tracing::info!("shutting down");
@@ -577,15 +580,27 @@ impl Daemon {
     }
 }
 
-async fn wait_for_signal() -> Result<(), DaemonError> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("received SIGTERM"),
-        _ = int.recv() => tracing::info!("received SIGINT"),
+/// SIGTERM and SIGINT, registered before the daemon answers anything.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self, DaemonError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).map_err(DaemonError::Signals)?,
+            int: signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("received SIGTERM"),
+            _ = self.int.recv() => tracing::info!("received SIGINT"),
+        }
+    }
 }
 
 /// A supervised duty's future.
