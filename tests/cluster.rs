@@ -195,7 +195,18 @@ fn losing_quorum_fails_within_five_seconds_changes_nothing_and_recovers() {
     let mut nodes = cluster(3);
     nodes[0].ok(&["check", "add", "tcp", "kept", "10.0.0.1:22"]);
     let keep = 2;
-    let before = version(&nodes[keep]).unwrap();
+    // The add is acknowledged once a majority has it; the survivor may
+    // apply it a moment later. Read its version once it has.
+    let before = wait_for(
+        "the survivor to apply the add",
+        Duration::from_secs(10),
+        || {
+            let v = version(&nodes[0])?;
+            (check_names(&nodes[keep]).contains(&"kept".to_string())
+                && version(&nodes[keep]) == Some(v))
+            .then_some(v)
+        },
+    );
     nodes[0].kill();
     nodes[1].kill();
     let started = Instant::now();
