@@ -48,6 +48,12 @@ fn down_message(name: &str) -> Message {
         ],
         master: Some(NodeId(1)),
         note: String::new(),
+        incident_key: "qu-c1-2".into(),
+        cluster: "prod".into(),
+        alert_name: "pager".into(),
+        outage_ms: None,
+        title_template: None,
+        body_template: None,
     }
 }
 

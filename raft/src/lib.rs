@@ -4,6 +4,7 @@
 //! pinned-mTLS transport.
 #![forbid(unsafe_code)]
 
+pub mod alert_kinds;
 pub mod history;
 pub mod kinds;
 pub mod model;

@@ -200,40 +200,106 @@ pub enum AlertKind {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         tls: bool,
     },
+    // The providers below are level 5 (see `AlertKind::level`); their
+    // fields are documented in `crate::alert_kinds`.
+    /// A Slack incoming webhook (Block Kit).
+    Slack {
+        /// The webhook URL; its path is a secret.
+        webhook: String,
+    },
+    /// Telegram's Bot API `sendMessage`.
+    Telegram {
+        /// The bot token (a secret).
+        token: String,
+        /// The chat: a number, or `@channelname`.
+        chat_id: String,
+        /// Instead of https://api.telegram.org (a proxy, a test receiver).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_url: Option<String>,
+    },
+    /// PagerDuty Events API v2: trigger on DOWN, resolve on RECOVERED.
+    Pagerduty {
+        /// The integration's routing key (a secret).
+        routing_key: String,
+        /// critical, error, warning or info.
+        severity: String,
+        /// Instead of https://events.pagerduty.com.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_url: Option<String>,
+    },
+    /// Opsgenie Alert API: create on DOWN, close on RECOVERED.
+    Opsgenie {
+        /// A GenieKey (a secret).
+        api_key: String,
+        /// us or eu.
+        region: String,
+        /// P1 … P5.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        priority: Option<String>,
+        /// Instead of the region's https://api(.eu).opsgenie.com.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_url: Option<String>,
+    },
+    /// ntfy (ntfy.sh or self-hosted): a POST to the topic's URL.
+    Ntfy {
+        /// `https://ntfy.sh/TOPIC`; the topic name is a secret of sorts.
+        url: String,
+        /// An access token (a secret).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        /// 1 (min) … 5 (max); unset: ntfy's default (3).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        priority: Option<u8>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tags: Vec<String>,
+    },
+    /// Microsoft Teams through a Workflows webhook (Adaptive Card).
+    Teams {
+        /// The workflow's URL; its `sig` is a secret.
+        webhook: String,
+    },
+    /// Matrix: `m.room.message` through the client-server API.
+    Matrix {
+        /// `https://matrix.example.org`.
+        homeserver: String,
+        /// A room id (`!abc:example.org`) or alias (`#ops:example.org`).
+        room: String,
+        /// An access token (a secret).
+        token: String,
+    },
+    /// Pushover's message API.
+    Pushover {
+        /// The application's API token (a secret).
+        token: String,
+        /// The user or group key (a secret).
+        user: String,
+        /// -2 … 2; unset: Pushover's default (0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        priority: Option<i8>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+        /// Instead of https://api.pushover.net.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_url: Option<String>,
+    },
+    /// Gotify (self-hosted): `POST /message`.
+    Gotify {
+        /// The server, `https://gotify.example.org`.
+        url: String,
+        /// An application token (a secret).
+        token: String,
+        /// 0 … 10; unset: the application's default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        priority: Option<u8>,
+    },
 }
 
 impl std::fmt::Debug for AlertKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.masked() {
-            AlertKind::Webhook { url, headers } => f
-                .debug_struct("Webhook")
-                .field("url", &url)
-                .field("headers", &headers)
-                .finish(),
-            AlertKind::Discord { webhook } => f
-                .debug_struct("Discord")
-                .field("webhook", &webhook)
-                .finish(),
-            AlertKind::Smtp {
-                host,
-                port,
-                from,
-                to,
-                user,
-                password,
-                starttls,
-                tls,
-            } => f
-                .debug_struct("Smtp")
-                .field("host", &host)
-                .field("port", &port)
-                .field("from", &from)
-                .field("to", &to)
-                .field("user", &user)
-                .field("password", &password)
-                .field("starttls", &starttls)
-                .field("tls", &tls)
-                .finish(),
+        // The masked form, as its JSON: every field but the secrets.
+        match serde_json::to_string(&self.masked()) {
+            Ok(json) => write!(f, "AlertKind {json}"),
+            Err(_) => write!(f, "AlertKind {{ {} }}", self.type_name()),
         }
     }
 }
@@ -244,6 +310,23 @@ impl AlertKind {
             AlertKind::Webhook { .. } => "webhook",
             AlertKind::Discord { .. } => "discord",
             AlertKind::Smtp { .. } => "smtp",
+            AlertKind::Slack { .. } => "slack",
+            AlertKind::Telegram { .. } => "telegram",
+            AlertKind::Pagerduty { .. } => "pagerduty",
+            AlertKind::Opsgenie { .. } => "opsgenie",
+            AlertKind::Ntfy { .. } => "ntfy",
+            AlertKind::Teams { .. } => "teams",
+            AlertKind::Matrix { .. } => "matrix",
+            AlertKind::Pushover { .. } => "pushover",
+            AlertKind::Gotify { .. } => "gotify",
+        }
+    }
+
+    /// The lowest log level that decodes this kind.
+    pub fn level(&self) -> u32 {
+        match self {
+            AlertKind::Webhook { .. } | AlertKind::Discord { .. } | AlertKind::Smtp { .. } => 1,
+            _ => crate::alert_kinds::LEVEL,
         }
     }
 
@@ -280,7 +363,82 @@ impl AlertKind {
                 starttls: *starttls,
                 tls: *tls,
             },
+            AlertKind::Slack { webhook } => AlertKind::Slack {
+                webhook: mask_path_tail(webhook),
+            },
+            AlertKind::Telegram {
+                chat_id, api_url, ..
+            } => AlertKind::Telegram {
+                token: MASK.into(),
+                chat_id: chat_id.clone(),
+                api_url: api_url.as_deref().map(mask_url_credentials),
+            },
+            AlertKind::Pagerduty {
+                severity, api_url, ..
+            } => AlertKind::Pagerduty {
+                routing_key: MASK.into(),
+                severity: severity.clone(),
+                api_url: api_url.as_deref().map(mask_url_credentials),
+            },
+            AlertKind::Opsgenie {
+                region,
+                priority,
+                api_url,
+                ..
+            } => AlertKind::Opsgenie {
+                api_key: MASK.into(),
+                region: region.clone(),
+                priority: priority.clone(),
+                api_url: api_url.as_deref().map(mask_url_credentials),
+            },
+            AlertKind::Ntfy {
+                url,
+                token,
+                priority,
+                tags,
+            } => AlertKind::Ntfy {
+                url: mask_url_credentials(url),
+                token: token.as_ref().map(|_| MASK.to_string()),
+                priority: *priority,
+                tags: tags.clone(),
+            },
+            AlertKind::Teams { webhook } => AlertKind::Teams {
+                webhook: mask_url_credentials(webhook),
+            },
+            AlertKind::Matrix {
+                homeserver, room, ..
+            } => AlertKind::Matrix {
+                homeserver: mask_url_credentials(homeserver),
+                room: room.clone(),
+                token: MASK.into(),
+            },
+            AlertKind::Pushover {
+                priority,
+                device,
+                api_url,
+                ..
+            } => AlertKind::Pushover {
+                token: MASK.into(),
+                user: MASK.into(),
+                priority: *priority,
+                device: device.clone(),
+                api_url: api_url.as_deref().map(mask_url_credentials),
+            },
+            AlertKind::Gotify { url, priority, .. } => AlertKind::Gotify {
+                url: mask_url_credentials(url),
+                token: MASK.into(),
+                priority: *priority,
+            },
         }
+    }
+}
+
+/// Keeps the scheme and host of a URL whose path is its secret (Slack's
+/// `/services/T…/B…/…`): `https://hooks.slack.com/****`.
+fn mask_path_tail(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(u) => format!("{}://{}/****", u.scheme(), u.host_str().unwrap_or("")),
+        Err(_) => "****".into(),
     }
 }
 
@@ -329,12 +487,46 @@ pub struct Alert {
     /// While a check stays DOWN, page again every this many ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat_ms: Option<u64>,
+    /// A minijinja template for the page's title (level 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// A minijinja template for the page's body (level 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Which events it gets; unset: all (level 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<Vec<crate::alert_kinds::PageEvent>>,
+    /// Pages a DOWN only once the check has stayed DOWN this long, and a
+    /// RECOVERED only when its DOWN was paged (level 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_ms: Option<u64>,
 }
 
 impl Alert {
     /// Whether it carries a field only level-2 nodes know.
     pub fn has_level_2_fields(&self) -> bool {
         self.disabled || self.default || self.repeat_ms.is_some()
+    }
+
+    /// The lowest log level that decodes it.
+    pub fn level(&self) -> u32 {
+        if self.kind.level() >= crate::alert_kinds::LEVEL
+            || self.title.is_some()
+            || self.body.is_some()
+            || self.on.is_some()
+            || self.after_ms.is_some()
+        {
+            crate::alert_kinds::LEVEL
+        } else if self.has_level_2_fields() {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Whether it gets `event` (`--on`).
+    pub fn gets(&self, event: crate::alert_kinds::PageEvent) -> bool {
+        self.on.as_ref().is_none_or(|on| on.contains(&event))
     }
 }
 
@@ -511,11 +703,27 @@ pub struct Delivery {
     /// or `silence ended` (the state changed while silenced). Level 2.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,
+    /// A DOWN to an alert with `--after`: not sent before this time (ms
+    /// since the epoch), and only once released (level 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before_ms: Option<u64>,
+    /// The delay ran out with the check still DOWN (`ReleaseDelivery`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub released: bool,
+    /// A RECOVERED: when the outage it ends began (level 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down_since_ms: Option<u64>,
 }
 
 impl Delivery {
     pub fn is_pending(&self) -> bool {
         self.status == DeliveryStatus::Pending
+    }
+
+    /// A delayed page not yet released: the leader waits out its delay,
+    /// then commits the release before sending.
+    pub fn awaits_release(&self) -> bool {
+        self.not_before_ms.is_some() && !self.released
     }
 }
 
@@ -577,7 +785,7 @@ pub fn admit_url(field: &str, raw: &str) -> Result<(), ValidationError> {
 
 /// Never echoes the URL: webhook URLs carry tokens in their path or
 /// query, and check URLs may carry `user:password@`.
-fn validate_http_url(field: &str, raw: &str) -> Result<(), ValidationError> {
+pub(crate) fn validate_http_url(field: &str, raw: &str) -> Result<(), ValidationError> {
     let u = url::Url::parse(raw).map_err(|e| {
         ValidationError::new(
             field,
@@ -822,8 +1030,9 @@ impl Alert {
                     no_control_chars("--user", u)?;
                 }
             }
+            other => crate::alert_kinds::validate(other)?,
         }
-        Ok(())
+        crate::alert_kinds::validate_routing(self)
     }
 }
 
@@ -1058,6 +1267,10 @@ mod tests {
             disabled: false,
             default: false,
             repeat_ms: None,
+            title: None,
+            body: None,
+            on: None,
+            after_ms: None,
         };
         let smtp = AlertKind::Smtp {
             host: "smtp.example.com".into(),
@@ -1118,6 +1331,10 @@ mod tests {
             disabled: false,
             default: false,
             repeat_ms: None,
+            title: None,
+            body: None,
+            on: None,
+            after_ms: None,
         };
         assert!(a.validate().is_ok());
         if let AlertKind::Smtp { to, .. } = &mut a.kind {

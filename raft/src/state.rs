@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::alert_kinds::PageEvent;
 use crate::history::{self, Histories, HistoryKind, PastSilence};
 use crate::model::{
     find_by_id_or_name, pages, Alert, Check, CheckState, Delivery, DeliveryStatus, Health, Peer,
@@ -191,6 +192,9 @@ impl std::fmt::Display for Request {
 /// release decode alike.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
+// A command lives for one proposal; boxing the configuration variant would
+// save a few hundred bytes per proposal and change nothing on the wire.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     Config(ConfigCommand),
     Record(RecordCommand),
@@ -278,7 +282,7 @@ pub enum ConfigCommand {
 /// The log format level this release writes and reads. A command of level
 /// N may be proposed only when every member runs level N or later (an older
 /// node could not decode it and would stop applying the log).
-pub const LOG_LEVEL: u32 = 4;
+pub const LOG_LEVEL: u32 = 5;
 
 /// A record the leader's duties write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,6 +323,11 @@ pub enum RecordCommand {
     /// Drops history older than `before_ms`, each check keeping the state
     /// it was in (level 4).
     PruneHistory { before_ms: u64 },
+    /// A delayed page (`--after`) is due: the check was still DOWN when
+    /// its delay ran out, so it may be sent, and its RECOVERED will be
+    /// (level 5). Refused once the check recovered: the log orders a
+    /// release and a recovery, so exactly one of them wins.
+    ReleaseDelivery { id: String, at_ms: u64 },
 }
 
 impl From<ConfigCommand> for Command {
@@ -337,6 +346,15 @@ impl Command {
     /// The lowest log level that can decode this command.
     pub fn level(&self) -> u32 {
         match self {
+            Command::Config(ConfigCommand::AddAlert { alert }) => alert.level(),
+            Command::Config(ConfigCommand::EditAlert { patch, .. })
+                if crate::alert_kinds::ALERT_FIELDS
+                    .iter()
+                    .any(|f| patch.contains(f)) =>
+            {
+                crate::alert_kinds::LEVEL
+            }
+            Command::Record(RecordCommand::ReleaseDelivery { .. }) => crate::alert_kinds::LEVEL,
             Command::Config(ConfigCommand::SetRetention { .. })
             | Command::Record(RecordCommand::PruneHistory { .. }) => 4,
             Command::Config(ConfigCommand::SetResolvers { .. }) => 3,
@@ -358,7 +376,6 @@ impl Command {
                 | RecordCommand::Repeat { .. }
                 | RecordCommand::RaiseLevel { .. },
             ) => 2,
-            Command::Config(ConfigCommand::AddAlert { alert }) if alert.has_level_2_fields() => 2,
             Command::Record(RecordCommand::DeliveryOutcome {
                 status: DeliveryStatus::Skipped { .. } | DeliveryStatus::Silenced { .. },
                 ..
@@ -439,6 +456,9 @@ impl Command {
                 RecordCommand::PruneHistory { before_ms } => {
                     format!("prune history before {before_ms}")
                 }
+                RecordCommand::ReleaseDelivery { id, .. } => {
+                    format!("release delayed delivery {id}")
+                }
                 RecordCommand::Repeat {
                     check_id,
                     alert_id,
@@ -448,6 +468,19 @@ impl Command {
             },
         }
     }
+}
+
+/// One page for `record_page` to put in the ledger.
+struct Page<'a> {
+    check_id: &'a str,
+    alert_id: &'a str,
+    /// The delivery id (the receivers' idempotency key).
+    id: String,
+    event: PageEvent,
+    transition: &'a TransitionRecord,
+    created_ms: u64,
+    note: &'a str,
+    down_since_ms: Option<u64>,
 }
 
 /// Why a command was refused.
@@ -676,12 +709,13 @@ impl ClusterState {
         touched: &mut Vec<RecordKey>,
     ) {
         let muted = muted_by(&self.silences, check_id).is_some();
-        let flips = {
+        let (flips, down_since) = {
             let st = self
                 .check_states
                 .make_mut()
                 .entry(check_id.to_string())
                 .or_default();
+            let down_since = (st.health == Health::Down).then_some(st.since_ms).flatten();
             st.health = record.to;
             st.since_ms = Some(record.at_ms);
             st.flips += 1;
@@ -691,7 +725,7 @@ impl ClusterState {
             if !muted {
                 st.notified = Some(record.to);
             }
-            st.flips
+            (st.flips, down_since)
         };
         touched.push(RecordKey::CheckState(check_id.to_string()));
         self.record_history(check_id, record.at_ms, HistoryKind::flip(record), touched);
@@ -701,30 +735,136 @@ impl ClusterState {
                 .get(check_id)
                 .map(|c| c.alerts.clone())
                 .unwrap_or_default();
+            let recovered = record.to != Health::Down;
             for alert_id in &alerts {
-                let id = format!("{check_id}-{flips}-{alert_id}");
-                self.record_page(check_id, alert_id, id, record, record.at_ms, "", touched);
+                // The DOWN this RECOVERED ends was flip `flips - 1`.
+                if recovered
+                    && !self.recovery_pages(
+                        check_id,
+                        alert_id,
+                        flips - 1,
+                        down_since,
+                        record.at_ms,
+                        touched,
+                    )
+                {
+                    continue;
+                }
+                self.record_page(
+                    Page {
+                        check_id,
+                        alert_id,
+                        id: format!("{check_id}-{flips}-{alert_id}"),
+                        event: if recovered {
+                            PageEvent::Recovered
+                        } else {
+                            PageEvent::Down
+                        },
+                        transition: record,
+                        created_ms: record.at_ms,
+                        note: "",
+                        down_since_ms: down_since.filter(|_| recovered),
+                    },
+                    touched,
+                );
             }
         }
     }
 
-    /// Records one page of `check_id` to `alert_id` in the ledger: pending,
-    /// or settled at once when the alert is disabled or the check muted.
-    #[allow(clippy::too_many_arguments)]
-    fn record_page(
+    /// The page of flip `down_flip` of `check_id` to `alert_id` (made at
+    /// the flip, or when a silence over it ended), if the ledger still
+    /// holds it.
+    fn down_page(&self, check_id: &str, down_flip: u64, alert_id: &str) -> Option<&Delivery> {
+        let at_flip = format!("{check_id}-{down_flip}-{alert_id}");
+        self.deliveries
+            .get(&format!("{at_flip}-end"))
+            .or_else(|| self.deliveries.get(&at_flip))
+            .filter(|d| d.transition.to == Health::Down)
+    }
+
+    /// Whether a RECOVERED of `check_id` goes to `alert_id` (`--after`: only
+    /// if the DOWN did). A DOWN still waiting out its delay is settled as
+    /// skipped: the check came back in time, and nobody hears of it.
+    fn recovery_pages(
         &mut self,
         check_id: &str,
         alert_id: &str,
-        id: String,
-        transition: &TransitionRecord,
-        created_ms: u64,
-        note: &str,
+        down_flip: u64,
+        down_since: Option<u64>,
+        at_ms: u64,
         touched: &mut Vec<RecordKey>,
-    ) {
+    ) -> bool {
+        let Some(after) = self.alerts.get(alert_id).and_then(|a| a.after_ms) else {
+            return true;
+        };
+        let Some(down) = self.down_page(check_id, down_flip, alert_id) else {
+            // No DOWN on record (the alert was attached or delayed mid-outage).
+            return down_since.is_some_and(|s| at_ms.saturating_sub(s) >= after);
+        };
+        if !(down.is_pending() && down.awaits_release()) {
+            return down.released || down.not_before_ms.is_none();
+        }
+        let id = down.id.clone();
+        let lasted = at_ms.saturating_sub(down_since.unwrap_or(down.transition.at_ms));
+        if let Some(d) = self.deliveries.make_mut().get_mut(&id) {
+            d.status = DeliveryStatus::Skipped {
+                at_ms,
+                reason: format!(
+                    "recovered after {}, within --after {}",
+                    crate::alert_kinds::short_duration(lasted),
+                    crate::alert_kinds::short_duration(after)
+                ),
+            };
+        }
+        touched.push(RecordKey::Delivery(id));
+        false
+    }
+
+    /// Whether repeats of `check_id`'s outage to `alert_id` may go out at
+    /// `at_ms`: the alert gets repeats, and with `--after` its DOWN went
+    /// out first (or, with none on record, the delay has passed).
+    pub fn repeat_allowed(&self, check_id: &str, alert_id: &str, at_ms: u64) -> bool {
+        let Some(alert) = self.alerts.get(alert_id) else {
+            return false;
+        };
+        if !alert.gets(PageEvent::Repeat) {
+            return false;
+        }
+        let Some(after) = alert.after_ms else {
+            return true;
+        };
+        let Some(st) = self.check_states.get(check_id) else {
+            return false;
+        };
+        match self.down_page(check_id, st.flips, alert_id) {
+            Some(d) => d.released || d.not_before_ms.is_none(),
+            None => st
+                .since_ms
+                .is_some_and(|s| at_ms.saturating_sub(s) >= after),
+        }
+    }
+
+    /// Records one page in the ledger, if its alert gets its event
+    /// (`--on`): pending (delayed, for a DOWN to an alert with `--after`),
+    /// or settled at once when the alert is disabled or the check muted.
+    fn record_page(&mut self, page: Page<'_>, touched: &mut Vec<RecordKey>) {
+        let Page {
+            check_id,
+            alert_id,
+            id,
+            event,
+            transition,
+            created_ms,
+            note,
+            down_since_ms,
+        } = page;
         let Some(check) = self.checks.get(check_id) else {
             return;
         };
         let alert = self.alerts.get(alert_id);
+        if alert.is_some_and(|a| !a.gets(event)) {
+            return;
+        }
         let status = if alert.is_some_and(|a| a.disabled) {
             DeliveryStatus::Skipped {
                 at_ms: created_ms,
@@ -738,6 +878,10 @@ impl ClusterState {
         } else {
             DeliveryStatus::Pending
         };
+        let not_before_ms = alert
+            .and_then(|a| a.after_ms)
+            .filter(|_| event == PageEvent::Down && status == DeliveryStatus::Pending)
+            .map(|after| transition.at_ms.saturating_add(after));
         let delivery = Delivery {
             id: id.clone(),
             check_id: check_id.to_string(),
@@ -750,6 +894,9 @@ impl ClusterState {
             created_ms,
             status,
             note: note.to_string(),
+            not_before_ms,
+            released: false,
+            down_since_ms,
         };
         self.deliveries.make_mut().insert(id.clone(), delivery);
         touched.push(RecordKey::Delivery(id));
@@ -870,15 +1017,23 @@ impl ClusterState {
                 .get(&check_id)
                 .map(|c| c.alerts.clone())
                 .unwrap_or_default();
+            let event = if transition.to == Health::Down {
+                PageEvent::Down
+            } else {
+                PageEvent::Recovered
+            };
             for alert_id in &alerts {
-                let id = format!("{check_id}-{flips}-{alert_id}-end");
                 self.record_page(
-                    &check_id,
-                    alert_id,
-                    id,
-                    &transition,
-                    at_ms,
-                    "silence ended",
+                    Page {
+                        check_id: &check_id,
+                        alert_id,
+                        id: format!("{check_id}-{flips}-{alert_id}-end"),
+                        event,
+                        transition: &transition,
+                        created_ms: at_ms,
+                        note: "silence ended",
+                        down_since_ms: None,
+                    },
                     touched,
                 );
             }
@@ -1140,7 +1295,7 @@ impl ClusterState {
                 check_id,
                 alert_id,
                 n,
-                ..
+                at_ms,
             } => {
                 let due = self
                     .checks
@@ -1154,9 +1309,35 @@ impl ClusterState {
                         st.health == Health::Down
                             && st.repeats.get(alert_id).copied().unwrap_or(0) < *n
                     })
-                    && muted_by(&self.silences, check_id).is_none();
+                    && muted_by(&self.silences, check_id).is_none()
+                    && self.repeat_allowed(check_id, alert_id, *at_ms);
                 if !due {
                     return Err(v("repeat", "no repeat is due").into());
+                }
+            }
+            RecordCommand::ReleaseDelivery { id, .. } => {
+                let Some(d) = self.deliveries.get(id) else {
+                    return Err(v("delivery", format!("no delivery {id}")).into());
+                };
+                if !d.is_pending() || !d.awaits_release() {
+                    return Err(v(
+                        "delivery",
+                        format!("delivery {id} is settled or not waiting for release"),
+                    )
+                    .into());
+                }
+                let still_down = self.check_states.get(&d.check_id).is_some_and(|st| {
+                    st.health == Health::Down && st.since_ms == Some(d.transition.at_ms)
+                });
+                if !still_down {
+                    return Err(v(
+                        "delivery",
+                        format!(
+                            "check {} is no longer in the outage of delivery {id}",
+                            d.check_id
+                        ),
+                    )
+                    .into());
                 }
             }
         }
@@ -1387,6 +1568,13 @@ impl ClusterState {
                     .insert(occurrence.id.clone(), occurrence);
                 summary
             }
+            RecordCommand::ReleaseDelivery { id, .. } => {
+                if let Some(d) = self.deliveries.make_mut().get_mut(id) {
+                    d.released = true;
+                }
+                touched.push(RecordKey::Delivery(id.clone()));
+                format!("delivery {id} released")
+            }
             RecordCommand::Repeat {
                 check_id,
                 alert_id,
@@ -1402,9 +1590,20 @@ impl ClusterState {
                     return "no transition to repeat".into();
                 };
                 touched.push(RecordKey::CheckState(check_id.clone()));
-                let id = format!("{check_id}-{flips}-{alert_id}-r{n}");
                 let note = format!("repeat {n}");
-                self.record_page(check_id, alert_id, id, &last, *at_ms, &note, touched);
+                self.record_page(
+                    Page {
+                        check_id,
+                        alert_id,
+                        id: format!("{check_id}-{flips}-{alert_id}-r{n}"),
+                        event: PageEvent::Repeat,
+                        transition: &last,
+                        created_ms: *at_ms,
+                        note: &note,
+                        down_since_ms: None,
+                    },
+                    touched,
+                );
                 format!("check {check_id}: {note} to alert {alert_id}")
             }
         }
@@ -1718,6 +1917,10 @@ mod tests {
             disabled: false,
             default: false,
             repeat_ms: None,
+            title: None,
+            body: None,
+            on: None,
+            after_ms: None,
         }
     }
 
@@ -2385,3 +2588,7 @@ mod tests {
         assert_eq!(run(), run());
     }
 }
+
+#[cfg(test)]
+#[path = "state_routing_tests.rs"]
+mod routing_tests;

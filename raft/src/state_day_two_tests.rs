@@ -7,7 +7,7 @@ use crate::model::{AlertKind, CheckKind, Evidence, Health};
 use crate::mute::{Maintenance, Silence};
 use crate::patch::Patch;
 
-fn peer() -> Peer {
+pub(super) fn peer() -> Peer {
     Peer {
         node_id: NodeId(1),
         advertise: "127.0.0.1:9001".into(),
@@ -16,7 +16,7 @@ fn peer() -> Peer {
     }
 }
 
-fn http_check(alerts: &[&str]) -> Check {
+pub(super) fn http_check(alerts: &[&str]) -> Check {
     Check {
         id: "c1".into(),
         name: "web".into(),
@@ -34,7 +34,7 @@ fn http_check(alerts: &[&str]) -> Check {
     }
 }
 
-fn alert(id: &str, repeat_ms: Option<u64>) -> Alert {
+pub(super) fn alert(id: &str, repeat_ms: Option<u64>) -> Alert {
     Alert {
         id: id.into(),
         name: format!("alert-{id}"),
@@ -45,14 +45,18 @@ fn alert(id: &str, repeat_ms: Option<u64>) -> Alert {
         disabled: false,
         default: false,
         repeat_ms,
+        title: None,
+        body: None,
+        on: None,
+        after_ms: None,
     }
 }
 
-fn apply(s: &mut ClusterState, cmd: impl Into<Command>) -> Response {
+pub(super) fn apply(s: &mut ClusterState, cmd: impl Into<Command>) -> Response {
     s.apply(&Request::new(cmd)).0
 }
 
-fn ok(s: &mut ClusterState, cmd: impl Into<Command>) {
+pub(super) fn ok(s: &mut ClusterState, cmd: impl Into<Command>) {
     let cmd = cmd.into();
     let r = apply(s, cmd.clone());
     assert!(
@@ -63,7 +67,7 @@ fn ok(s: &mut ClusterState, cmd: impl Into<Command>) {
 }
 
 /// Refused, naming `field`, and nothing changed.
-fn refused_naming(s: &mut ClusterState, cmd: impl Into<Command>, field: &str) {
+pub(super) fn refused_naming(s: &mut ClusterState, cmd: impl Into<Command>, field: &str) {
     let before = s.clone();
     match apply(s, cmd) {
         Response::Refused {
@@ -76,7 +80,7 @@ fn refused_naming(s: &mut ClusterState, cmd: impl Into<Command>, field: &str) {
 }
 
 /// A cluster with check c1 (alerts a1, a2) and the two alerts.
-fn cluster() -> ClusterState {
+pub(super) fn cluster() -> ClusterState {
     let mut s = ClusterState::default();
     ok(
         &mut s,
@@ -106,7 +110,7 @@ fn cluster() -> ClusterState {
     s
 }
 
-fn flip(s: &mut ClusterState, from: Health, to: Health, at_ms: u64) {
+pub(super) fn flip(s: &mut ClusterState, from: Health, to: Health, at_ms: u64) {
     ok(
         s,
         RecordCommand::Transition {
@@ -129,7 +133,7 @@ fn flip(s: &mut ClusterState, from: Health, to: Health, at_ms: u64) {
     );
 }
 
-fn health(s: &ClusterState) -> Health {
+pub(super) fn health(s: &ClusterState) -> Health {
     s.check_states
         .get("c1")
         .map(|c| c.health)
@@ -137,7 +141,7 @@ fn health(s: &ClusterState) -> Health {
 }
 
 /// (id, status word) of every delivery, sorted by id.
-fn ledger(s: &ClusterState) -> Vec<(String, String)> {
+pub(super) fn ledger(s: &ClusterState) -> Vec<(String, String)> {
     s.deliveries
         .values()
         .map(|d| {
@@ -153,7 +157,7 @@ fn ledger(s: &ClusterState) -> Vec<(String, String)> {
         .collect()
 }
 
-fn patch(fields: &[(&str, serde_json::Value)]) -> Patch {
+pub(super) fn patch(fields: &[(&str, serde_json::Value)]) -> Patch {
     let mut p = Patch::default();
     for (k, v) in fields {
         p.0.insert(k.to_string(), v.clone());

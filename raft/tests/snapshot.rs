@@ -51,6 +51,10 @@ fn entries() -> Vec<Entry> {
                 disabled: false,
                 default: true,
                 repeat_ms: Some(60_000),
+                title: None,
+                body: None,
+                on: None,
+                after_ms: None,
             },
         }),
         Command::from(ConfigCommand::AddCheck {

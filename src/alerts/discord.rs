@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::message::Message;
+use super::template::{truncate, Markup};
 use super::{classify_status, network_error, retry_after_header, Provider, SendFuture};
 
 /// Discord's limit on `content`.
@@ -18,13 +19,12 @@ pub struct Discord {
 /// The message as Discord content: subject in bold, then the text, cut to
 /// the limit (in characters) with an ellipsis.
 pub fn content(msg: &Message) -> String {
-    let full = format!("**{}**\n{}", msg.subject(), msg.text());
-    if full.chars().count() <= MAX_CONTENT {
-        return full;
-    }
-    let mut cut: String = full.chars().take(MAX_CONTENT - 1).collect();
-    cut.push('…');
-    cut
+    let full = format!(
+        "**{}**\n{}",
+        msg.title(Markup::Plain),
+        msg.body(Markup::Plain)
+    );
+    truncate(&full, MAX_CONTENT)
 }
 
 impl Provider for Discord {

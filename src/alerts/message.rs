@@ -7,7 +7,8 @@
 
 use serde::Serialize;
 
-use qu_raft::model::{Delivery, Evidence, Health};
+use super::template::{self, Markup};
+use qu_raft::model::{Alert, Delivery, Evidence, Health};
 use qu_raft::NodeId;
 
 /// Why a message is sent.
@@ -49,6 +50,23 @@ pub struct Message {
     /// a flip's own was sent.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub note: String,
+    /// The same for every page of one outage of one check (its DOWN, its
+    /// repeats, its RECOVERED): PagerDuty's dedup_key, Opsgenie's alias.
+    pub incident_key: String,
+    /// The cluster's id (`qu status`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
+    /// The alert it goes to.
+    #[serde(skip)]
+    pub alert_name: String,
+    /// A RECOVERED: how long the outage lasted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outage_ms: Option<u64>,
+    /// The alert's `--title` / `--body` templates.
+    #[serde(skip)]
+    pub title_template: Option<String>,
+    #[serde(skip)]
+    pub body_template: Option<String>,
 }
 
 /// Replaces control characters (CR, LF, …) with spaces.
@@ -58,8 +76,31 @@ pub fn one_line(s: &str) -> String {
         .collect()
 }
 
+/// `qu-<check id>-<flip of the DOWN>`, from a delivery id of the shape
+/// `<check id>-<flip>-<alert id>[-end|-rN]`: a RECOVERED's flip is the one
+/// after its DOWN's.
+fn incident_key(d: &Delivery) -> String {
+    let flip =
+        d.id.strip_prefix(&d.check_id)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|n| n.parse::<u64>().ok());
+    match flip {
+        Some(n) if d.transition.to == Health::Down => format!("qu-{}-{n}", d.check_id),
+        Some(n) => format!("qu-{}-{}", d.check_id, n.saturating_sub(1)),
+        None => format!("qu-{}", d.id),
+    }
+}
+
 impl Message {
-    pub fn from_delivery(d: &Delivery, master: Option<NodeId>) -> Message {
+    /// The page for delivery `d` to `alert` (None: removed since), from a
+    /// node of cluster `cluster`.
+    pub fn from_delivery(
+        d: &Delivery,
+        alert: Option<&Alert>,
+        cluster: &str,
+        master: Option<NodeId>,
+    ) -> Message {
         let t = &d.transition;
         Message {
             delivery_id: d.id.clone(),
@@ -79,6 +120,50 @@ impl Message {
             evidence: t.evidence.clone(),
             master,
             note: d.note.clone(),
+            incident_key: incident_key(d),
+            cluster: cluster.to_string(),
+            alert_name: alert
+                .map(|a| a.name.clone())
+                .unwrap_or_else(|| d.alert_name.clone()),
+            outage_ms: d.down_since_ms.map(|s| t.at_ms.saturating_sub(s)),
+            title_template: alert.and_then(|a| a.title.clone()),
+            body_template: alert.and_then(|a| a.body.clone()),
+        }
+    }
+
+    /// With `alert`'s templates (`qu alert test`).
+    pub fn with_templates(mut self, alert: &Alert) -> Message {
+        self.title_template = alert.title.clone();
+        self.body_template = alert.body.clone();
+        self
+    }
+
+    /// The title for `markup`: the `--title` template rendered, or the
+    /// default subject; always one line. A template that fails to render
+    /// (it was checked when added, so only a field missing from an older
+    /// record can do that) falls back to the default, saying so.
+    pub fn title(&self, markup: Markup) -> String {
+        match &self.title_template {
+            Some(t) => match template::render("--title", t, self, markup) {
+                Ok(s) => one_line(&s),
+                Err(e) => one_line(&format!(
+                    "{} ({e})",
+                    template::escape(&self.subject(), markup)
+                )),
+            },
+            None => template::escape(&self.subject(), markup),
+        }
+    }
+
+    /// The body for `markup`: the `--body` template rendered, or the
+    /// default text.
+    pub fn body(&self, markup: Markup) -> String {
+        match &self.body_template {
+            Some(t) => match template::render("--body", t, self, markup) {
+                Ok(s) => s,
+                Err(e) => format!("{}\n({e})\n", template::escape(&self.text(), markup)),
+            },
+            None => template::escape(&self.text(), markup),
         }
     }
 
@@ -96,6 +181,12 @@ impl Message {
             evidence: vec![],
             master,
             note: String::new(),
+            incident_key: format!("qu-test-{}", crate::ids::random_id()),
+            cluster: String::new(),
+            alert_name: alert_name.to_string(),
+            outage_ms: None,
+            title_template: None,
+            body_template: None,
         }
     }
 
@@ -152,9 +243,15 @@ impl Message {
         out
     }
 
-    /// The documented webhook payload (see README).
+    /// The documented webhook payload (see README); with templates, also
+    /// the rendered `title` and `text`.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_default()
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if self.title_template.is_some() || self.body_template.is_some() {
+            v["title"] = self.title(Markup::Plain).into();
+            v["text"] = self.body(Markup::Plain).into();
+        }
+        v
     }
 }
 
@@ -192,6 +289,12 @@ mod tests {
             }],
             master: Some(NodeId(0xa7)),
             note: String::new(),
+            incident_key: "qu-c-1".into(),
+            cluster: String::new(),
+            alert_name: String::new(),
+            outage_ms: None,
+            title_template: None,
+            body_template: None,
         };
         let t = m.text();
         for needle in [

@@ -6,9 +6,19 @@
 //! nor hammers a receiver that said no; secrets never appear in errors.
 
 pub mod discord;
+pub mod gotify;
 pub mod maintenance;
+pub mod matrix;
 pub mod message;
+pub mod ntfy;
+pub mod opsgenie;
+pub mod pagerduty;
+pub mod pushover;
+pub mod slack;
 pub mod smtp;
+pub mod teams;
+pub mod telegram;
+pub mod template;
 pub mod webhook;
 
 use std::future::Future;
@@ -58,7 +68,126 @@ pub fn provider_for(kind: &AlertKind, http: &reqwest::Client) -> Box<dyn Provide
         AlertKind::Smtp { .. } => Box::new(smtp::Smtp {
             config: kind.clone(),
         }),
+        AlertKind::Slack { webhook } => Box::new(slack::Slack {
+            client: http.clone(),
+            url: webhook.clone(),
+        }),
+        AlertKind::Telegram {
+            token,
+            chat_id,
+            api_url,
+        } => Box::new(telegram::Telegram {
+            client: http.clone(),
+            api: api_url.clone().unwrap_or_else(|| telegram::API.into()),
+            token: token.clone(),
+            chat_id: chat_id.clone(),
+        }),
+        AlertKind::Pagerduty {
+            routing_key,
+            severity,
+            api_url,
+        } => Box::new(pagerduty::Pagerduty {
+            client: http.clone(),
+            api: api_url.clone().unwrap_or_else(|| pagerduty::API.into()),
+            routing_key: routing_key.clone(),
+            severity: severity.clone(),
+        }),
+        AlertKind::Opsgenie {
+            api_key,
+            region,
+            priority,
+            api_url,
+        } => Box::new(opsgenie::Opsgenie {
+            client: http.clone(),
+            api: api_url
+                .clone()
+                .unwrap_or_else(|| opsgenie::api_for(region).into()),
+            api_key: api_key.clone(),
+            priority: priority.clone(),
+        }),
+        AlertKind::Ntfy {
+            url,
+            token,
+            priority,
+            tags,
+        } => Box::new(ntfy::Ntfy {
+            client: http.clone(),
+            url: url.clone(),
+            token: token.clone(),
+            priority: *priority,
+            tags: tags.clone(),
+        }),
+        AlertKind::Teams { webhook } => Box::new(teams::Teams {
+            client: http.clone(),
+            url: webhook.clone(),
+        }),
+        AlertKind::Matrix {
+            homeserver,
+            room,
+            token,
+        } => Box::new(matrix::Matrix {
+            client: http.clone(),
+            homeserver: homeserver.clone(),
+            room: room.clone(),
+            token: token.clone(),
+        }),
+        AlertKind::Pushover {
+            token,
+            user,
+            priority,
+            device,
+            api_url,
+        } => Box::new(pushover::Pushover {
+            client: http.clone(),
+            api: api_url.clone().unwrap_or_else(|| pushover::API.into()),
+            token: token.clone(),
+            user: user.clone(),
+            priority: *priority,
+            device: device.clone(),
+        }),
+        AlertKind::Gotify {
+            url,
+            token,
+            priority,
+        } => Box::new(gotify::Gotify {
+            client: http.clone(),
+            url: url.clone(),
+            token: token.clone(),
+            priority: *priority,
+        }),
     }
+}
+
+/// Sends `req` and classifies the answer as `classify_status` does, with
+/// the receiver's own error message (`detail` finds it in a JSON body;
+/// else the body's text) and its retry hint (`wait`, from the JSON body;
+/// else `Retry-After`). Returns the JSON body of a success (or Null).
+pub(crate) async fn exchange(
+    req: reqwest::RequestBuilder,
+    label: &str,
+    detail: fn(&serde_json::Value) -> Option<String>,
+    wait: fn(&serde_json::Value) -> Option<Duration>,
+) -> Result<serde_json::Value, SendError> {
+    let resp = req.send().await.map_err(network_error)?;
+    let status = resp.status().as_u16();
+    let header_wait = retry_after_header(resp.headers());
+    let text = resp.text().await.unwrap_or_default();
+    let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let message = detail(&parsed).unwrap_or(text);
+    classify_status(label, status, &message, wait(&parsed).or(header_wait))?;
+    Ok(parsed)
+}
+
+/// No retry hint in the body.
+pub(crate) fn no_wait(_: &serde_json::Value) -> Option<Duration> {
+    None
+}
+
+/// Seconds as a JSON number, when it is a sane one.
+pub(crate) fn seconds(v: &serde_json::Value) -> Option<Duration> {
+    v.as_f64()
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s < 86_400.0)
+        .map(Duration::from_secs_f64)
 }
 
 /// The shared HTTP client for webhooks and Discord (pooled; targets are

@@ -58,7 +58,7 @@ impl Smtp {
                 from.parse::<Mailbox>()
                     .map_err(|e| permanent(format!("--from: {e}")))?,
             )
-            .subject(msg.subject())
+            .subject(msg.title(super::template::Markup::Plain))
             .date_now()
             .message_id(Some(message_id(&msg.delivery_id)))
             .header(ContentType::TEXT_PLAIN);
@@ -67,7 +67,9 @@ impl Smtp {
                 .parse::<Mailbox>()
                 .map_err(|e| permanent(format!("--to {addr}: {e}")))?);
         }
-        let email = builder.body(msg.text()).map_err(permanent)?;
+        let email = builder
+            .body(msg.body(super::template::Markup::Plain))
+            .map_err(permanent)?;
 
         let tls_mode = if *tls || *starttls {
             let params = TlsParameters::new(host.clone()).map_err(permanent)?;

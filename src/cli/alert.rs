@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Subcommand};
 
+use super::alert_providers::{
+    GotifyArgs, MatrixArgs, NtfyArgs, OpsgenieArgs, PagerdutyArgs, PushoverArgs, SlackArgs,
+    TeamsArgs, TelegramArgs,
+};
 use super::{
     ask, mutate, parse_duration, print_json, table, unexpected, Failure, IfVersion, JsonArg,
 };
@@ -14,11 +18,13 @@ use qu_raft::model::AlertKind;
 use qu_raft::patch::Patch;
 
 #[derive(Debug, Subcommand)]
+// Parsed once per run.
+#[allow(clippy::large_enum_variant)]
 pub enum AlertCommand {
     /// Add an alert channel
     #[command(subcommand)]
     Add(AddCommand),
-    /// List alerts (secrets masked): ID, NAME, TYPE, TARGET, USED_BY, DEFAULT, REPEAT, ENABLED
+    /// List alerts (secrets masked): ID, NAME, TYPE, TARGET, USED_BY, DEFAULT, REPEAT, ON, AFTER, ENABLED
     List(JsonArg),
     /// Change some settings of an alert (only the flags given change; secrets can be replaced, never shown)
     Edit(EditArgs),
@@ -141,6 +147,24 @@ pub enum AddCommand {
         #[command(flatten)]
         if_version: IfVersion,
     },
+    /// A Slack channel, through an incoming webhook (Block Kit message)
+    Slack(SlackArgs),
+    /// A Telegram chat, through a bot (Bot API sendMessage, HTML)
+    Telegram(TelegramArgs),
+    /// PagerDuty Events API v2: DOWN triggers an incident, RECOVERED resolves it
+    Pagerduty(PagerdutyArgs),
+    /// Opsgenie Alert API: DOWN creates an alert, RECOVERED closes it
+    Opsgenie(OpsgenieArgs),
+    /// An ntfy topic (ntfy.sh or self-hosted)
+    Ntfy(NtfyArgs),
+    /// A Microsoft Teams channel, through a Workflows webhook (Adaptive Card)
+    Teams(TeamsArgs),
+    /// A Matrix room, as a bot account
+    Matrix(MatrixArgs),
+    /// Pushover notifications to a user or group
+    Pushover(PushoverArgs),
+    /// A Gotify server (self-hosted push)
+    Gotify(GotifyArgs),
 }
 
 /// Options every provider takes.
@@ -152,6 +176,64 @@ pub struct AlertOptions {
     /// While a check stays DOWN, page again every DURATION (e.g. 1h; at least 1s) [default: off]
     #[arg(long, value_name = "DURATION|off", value_parser = parse_repeat)]
     repeat: Option<RepeatArg>,
+    /// The page's title as a template, e.g. '{{ state }}: {{ check.name }}' (fields: see README "Message templates") [default: qu's subject line]
+    #[arg(long, value_name = "TEMPLATE")]
+    title: Option<String>,
+    /// The page's text as a template, e.g. '{{ check.name }} is {{ state }}: {{ votes }}' [default: qu's text]
+    #[arg(long, value_name = "TEMPLATE", conflicts_with = "body_file")]
+    body: Option<String>,
+    /// Read the --body template from this file
+    #[arg(long, value_name = "PATH")]
+    body_file: Option<std::path::PathBuf>,
+    /// Which events it gets, comma-separated: down, recovered, repeat [default: all]
+    #[arg(long, value_name = "EVENTS", value_parser = parse_on)]
+    on: Option<OnArg>,
+    /// Page only if the check is still DOWN after DURATION (1s to 24h, e.g. 5m); its RECOVERED is sent only if its DOWN was [default: off]
+    #[arg(long, value_name = "DURATION|off", value_parser = parse_repeat)]
+    after: Option<RepeatArg>,
+}
+
+/// The level-5 settings of an alert, from its options.
+struct Routing {
+    title: Option<String>,
+    body: Option<String>,
+    on: Option<Vec<qu_raft::alert_kinds::PageEvent>>,
+    after_ms: Option<u64>,
+}
+
+/// `--body-file`'s whole text.
+fn read_template(flag: &str, path: &std::path::Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Failure::msg(format!("{flag} {}: cannot read it: {e}", path.display())))
+}
+
+impl AlertOptions {
+    fn routing(&self) -> Result<Routing, Failure> {
+        let body = match (&self.body, &self.body_file) {
+            (Some(b), _) => Some(b.clone()),
+            (None, Some(path)) => Some(read_template("--body-file", path)?),
+            (None, None) => None,
+        };
+        Ok(Routing {
+            title: self.title.clone(),
+            body,
+            on: self.on.clone().and_then(|o| o.0),
+            after_ms: self.after.and_then(|a| a.0),
+        })
+    }
+}
+
+/// `--on`: the events, or None for `all`.
+#[derive(Debug, Clone)]
+pub struct OnArg(Option<Vec<qu_raft::alert_kinds::PageEvent>>);
+
+fn parse_on(s: &str) -> Result<OnArg, String> {
+    if s.trim().eq_ignore_ascii_case("all") {
+        return Ok(OnArg(None));
+    }
+    qu_raft::alert_kinds::PageEvent::parse_list(s)
+        .map(|l| OnArg(Some(l)))
+        .map_err(|e| e.message)
 }
 
 #[derive(Debug, Args)]
@@ -207,6 +289,60 @@ pub struct EditArgs {
     /// Implicit TLS from the first byte (smtp)
     #[arg(long, value_name = "true|false", action = ArgAction::Set)]
     tls: Option<bool>,
+    /// A new title template; '' restores the default title
+    #[arg(long, value_name = "TEMPLATE")]
+    title: Option<String>,
+    /// A new body template; '' restores the default text
+    #[arg(long, value_name = "TEMPLATE", conflicts_with = "body_file")]
+    body: Option<String>,
+    /// Read the new body template from this file
+    #[arg(long, value_name = "PATH")]
+    body_file: Option<std::path::PathBuf>,
+    /// Which events it gets: some of down, recovered, repeat, or 'all'
+    #[arg(long, value_name = "EVENTS", value_parser = parse_on)]
+    on: Option<OnArg>,
+    /// Page only if still DOWN after DURATION; 'off' pages at once
+    #[arg(long, value_name = "DURATION|off", value_parser = parse_repeat)]
+    after: Option<RepeatArg>,
+    /// A new token (telegram, ntfy, matrix, pushover, gotify; a secret); '-' reads it from stdin
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
+    /// Read the new token from this file
+    #[arg(long, value_name = "PATH", conflicts_with = "token")]
+    token_file: Option<std::path::PathBuf>,
+    /// A new chat (telegram)
+    #[arg(long, value_name = "ID", allow_hyphen_values = true)]
+    chat_id: Option<String>,
+    /// A new routing key (pagerduty; a secret); '-' reads it from stdin
+    #[arg(long, value_name = "KEY")]
+    routing_key: Option<String>,
+    /// A new severity: critical, error, warning, info (pagerduty)
+    #[arg(long)]
+    severity: Option<String>,
+    /// A new API key (opsgenie; a secret); '-' reads it from stdin
+    #[arg(long, value_name = "KEY")]
+    api_key: Option<String>,
+    /// A new region, us or eu (opsgenie)
+    #[arg(long)]
+    region: Option<String>,
+    /// A new priority (opsgenie P1..P5, ntfy 1..5, pushover -2..1, gotify 0..10)
+    #[arg(long, allow_hyphen_values = true)]
+    priority: Option<String>,
+    /// New tags, comma-separated (ntfy)
+    #[arg(long, value_delimiter = ',')]
+    tags: Option<Vec<String>>,
+    /// A new homeserver (matrix)
+    #[arg(long, value_name = "URL")]
+    homeserver: Option<String>,
+    /// A new room id or alias (matrix)
+    #[arg(long)]
+    room: Option<String>,
+    /// New devices (pushover)
+    #[arg(long)]
+    device: Option<String>,
+    /// A new API address (telegram, pagerduty, opsgenie, pushover)
+    #[arg(long, value_name = "URL")]
+    api_url: Option<String>,
     #[command(flatten)]
     if_version: IfVersion,
 }
@@ -253,6 +389,61 @@ impl EditArgs {
                 p.set("starttls", false);
             }
         }
+        let template = |p: &mut Patch, field: &str, v: Option<String>| match v {
+            Some(t) if t.is_empty() => {
+                p.clear(field);
+            }
+            Some(t) => {
+                p.set(field, t);
+            }
+            None => {}
+        };
+        template(&mut p, "title", self.title);
+        let body = match (self.body, &self.body_file) {
+            (Some(b), _) => Some(b),
+            (None, Some(path)) => Some(read_template("--body-file", path)?),
+            (None, None) => None,
+        };
+        template(&mut p, "body", body);
+        match self.on {
+            Some(OnArg(Some(on))) => {
+                p.set("on", on);
+            }
+            Some(OnArg(None)) => {
+                p.clear("on");
+            }
+            None => {}
+        }
+        match self.after {
+            Some(RepeatArg(Some(ms))) => {
+                p.set("after_ms", ms);
+            }
+            Some(RepeatArg(None)) => {
+                p.clear("after_ms");
+            }
+            None => {}
+        }
+        p.set_some("token", secret("--token", self.token, self.token_file)?);
+        p.set_some("chat_id", self.chat_id.as_ref());
+        p.set_some(
+            "routing_key",
+            secret("--routing-key", self.routing_key, None)?,
+        );
+        p.set_some("severity", self.severity.map(|s| s.to_ascii_lowercase()));
+        p.set_some("api_key", secret("--api-key", self.api_key, None)?);
+        p.set_some("region", self.region.map(|s| s.to_ascii_lowercase()));
+        if let Some(pr) = self.priority {
+            // Opsgenie's are words (P1); the others' numbers.
+            match pr.trim().parse::<i64>() {
+                Ok(n) => p.set("priority", n),
+                Err(_) => p.set("priority", pr.trim().to_ascii_uppercase()),
+            };
+        }
+        p.set_some("tags", self.tags.as_ref());
+        p.set_some("homeserver", self.homeserver.as_ref());
+        p.set_some("room", self.room.as_ref());
+        p.set_some("device", self.device.as_ref());
+        p.set_some("api_url", self.api_url.as_ref());
         if p.is_empty() {
             return Err(Failure::msg(
                 "nothing to change: give at least one flag to edit (see 'qu alert edit --help')",
@@ -284,7 +475,7 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
 
 /// A secret given as a value, as `-` (stdin, first line), or as a file
 /// (first line). The value itself is never echoed in an error.
-fn secret(
+pub(super) fn secret(
     flag: &str,
     value: Option<String>,
     file: Option<std::path::PathBuf>,
@@ -384,7 +575,17 @@ pub(super) fn run(env: &Env, cmd: AlertCommand) -> Result<ExitCode, Failure> {
                         if_version,
                     )
                 }
+                AddCommand::Slack(a) => a.added()?,
+                AddCommand::Telegram(a) => a.added()?,
+                AddCommand::Pagerduty(a) => a.added()?,
+                AddCommand::Opsgenie(a) => a.added()?,
+                AddCommand::Ntfy(a) => a.added()?,
+                AddCommand::Teams(a) => a.added()?,
+                AddCommand::Matrix(a) => a.added()?,
+                AddCommand::Pushover(a) => a.added()?,
+                AddCommand::Gotify(a) => a.added()?,
             };
+            let routing = options.routing()?;
             mutate(
                 env,
                 ControlRequest::AlertAdd {
@@ -393,6 +594,10 @@ pub(super) fn run(env: &Env, cmd: AlertCommand) -> Result<ExitCode, Failure> {
                         kind,
                         default: options.default,
                         repeat_ms: options.repeat.and_then(|r| r.0),
+                        title: routing.title,
+                        body: routing.body,
+                        on: routing.on,
+                        after_ms: routing.after_ms,
                     },
                     if_version: if_version.if_version,
                 },
@@ -422,6 +627,8 @@ pub(super) fn run(env: &Env, cmd: AlertCommand) -> Result<ExitCode, Failure> {
                         },
                         if a.default { "yes" } else { "no" }.into(),
                         a.repeat.clone().unwrap_or_else(|| "off".into()),
+                        a.on.clone().unwrap_or_else(|| "all".into()),
+                        a.after.clone().unwrap_or_else(|| "-".into()),
                         if a.disabled { "DISABLED" } else { "yes" }.into(),
                     ]
                 })
@@ -429,7 +636,10 @@ pub(super) fn run(env: &Env, cmd: AlertCommand) -> Result<ExitCode, Failure> {
             print!(
                 "{}",
                 table::render(
-                    &["ID", "NAME", "TYPE", "TARGET", "USED_BY", "DEFAULT", "REPEAT", "ENABLED"],
+                    &[
+                        "ID", "NAME", "TYPE", "TARGET", "USED_BY", "DEFAULT", "REPEAT", "ON",
+                        "AFTER", "ENABLED"
+                    ],
                     &rows
                 )
             );

@@ -2,6 +2,7 @@
 //! every failure prints one line on stderr and exits non-zero (SPEC §12).
 
 mod alert;
+mod alert_providers;
 mod check;
 mod check_kinds;
 mod cluster;

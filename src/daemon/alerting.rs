@@ -14,8 +14,14 @@
 //! - Once a page was sent, this leader retries *recording* it, never the
 //!   send: a delivery whose outcome is being recorded is not sent again by
 //!   the same leader.
-//! - The retry horizon counts from the delivery's creation (its flip), so
-//!   a delivery handed from leader to leader still gives up on time.
+//! - The retry horizon counts from the delivery's creation (its flip; for
+//!   a page delayed by `--after`, from when it came due), so a delivery
+//!   handed from leader to leader still gives up on time.
+//! - A delayed page (`--after`) is sent only after the leader committed
+//!   its release (`ReleaseDelivery`, valid only while the check is still
+//!   in that outage); a recovery committed first settles it as skipped.
+//!   The log orders the two, so across any failover exactly one wins: the
+//!   page goes out once with its RECOVERED later, or neither does.
 //! - A new leader resumes every delivery still pending in the ledger, so a
 //!   page is lost by no failover. A page can be sent twice only when a
 //!   leader dies between sending and recording (at-least-once); receivers
@@ -345,6 +351,79 @@ impl Daemon {
         }
     }
 
+    /// Waits out a delayed page's `--after`, then commits its release.
+    /// True once released (the check was still DOWN: send it); false when
+    /// the check recovered first (the ledger settled the page as skipped:
+    /// nobody is told) or this node stopped leading (the next one waits
+    /// out what is left and releases it).
+    async fn release_when_due(&self, d: &Delivery) -> bool {
+        let Some(not_before) = d.not_before_ms else {
+            return true;
+        };
+        self.alerting.in_flight.update(
+            &d.id,
+            Progress {
+                attempts: 0,
+                last_error: None,
+                next_retry_ms: Some(not_before),
+            },
+        );
+        let mut applied = self.applied.clone();
+        loop {
+            let wait = Duration::from_millis(not_before.saturating_sub(now_ms()));
+            if wait.is_zero() {
+                break;
+            }
+            // Wake early when the ledger changes: a recovery settles it.
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                changed = applied.changed() => {
+                    if changed.is_err() {
+                        return false;
+                    }
+                }
+            }
+            if !self
+                .state()
+                .state
+                .deliveries
+                .get(&d.id)
+                .is_some_and(|cur| cur.is_pending() && cur.awaits_release())
+            {
+                break;
+            }
+        }
+        loop {
+            match self.state().state.deliveries.get(&d.id) {
+                Some(cur) if cur.is_pending() && !cur.awaits_release() => return true,
+                Some(cur) if cur.is_pending() => {}
+                _ => return false,
+            }
+            if self.leader() != Some(self.me()) || self.membership.is_removed() {
+                return false;
+            }
+            let deadline = Instant::now() + super::cluster::MUTATION_TIMEOUT;
+            let req = Request::new(RecordCommand::ReleaseDelivery {
+                id: d.id.clone(),
+                at_ms: now_ms(),
+            });
+            match self.propose_as_leader(req, deadline).await {
+                Ok(_) => {
+                    tracing::info!(delivery = %d.id, "the check is still DOWN after the alert's --after: sending the page");
+                    return true;
+                }
+                Err(super::rpc::ClusterFailure::Refused(why)) => {
+                    tracing::info!(delivery = %d.id, "delayed page not sent: {why}");
+                    return false;
+                }
+                Err(e) => {
+                    tracing::warn!(delivery = %d.id, "cannot release the delayed page yet ({e}); retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+
     /// Sends one delivery until it is delivered, refused, past the horizon,
     /// or this node stops leading.
     async fn deliver(self: Arc<Self>, d: Delivery) {
@@ -361,8 +440,12 @@ impl Daemon {
             .await;
             return;
         };
+        if d.awaits_release() && !self.release_when_due(&d).await {
+            return;
+        }
         let provider = provider_for(&alert.kind, &self.alerting.http);
-        let msg = Message::from_delivery(&d, Some(self.me()));
+        let cluster = state.state.cluster_id.clone().unwrap_or_default();
+        let msg = Message::from_delivery(&d, Some(&alert), &cluster, Some(self.me()));
         let mut backoff = BACKOFF_START;
         let mut attempts = 0u32;
         loop {
@@ -429,7 +512,9 @@ impl Daemon {
                 }
                 Err(SendError::Retry { reason, after }) => {
                     let wait = after.unwrap_or(backoff);
-                    let age = Duration::from_millis(now_ms().saturating_sub(d.created_ms));
+                    // A delayed page's horizon starts when it came due.
+                    let start = d.not_before_ms.unwrap_or(d.created_ms).max(d.created_ms);
+                    let age = Duration::from_millis(now_ms().saturating_sub(start));
                     if age + wait > HORIZON {
                         let reason = format!("{reason} (gave up after {attempts} attempts)");
                         self.record_outcome(
@@ -474,7 +559,8 @@ impl Daemon {
             return Err("this node is not a confirmed leader (no quorum?); not sending".into());
         }
         let provider = provider_for(&alert.kind, &self.alerting.http);
-        let msg = Message::test(&alert.name, Some(self.me()));
+        let mut msg = Message::test(&alert.name, Some(self.me())).with_templates(&alert);
+        msg.cluster = state.state.cluster_id.clone().unwrap_or_default();
         let sent = provider.send(&msg).await;
         self.alerting.remember_test(TestSend {
             alert: alert.name.clone(),

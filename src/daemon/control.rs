@@ -286,6 +286,17 @@ pub struct AlertSpec {
     /// `--repeat`: re-page every this many ms while a check stays DOWN.
     #[serde(default)]
     pub repeat_ms: Option<u64>,
+    /// `--title` / `--body` templates (checked by the daemon).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// `--on`: the events it gets; None: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<Vec<qu_raft::alert_kinds::PageEvent>>,
+    /// `--after`: page only if still DOWN after this many ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_ms: Option<u64>,
 }
 
 /// The daemon's answer.
@@ -540,6 +551,17 @@ pub struct AlertRow {
     /// `--repeat`, as a duration (`1h`), when set.
     #[serde(default)]
     pub repeat: Option<String>,
+    /// `--on`: the events it gets (`down,recovered`); None: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
+    /// `--after`, as a duration, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// The `--title` / `--body` templates, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
 }
 
 /// One delivery as `qu alert log` shows it.

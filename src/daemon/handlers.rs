@@ -556,12 +556,17 @@ fn admit_check_patch(patch: &qu_raft::patch::Patch) -> Result<(), ControlError> 
 
 /// The entry-only rules for an alert edit (as for a new alert).
 fn admit_alert_patch(patch: &qu_raft::patch::Patch) -> Result<(), ControlError> {
-    for field in ["url", "webhook"] {
+    for field in ["url", "webhook", "homeserver", "api_url"] {
         if let Some(serde_json::Value::String(url)) = patch.0.get(field) {
-            qu_raft::model::admit_url(&format!("--{field}"), url).map_err(cerr)?;
+            qu_raft::model::admit_url(&format!("--{}", field.replace('_', "-")), url)
+                .map_err(cerr)?;
         }
     }
-    Ok(())
+    let template = |field: &str| match patch.0.get(field) {
+        Some(serde_json::Value::String(t)) => Some(t.as_str()),
+        _ => None,
+    };
+    check_templates(template("title"), template("body"))
 }
 
 /// A silence from `now_ms` to its end; checks still by name.
@@ -633,16 +638,42 @@ fn alert_from_spec(spec: AlertSpec) -> Result<Alert, ControlError> {
         disabled: false,
         default: spec.default,
         repeat_ms: spec.repeat_ms,
+        title: spec.title,
+        body: spec.body,
+        on: spec.on,
+        after_ms: spec.after_ms,
     };
-    match &alert.kind {
-        qu_raft::model::AlertKind::Webhook { url, .. } => {
-            qu_raft::model::admit_url("--url", url).map_err(cerr)?
+    use qu_raft::model::AlertKind;
+    let urls: Vec<(&str, &str)> = match &alert.kind {
+        AlertKind::Webhook { url, .. } => vec![("--url", url)],
+        AlertKind::Discord { webhook }
+        | AlertKind::Slack { webhook }
+        | AlertKind::Teams { webhook } => vec![("--webhook", webhook)],
+        AlertKind::Ntfy { url, .. } | AlertKind::Gotify { url, .. } => vec![("--url", url)],
+        AlertKind::Matrix { homeserver, .. } => vec![("--homeserver", homeserver)],
+        AlertKind::Telegram { api_url, .. }
+        | AlertKind::Pagerduty { api_url, .. }
+        | AlertKind::Opsgenie { api_url, .. }
+        | AlertKind::Pushover { api_url, .. } => {
+            api_url.iter().map(|u| ("--api-url", u.as_str())).collect()
         }
-        qu_raft::model::AlertKind::Discord { webhook } => {
-            qu_raft::model::admit_url("--webhook", webhook).map_err(cerr)?
-        }
-        _ => {}
+        AlertKind::Smtp { .. } => vec![],
+    };
+    for (flag, url) in urls {
+        qu_raft::model::admit_url(flag, url).map_err(cerr)?;
     }
     alert.validate().map_err(cerr)?;
+    check_templates(alert.title.as_deref(), alert.body.as_deref())?;
     Ok(alert)
+}
+
+/// Refuses a `--title` / `--body` template that does not render (syntax,
+/// unknown filter or field), with its line and column.
+fn check_templates(title: Option<&str>, body: Option<&str>) -> Result<(), ControlError> {
+    for (flag, t) in [("--title", title), ("--body", body)] {
+        if let Some(t) = t {
+            crate::alerts::template::check(flag, t).map_err(|e| cerr(e.to_string()))?;
+        }
+    }
+    Ok(())
 }

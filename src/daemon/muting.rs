@@ -75,7 +75,9 @@ pub(super) fn due(s: &ClusterState, now_ms: u64) -> Vec<RecordCommand> {
                 continue;
             };
             let n = now_ms.saturating_sub(since) / every;
-            if n > st.repeats.get(alert_id).copied().unwrap_or(0) {
+            if n > st.repeats.get(alert_id).copied().unwrap_or(0)
+                && s.repeat_allowed(check_id, alert_id, now_ms)
+            {
                 out.push(RecordCommand::Repeat {
                     check_id: check_id.clone(),
                     alert_id: alert_id.clone(),
@@ -151,6 +153,10 @@ mod tests {
                 disabled: false,
                 default: false,
                 repeat_ms,
+                title: None,
+                body: None,
+                on: None,
+                after_ms: None,
             },
         });
         ok(ConfigCommand::AddCheck {

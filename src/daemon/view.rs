@@ -134,6 +134,26 @@ impl Daemon {
                         };
                         format!("{} via {host}:{port}{plain}", to.join(","))
                     }
+                    qu_raft::model::AlertKind::Slack { webhook }
+                    | qu_raft::model::AlertKind::Teams { webhook } => webhook.clone(),
+                    qu_raft::model::AlertKind::Telegram { chat_id, .. } => {
+                        format!("chat {chat_id}")
+                    }
+                    qu_raft::model::AlertKind::Pagerduty { severity, .. } => {
+                        format!("Events API v2 ({severity})")
+                    }
+                    qu_raft::model::AlertKind::Opsgenie { region, .. } => {
+                        format!("Alert API ({})", region.to_uppercase())
+                    }
+                    qu_raft::model::AlertKind::Ntfy { url, .. }
+                    | qu_raft::model::AlertKind::Gotify { url, .. } => url.clone(),
+                    qu_raft::model::AlertKind::Matrix {
+                        homeserver, room, ..
+                    } => format!("{room} on {homeserver}"),
+                    qu_raft::model::AlertKind::Pushover { device, .. } => match device {
+                        Some(d) => format!("device {d}"),
+                        None => "all devices".into(),
+                    },
                 };
                 AlertRow {
                     id: a.id.clone(),
@@ -152,6 +172,15 @@ impl Daemon {
                     repeat: a
                         .repeat_ms
                         .map(|ms| duration::format(Duration::from_millis(ms))),
+                    on: a
+                        .on
+                        .as_ref()
+                        .map(|on| on.iter().map(|e| e.word()).collect::<Vec<_>>().join(",")),
+                    after: a
+                        .after_ms
+                        .map(|ms| duration::format(Duration::from_millis(ms))),
+                    title: a.title.clone(),
+                    body: a.body.clone(),
                 }
             })
             .collect();
@@ -169,6 +198,15 @@ impl Daemon {
             .values()
             .map(|d| {
                 let (status, settled, attempts, reason) = match &d.status {
+                    DeliveryStatus::Pending if d.awaits_release() => (
+                        format!(
+                            "delayed (--after; due {})",
+                            at(d.not_before_ms.unwrap_or(d.created_ms))
+                        ),
+                        None,
+                        0,
+                        None,
+                    ),
                     DeliveryStatus::Pending => ("pending".into(), None, 0, None),
                     DeliveryStatus::Delivered { at_ms, attempts } => {
                         ("delivered".into(), Some(at(*at_ms)), *attempts, None)
