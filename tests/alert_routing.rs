@@ -281,12 +281,19 @@ fn down_to_pagerduty_and_slack_recovered_to_slack_only_in_their_own_words() {
     let listed = nodes[2].ok(&["alert", "list", "--json"]);
     assert!(!listed.contains("SECRET") && !listed.contains(key), "{listed}");
     assert!(listed.contains("back after {{ outage }}"), "{listed}");
+    // `qu alert test` sends and shows the rendered text.
+    let tested = nodes[2].ok(&["alert", "test", "chat"]);
+    assert!(
+        tested.contains("\"TEST: test of alert chat\"") && tested.contains("\ndown since "),
+        "{tested}"
+    );
+    assert_eq!(slack.delivered().len(), 1);
     common::add_web(&nodes[0], &target.url(), "pd,chat");
     up(&nodes[0]);
 
     target.set(Mode::Status(503));
     wait_for("DOWN to both", Duration::from_secs(20), || {
-        (pd.delivered().len() == 1 && slack.delivered().len() == 1).then_some(())
+        (pd.delivered().len() == 1 && slack.delivered().len() == 2).then_some(())
     });
     let trigger = pd.delivered()[0].json();
     assert_eq!(pd.delivered()[0].path, "/v2/enqueue");
@@ -299,7 +306,7 @@ fn down_to_pagerduty_and_slack_recovered_to_slack_only_in_their_own_words() {
     );
     assert_eq!(trigger["payload"]["severity"], "critical");
     assert!(trigger["dedup_key"].as_str().unwrap().starts_with("qu-"));
-    let down = slack.delivered()[0].json();
+    let down = slack.delivered()[1].json();
     assert_eq!(down["blocks"][0]["text"]["text"], "DOWN: web");
     assert!(down["blocks"][1]["text"]["text"]
         .as_str()
@@ -308,9 +315,9 @@ fn down_to_pagerduty_and_slack_recovered_to_slack_only_in_their_own_words() {
 
     target.set(Mode::Up);
     wait_for("RECOVERED to Slack", Duration::from_secs(20), || {
-        (slack.delivered().len() == 2).then_some(())
+        (slack.delivered().len() == 3).then_some(())
     });
-    let back = slack.delivered()[1].json();
+    let back = slack.delivered()[2].json();
     assert_eq!(back["blocks"][0]["text"]["text"], "RECOVERED: web");
     assert!(back["blocks"][1]["text"]["text"]
         .as_str()
@@ -319,11 +326,14 @@ fn down_to_pagerduty_and_slack_recovered_to_slack_only_in_their_own_words() {
     // The ledger holds three pages, all delivered, and made none for the
     // RECOVERED PagerDuty does not get: nothing more can come.
     wait_for("the ledger to settle", Duration::from_secs(10), || {
-        let rows = log(&nodes[2]);
+        let rows: Vec<_> = log(&nodes[2])
+            .into_iter()
+            .filter(|d| d["event"] != "TEST")
+            .collect();
         (rows.len() == 3 && rows.iter().all(|d| d["status"] == "delivered")).then_some(())
     });
     assert_eq!(pd.requests().len(), 1);
-    assert_eq!(slack.requests().len(), 2);
+    assert_eq!(slack.requests().len(), 3);
 }
 
 fn now_ms() -> u64 {

@@ -569,11 +569,19 @@ impl Daemon {
             reason: sent.as_ref().err().map(|e| e.to_string()),
         });
         sent.map(|_| {
-            format!(
-                "test page sent through {} alert {}",
+            let title = msg.title(crate::alerts::template::Markup::Plain);
+            let mut out = format!(
+                "test page sent through {} alert {}: {title:?}",
                 alert.kind.type_name(),
                 alert.name
-            )
+            );
+            // A --body template is shown as it rendered, for the operator
+            // to check their text.
+            if alert.body.is_some() {
+                let body = msg.body(crate::alerts::template::Markup::Plain);
+                out.push_str(&format!("\n{}", body.trim_end()));
+            }
+            out
         })
         .map_err(|e| {
             format!(
