@@ -646,3 +646,63 @@ fn every_new_provider_is_added_validated_and_masked() {
     assert_eq!(t1["spec"]["chat_id"], "-1001234567890");
     assert!(!listed.contains("S3CRET"));
 }
+
+/// Level 5 (the new providers, templates, routing) never reaches the log
+/// while a member reads only level 4; level-1 alerts still go in.
+#[test]
+fn level_5_alerts_are_refused_while_a_member_runs_level_4() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut a = Node::init(&[]);
+    a.start();
+    let mut old = Node::init(&[]);
+    old.start();
+    a.ok(&["node", "add", &old.advertise(), "--yes"]);
+    old.stop();
+    old.spawn_serve_env(&["--timing", "fast"], &[("QU_FAILPOINT", "report-level-4")]);
+    old.wait_ready();
+    wait_for("both voters live again", Duration::from_secs(15), || {
+        let s = a.status()?;
+        (s["voters"] == 2 && s["quorum"] == true).then_some(())
+    });
+    a.ok(&[
+        "alert",
+        "add",
+        "webhook",
+        "plain",
+        "--url",
+        "https://hooks.example.com/x",
+    ]);
+    let before = common::version(&a);
+    for args in [
+        vec![
+            "alert",
+            "add",
+            "slack",
+            "s",
+            "--webhook",
+            "https://hooks.slack.com/services/T/B/X",
+        ],
+        vec![
+            "alert",
+            "add",
+            "webhook",
+            "w",
+            "--url",
+            "https://hooks.example.com/y",
+            "--after",
+            "5s",
+        ],
+        vec!["alert", "edit", "plain", "--title", "{{ check.name }}"],
+        vec!["alert", "edit", "plain", "--on", "down"],
+    ] {
+        let out = a.qu(&args);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("node {} runs log level 4", old.node_id())),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(common::version(&a), before, "nothing reached the log");
+    a.ok(&["alert", "edit", "plain", "--repeat", "1h"]);
+}

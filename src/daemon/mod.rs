@@ -184,14 +184,17 @@ pub(crate) fn failpoint_set(name: &str) -> bool {
     std::env::var("QU_FAILPOINT").as_deref() == Ok(name)
 }
 
-/// The log level this node reports. `QU_FAILPOINT=report-level-1` makes it
-/// pose as a node of the first release (tests of the level gate).
+/// The log level this node reports. `QU_FAILPOINT=report-level-N` makes it
+/// pose as a node of an older release reading level N (tests of the level
+/// gate).
 pub(crate) fn reported_level() -> u32 {
-    if failpoint_set("report-level-1") {
-        1
-    } else {
-        qu_raft::state::LOG_LEVEL
-    }
+    std::env::var("QU_FAILPOINT")
+        .ok()
+        .and_then(|f| f.strip_prefix("report-level-")?.parse::<u32>().ok())
+        .filter(|n| *n >= 1)
+        .map_or(qu_raft::state::LOG_LEVEL, |n| {
+            n.min(qu_raft::state::LOG_LEVEL)
+        })
 }
 
 /// Test hook: true the first time this process passes the point named by
