@@ -179,11 +179,6 @@ pub(crate) fn failpoint(name: &str) {
     }
 }
 
-/// Test hook: true while `QU_FAILPOINT` names this point.
-pub(crate) fn failpoint_set(name: &str) -> bool {
-    std::env::var("QU_FAILPOINT").as_deref() == Ok(name)
-}
-
 /// The log level this node reports. `QU_FAILPOINT=report-level-N` makes it
 /// pose as a node of an older release reading level N (tests of the level
 /// gate).
