@@ -1,7 +1,7 @@
 //! Gotify (self-hosted): `POST /message` with the application token in
 //! `X-Gotify-Key` (never in the URL); `title`, `message`, optional
-//! `priority`. 5xx are retried; 4xx are permanent with Gotify's
-//! `errorDescription`.
+//! `priority`. 429 and 5xx are retried; other 4xx are permanent with
+//! Gotify's `errorDescription`.
 
 use super::message::Message;
 use super::template::{truncate, Markup};

@@ -3,18 +3,21 @@
 //! a resend of one page (after a retry or a leader crash) is deduplicated
 //! by the homeserver. A room alias (`#ops:example.org`) is resolved first
 //! (`GET /directory/room/{alias}`). The event carries a plain `body` and
-//! an HTML `formatted_body`, cut to 30 000 characters (events are capped
-//! at 64 KiB). `M_LIMIT_EXCEEDED` is retried after `retry_after_ms`; other
-//! 4xx are permanent with the homeserver's `errcode` and `error`.
+//! an HTML `formatted_body`, each cut to 28 000 bytes as JSON (a whole
+//! event, envelope and signatures included, is capped at 65 536 bytes of
+//! canonical JSON), the HTML never inside a tag or entity.
+//! `M_LIMIT_EXCEEDED` is retried after `retry_after_ms`; other 4xx are
+//! permanent with the homeserver's `errcode` and `error`.
 
 use std::time::Duration;
 
 use super::message::Message;
-use super::template::{truncate, Markup};
+use super::template::Markup;
 use super::{exchange, Provider, SendError, SendFuture};
 
-/// Characters of body per event.
-pub const MAX_BODY: usize = 30_000;
+/// Bytes of JSON for each of `body` and `formatted_body`: both together
+/// leave the homeserver room for the event's envelope within 64 KiB.
+pub const MAX_BODY_BYTES: usize = 28_000;
 
 pub struct Matrix {
     pub client: reqwest::Client,
@@ -35,6 +38,53 @@ pub fn segment(s: &str) -> String {
         .collect()
 }
 
+/// Bytes `c` takes inside a JSON string (serde_json escapes what Matrix's
+/// canonical JSON does: `"`, `\\` and control characters).
+fn json_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
+}
+
+/// `s` cut so that it takes at most `max` bytes as a JSON string, ending
+/// in an ellipsis when it was cut (never in the middle of a character).
+pub fn truncate_json(s: &str, max: usize) -> String {
+    if s.chars().map(json_len).sum::<usize>() <= max {
+        return s.to_string();
+    }
+    let Some(budget) = max.checked_sub('…'.len_utf8()) else {
+        return String::new();
+    };
+    let (mut used, mut end) = (0, 0);
+    for (i, c) in s.char_indices() {
+        used += json_len(c);
+        if used > budget {
+            break;
+        }
+        end = i + c.len_utf8();
+    }
+    format!("{}…", &s[..end])
+}
+
+/// `truncate_json` for HTML: a cut leaves no half tag or entity at the end.
+fn truncate_html_json(s: &str, max: usize) -> String {
+    let cut = truncate_json(s, max);
+    if cut == s {
+        return cut;
+    }
+    let body = cut.strip_suffix('…').unwrap_or(&cut);
+    let open_tag = body.rfind('<').filter(|i| !body[*i..].contains('>'));
+    let open_entity = body.rfind('&').filter(|i| !body[*i..].contains(';'));
+    let end = open_tag
+        .into_iter()
+        .chain(open_entity)
+        .min()
+        .unwrap_or(body.len());
+    format!("{}…", &body[..end])
+}
+
 /// The `m.room.message` content.
 pub fn content(msg: &Message) -> serde_json::Value {
     let plain = format!("{}\n{}", msg.title(Markup::Plain), msg.body(Markup::Plain));
@@ -45,9 +95,9 @@ pub fn content(msg: &Message) -> serde_json::Value {
     );
     serde_json::json!({
         "msgtype": "m.text",
-        "body": truncate(plain.trim_end(), MAX_BODY),
+        "body": truncate_json(plain.trim_end(), MAX_BODY_BYTES),
         "format": "org.matrix.custom.html",
-        "formatted_body": truncate(&html, MAX_BODY),
+        "formatted_body": truncate_html_json(&html, MAX_BODY_BYTES),
     })
 }
 
@@ -120,5 +170,18 @@ mod tests {
         assert_eq!(segment("!abc:example.org"), "%21abc%3Aexample.org");
         assert_eq!(segment("#ops:example.org"), "%23ops%3Aexample.org");
         assert_eq!(segment("c1-2-a1"), "c1-2-a1");
+    }
+
+    #[test]
+    fn cuts_count_bytes_as_json_and_never_split_a_character_or_a_tag() {
+        assert_eq!(truncate_json("short", 10), "short");
+        // `"` takes two bytes in JSON, é two of UTF-8, … three.
+        assert_eq!(truncate_json("\"\"\"\"\"\"", 10), "\"\"\"…");
+        assert_eq!(truncate_json("éééééé", 10), "ééé…");
+        let cut = truncate_json(&"é\n".repeat(10_000), 1000);
+        assert!(serde_json::to_string(&cut).unwrap().len() <= 1002, "{cut}");
+        assert_eq!(truncate_html_json("ab <i>cd</i>", 8), "ab …");
+        assert_eq!(truncate_html_json("ab &amp; cd", 9), "ab …");
+        assert_eq!(truncate_html_json("<b>x</b> yyyyyyy", 12), "<b>x</b> …");
     }
 }

@@ -1,7 +1,9 @@
 //! Slack incoming webhook: a Block Kit message (a header with the title,
 //! mrkdwn sections with the body) and a plain `text` fallback for
 //! notifications. Slack's limits: 150 characters in a header, 3000 per
-//! section, 40 000 per message; values are escaped for mrkdwn. A 429 is
+//! section, 40 000 per message; values are escaped for mrkdwn, and no cut
+//! (between sections, or to fit) falls inside an `&entity;` or a
+//! `<link|text>`, which Slack would show raw. A 429 is
 //! retried after Slack's `Retry-After`; other 4xx (`invalid_payload`,
 //! `channel_not_found`, …) are permanent, with Slack's own words.
 
@@ -21,8 +23,39 @@ pub struct Slack {
     pub url: String,
 }
 
+/// Where an unfinished `&entity;` or `<link|text>` at the end of `piece`
+/// begins, when it begins in its second half (a cut there would leave it
+/// raw; one that began earlier is too long to move whole).
+fn open_markup(piece: &[char]) -> Option<usize> {
+    let open = |start: char, end: char| {
+        piece
+            .iter()
+            .rposition(|c| *c == start)
+            .filter(|i| !piece[*i..].contains(&end))
+    };
+    // Entities are short (`&amp;`); a lone `&` further back is text.
+    let entity = open('&', ';').filter(|i| piece.len() - i <= 8);
+    open('<', '>')
+        .into_iter()
+        .chain(entity)
+        .min()
+        .filter(|i| *i >= piece.len() / 2)
+}
+
+/// `s` cut to at most `max` characters as `truncate` does, and never
+/// inside an entity or a link.
+fn truncate_mrkdwn(s: &str, max: usize) -> String {
+    let cut = truncate(s, max);
+    if cut == s {
+        return cut;
+    }
+    let kept: Vec<char> = cut.strip_suffix('…').unwrap_or(&cut).chars().collect();
+    let end = open_markup(&kept).unwrap_or(kept.len());
+    format!("{}…", kept[..end].iter().collect::<String>())
+}
+
 /// `text` in pieces of at most `max` characters, cut at a line break
-/// where one is near, never inside a character.
+/// where one is near, never inside a character, an entity or a link.
 pub fn sections(text: &str, max: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest: Vec<char> = text.chars().collect();
@@ -36,7 +69,9 @@ pub fn sections(text: &str, max: usize) -> Vec<String> {
             .iter()
             .rposition(|c| *c == '\n')
             .filter(|i| *i >= max / 2)
-            .map_or(max, |i| i + 1);
+            .map(|i| i + 1)
+            .or_else(|| open_markup(window))
+            .unwrap_or(max);
         out.push(rest[..cut].iter().collect());
         rest.drain(..cut);
     }
@@ -47,7 +82,7 @@ pub fn sections(text: &str, max: usize) -> Vec<String> {
 pub fn payload(msg: &Message) -> serde_json::Value {
     let title = truncate(&msg.title(Markup::Plain), MAX_HEADER);
     let budget = MAX_MESSAGE - title.chars().count() - 1;
-    let body = truncate(msg.body(Markup::SlackMrkdwn).trim_end(), budget);
+    let body = truncate_mrkdwn(msg.body(Markup::SlackMrkdwn).trim_end(), budget);
     let mut blocks = vec![serde_json::json!({
         "type": "header",
         "text": { "type": "plain_text", "text": title, "emoji": true },
@@ -60,7 +95,7 @@ pub fn payload(msg: &Message) -> serde_json::Value {
     }
     // The fallback shown in notifications: the escaped title.
     serde_json::json!({
-        "text": truncate(&msg.title(Markup::SlackMrkdwn), MAX_HEADER),
+        "text": truncate_mrkdwn(&msg.title(Markup::SlackMrkdwn), MAX_HEADER),
         "blocks": blocks,
     })
 }
@@ -89,6 +124,15 @@ mod tests {
         assert_eq!(parts.concat(), text, "nothing lost or added");
         assert_eq!(parts[0], format!("{}\n", "a".repeat(2000)));
         assert!(sections("", 10).is_empty());
+        // No piece ends inside an entity or a link.
+        let text = format!("x{}", "&amp;".repeat(10));
+        let parts = sections(&text, 12);
+        assert_eq!(parts[0], "x&amp;&amp;");
+        assert_eq!(parts.concat(), text);
+        let parts = sections("abcdefgh <https://e.x|go>", 16);
+        assert_eq!(parts, ["abcdefgh ", "<https://e.x|go>"]);
+        assert_eq!(truncate_mrkdwn("ab &amp; cd", 7), "ab …");
+        assert_eq!(truncate_mrkdwn("ab &amp; cd", 100), "ab &amp; cd");
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! Microsoft Teams through a Workflows webhook ("Post to a channel when a
 //! webhook request is received"): a `message` with one Adaptive Card
 //! attachment (title, body, facts). Teams takes about 28 KB per message,
-//! so the body is cut to 20 000 bytes. 429 (with `Retry-After`) and 5xx
-//! are retried; other 4xx are permanent with the workflow's `error.message`.
+//! so the body is cut to 20 000 bytes as sent (JSON-escaped: a quote or a
+//! line break takes two). 429 (with `Retry-After`) and 5xx are retried;
+//! other 4xx are permanent with the workflow's `error.message`.
 
+use super::matrix::truncate_json;
 use super::message::Message;
-use super::template::{truncate, truncate_bytes, Markup};
+use super::template::{truncate, Markup};
 use super::{exchange, no_wait, Provider, SendFuture};
 
-/// Bytes of body text in a card.
+/// Bytes of body text in a card, as JSON.
 pub const MAX_BODY_BYTES: usize = 20_000;
 
 pub struct Teams {
@@ -45,7 +47,7 @@ pub fn payload(msg: &Message) -> serde_json::Value {
                     },
                     {
                         "type": "TextBlock",
-                        "text": truncate_bytes(msg.body(Markup::Plain).trim_end(), MAX_BODY_BYTES),
+                        "text": truncate_json(msg.body(Markup::Plain).trim_end(), MAX_BODY_BYTES),
                         "wrap": true,
                     },
                     { "type": "FactSet", "facts": facts },

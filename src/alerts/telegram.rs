@@ -1,10 +1,12 @@
 //! Telegram Bot API `sendMessage`: HTML (`parse_mode=HTML`; values
-//! escaped), at most 4096 characters. A 429 is retried after Telegram's
-//! `parameters.retry_after`; other 4xx are permanent with Telegram's
-//! `description`. The bot token is in the URL's path, so it never appears
-//! in an error (`network_error` names only the host). A message Telegram
-//! cannot parse as HTML (a template's unbalanced tag, a cut) is sent once
-//! more as plain text rather than not at all.
+//! escaped), at most 4096 characters, link previews off
+//! (`link_preview_options`, which replaced `disable_web_page_preview`).
+//! A 429 is retried after Telegram's `parameters.retry_after`; other 4xx
+//! are permanent with Telegram's `description`. The bot token is in the
+//! URL's path, so it never appears in an error (`network_error` names
+//! only the host). A message Telegram cannot parse as HTML (a template's
+//! unbalanced tag, a cut) is sent once more as plain text rather than not
+//! at all.
 
 use super::message::Message;
 use super::template::{truncate, Markup};
@@ -52,14 +54,14 @@ pub fn payload(msg: &Message, chat_id: &str, html: bool) -> serde_json::Value {
             "chat_id": chat_id,
             "text": truncate_html(&text, MAX_TEXT),
             "parse_mode": "HTML",
-            "disable_web_page_preview": true,
+            "link_preview_options": { "is_disabled": true },
         })
     } else {
         let text = format!("{}\n{}", msg.title(Markup::Plain), msg.body(Markup::Plain));
         serde_json::json!({
             "chat_id": chat_id,
             "text": truncate(&text, MAX_TEXT),
-            "disable_web_page_preview": true,
+            "link_preview_options": { "is_disabled": true },
         })
     }
 }

@@ -1,5 +1,6 @@
-//! A local HTTP receiver standing in for Discord and webhook endpoints: it
-//! records every request and answers from a script (then a default status).
+//! A local HTTP receiver standing in for alert receivers (webhooks,
+//! Discord, Slack, Telegram, PagerDuty, …): it records every request and
+//! answers from a script (then a default status).
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
@@ -11,6 +12,8 @@ use qu_jepsen::http::{Request, Response, Server, Workers};
 /// One recorded request.
 #[derive(Debug, Clone)]
 pub struct Captured {
+    pub method: String,
+    /// The request target as sent: path and query, not decoded.
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
@@ -32,6 +35,15 @@ impl Captured {
 
 /// (status, extra headers, body)
 pub type Reply = (u16, Vec<(String, String)>, String);
+
+/// A scripted answer with a JSON body (`Content-Type: application/json`).
+pub fn json_reply(status: u16, body: serde_json::Value) -> Reply {
+    (
+        status,
+        vec![("Content-Type".into(), "application/json".into())],
+        body.to_string(),
+    )
+}
 
 #[derive(Default)]
 struct Inner {
@@ -114,6 +126,7 @@ fn handle(req: &Request, inner: &Mutex<Inner>) -> Response {
             .pop_front()
             .unwrap_or((g.default_status, vec![], String::new()));
         g.log.push(Captured {
+            method: req.method.clone(),
             path: req.path.clone(),
             headers: req.headers.clone(),
             body: req.body_text(),
