@@ -5,9 +5,8 @@
 //! line break takes two). 429 (with `Retry-After`) and 5xx are retried;
 //! other 4xx are permanent with the workflow's `error.message`.
 
-use super::matrix::truncate_json;
 use super::message::Message;
-use super::template::{truncate, Markup};
+use super::template::{truncate, truncate_json, Markup};
 use super::{exchange, no_wait, Provider, SendFuture};
 
 /// Bytes of body text in a card, as JSON.

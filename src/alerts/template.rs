@@ -96,6 +96,35 @@ pub fn truncate_bytes(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
+/// Bytes `c` takes inside a JSON string (serde_json escapes `"`, `\\` and control characters).
+fn json_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
+}
+
+/// `s` cut so that it takes at most `max` bytes as a JSON string, ending
+/// in an ellipsis when it was cut (never in the middle of a character).
+pub fn truncate_json(s: &str, max: usize) -> String {
+    if s.chars().map(json_len).sum::<usize>() <= max {
+        return s.to_string();
+    }
+    let Some(budget) = max.checked_sub('…'.len_utf8()) else {
+        return String::new();
+    };
+    let (mut used, mut end) = (0, 0);
+    for (i, c) in s.char_indices() {
+        used += json_len(c);
+        if used > budget {
+            break;
+        }
+        end = i + c.len_utf8();
+    }
+    format!("{}…", &s[..end])
+}
+
 #[derive(Serialize)]
 struct CheckFields<'a> {
     name: &'a str,
