@@ -20,12 +20,12 @@ command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
 # ... and renders the status page in headless Chromium (a screenshot is kept
 # under the target directory's tmp/).
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+# Clock-skew faults (the harness, tests/clock.rs) run nodes under libfaketime.
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 ] || need_pkgs+=(faketime)
 # The fault-injection smoke (root only) partitions nodes with iptables.
 if [ "$(id -u)" = 0 ]; then
   command -v iptables >/dev/null 2>&1 || need_pkgs+=(iptables)
   command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
-  # Clock-skew faults run nodes under libfaketime.
-  [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 ] || need_pkgs+=(faketime)
   command -v dnsmasq >/dev/null 2>&1 || need_pkgs+=(dnsmasq-base)
   command -v unshare >/dev/null 2>&1 || need_pkgs+=(util-linux)
 fi

@@ -15,7 +15,7 @@ use crate::daemon::control::{ControlReply, ControlRequest, PeerRow};
 pub enum NodeCommand {
     /// Add the node at HOST:PORT: shows its id and fingerprint and asks, SSH-style, before trusting it; returns once it is a voter
     Add(AddArgs),
-    /// List members: NODE_ID, ADVERTISE, ROLE, LIVE, LAST_SEEN, LAG
+    /// List members: NODE_ID, ADVERTISE, ROLE, LIVE, LAST_SEEN, LAG, VERSION, CLOCK (offset from the voters' common time; OFF: kept from leading)
     List(JsonArg),
     /// Remove a member from the cluster and from every node's trust store
     Remove {
@@ -86,6 +86,7 @@ pub(super) fn render_nodes(nodes: &[PeerRow], with_role: bool) -> String {
                 row.push(n.lag.map(|l| l.to_string()).unwrap_or_else(|| "-".into()));
             }
             row.push(n.version.clone().unwrap_or_else(|| "-".into()));
+            row.push(n.clock_word());
             row
         })
         .collect();
@@ -99,12 +100,20 @@ pub(super) fn render_nodes(nodes: &[PeerRow], with_role: bool) -> String {
                 "LAST_SEEN",
                 "LAG",
                 "VERSION",
+                "CLOCK",
             ],
             &rows,
         )
     } else {
         table::render(
-            &["NODE_ID", "ADVERTISE", "LIVE", "LAST_SEEN", "VERSION"],
+            &[
+                "NODE_ID",
+                "ADVERTISE",
+                "LIVE",
+                "LAST_SEEN",
+                "VERSION",
+                "CLOCK",
+            ],
             &rows,
         )
     }

@@ -135,6 +135,17 @@ fn render(s: &StatusReport) -> String {
     };
     line("preferred", preferred);
     line("cooldown", format!("{}s", p.cooldown_secs));
+    if let Some(me) = s.peers.iter().find(|p| p.node_id == s.node_id) {
+        let word = me.clock_word();
+        let clock = if me.clock_off {
+            format!("{word}: this node's clock is off from the other voters'; it does not lead (fix NTP)")
+        } else if word == "-" {
+            "- (no other voter answered yet)".into()
+        } else {
+            format!("{word} from the voters' common time")
+        };
+        line("clock", clock);
+    }
     let pr = &s.probing;
     line(
         "probing",
@@ -163,13 +174,17 @@ fn render(s: &StatusReport) -> String {
                 p.advertise.clone(),
                 p.live.to_string(),
                 p.last_seen.clone().unwrap_or_else(|| "-".into()),
+                p.clock_word(),
             ]
         })
         .collect();
     out.push_str(&table::render(
-        &["NODE_ID", "ADVERTISE", "LIVE", "LAST_SEEN"],
+        &["NODE_ID", "ADVERTISE", "LIVE", "LAST_SEEN", "CLOCK"],
         &rows,
     ));
+    if let Some(d) = &s.clock_disagree {
+        out.push_str(&format!("clocks: {d}\n"));
+    }
 
     if s.checks.iter().any(|c| c.stale) {
         out.push_str("\nCHECKS (stale: no quorum, so no verdict can be reached; states are the last committed)\n");

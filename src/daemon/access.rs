@@ -41,7 +41,8 @@ pub fn class_of(req: &MemberRequest) -> Class {
         | MemberRequest::Level
         | MemberRequest::Probe { .. }
         | MemberRequest::Version
-        | MemberRequest::Rollup { .. } => Class::Member,
+        | MemberRequest::Rollup { .. }
+        | MemberRequest::Clock { .. } => Class::Member,
     }
 }
 

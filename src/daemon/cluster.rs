@@ -401,6 +401,23 @@ pub(super) async fn ping_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver
                     .await;
                 if r.is_ok() {
                     d.liveness.heard(node);
+                    let off = d.own_clock_off();
+                    let sent_ms = crate::checks::scheduler::now_ms();
+                    let c = d
+                        .pool
+                        .call_within::<_, MemberResponse>(
+                            &addr,
+                            &MemberRequest::Clock { off },
+                            interval * 2,
+                        )
+                        .await;
+                    if let Ok(MemberResponse::Clock { wall_ms }) = c {
+                        let received_ms = crate::checks::scheduler::now_ms();
+                        d.clocks.record(
+                            node,
+                            super::clock::Sample::of(sent_ms, wall_ms, received_ms, Instant::now()),
+                        );
+                    }
                     if d.liveness.version_due(node) {
                         let v = d
                             .pool

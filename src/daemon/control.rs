@@ -409,6 +409,36 @@ pub struct PeerRow {
     /// has not said yet or is older than this field.
     #[serde(default)]
     pub version: Option<String>,
+    /// Its clock minus the voters' common time, in ms, as this node
+    /// estimates it (`daemon::clock`); `None` when not known (no fresh
+    /// sample, an older node, not a voter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_ms: Option<i64>,
+    /// Its clock is off by more than `clock::LIMIT_MS`: it is kept from
+    /// leading.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clock_off: bool,
+}
+
+impl PeerRow {
+    /// The CLOCK column: `+3ms`, `-4.0s OFF`, or `-`.
+    pub fn clock_word(&self) -> String {
+        match self.clock_offset_ms {
+            None => "-".into(),
+            Some(ms) => {
+                let v = if ms.unsigned_abs() >= 1000 {
+                    format!("{:+.1}s", ms as f64 / 1000.0)
+                } else {
+                    format!("{ms:+}ms")
+                };
+                if self.clock_off {
+                    format!("{v} OFF")
+                } else {
+                    v
+                }
+            }
+        }
+    }
 }
 
 /// One check as listings show it.
@@ -636,6 +666,10 @@ pub struct StatusReport {
     pub duties: Vec<crate::daemon::supervisor::DutyHealth>,
     #[serde(default)]
     pub alerting: AlertingInfo,
+    /// Set when no majority of voters agree on the time (then no clock is
+    /// judged; see the peers' clock offsets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_disagree: Option<String>,
 }
 
 /// Alert dispatch counters of `qu status` (since the daemon started).

@@ -45,6 +45,25 @@ impl Leadership {
 }
 
 impl Daemon {
+    /// This node's judgement of the voters' clocks, now.
+    pub(super) fn clock_assessment(&self, voters: &BTreeSet<NodeId>) -> super::clock::Assessment {
+        let now = Instant::now();
+        super::clock::assess(
+            self.me(),
+            voters,
+            &self.clocks.estimates(now),
+            &self.clocks.reported_off(now),
+        )
+    }
+
+    /// Whether this node judges its own clock off (told to peers with
+    /// every ping).
+    pub(super) fn own_clock_off(&self) -> bool {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let voters: BTreeSet<NodeId> = m.membership_config.voter_ids().collect();
+        self.clock_assessment(&voters).is_off(self.me())
+    }
+
     /// What the leadership policy sees now.
     fn observe(&self) -> Observation {
         let m = self.raft.metrics().borrow_watched().clone();
@@ -63,14 +82,17 @@ impl Daemon {
                     .collect()
             })
             .unwrap_or_default();
+        let now = Instant::now();
+        let clock = self.clock_assessment(&voters);
         Observation {
-            now: Instant::now(),
+            now,
             me: self.me(),
             leader: m.current_leader,
             voters,
             live_since,
             matched,
             committed: m.local_committed.map(|l| l.index).unwrap_or(0),
+            clock,
         }
     }
 
@@ -85,7 +107,7 @@ impl Daemon {
             .voters
             .iter()
             .copied()
-            .find(|v| *v == o.me || o.live_since.contains_key(v));
+            .find(|v| (*v == o.me || o.live_since.contains_key(v)) && !o.clock.is_off(*v));
         let remaining_for = |n: NodeId| {
             o.live_since
                 .get(&n)
@@ -144,11 +166,54 @@ impl Daemon {
     }
 }
 
+/// Acts on this node's view of the clocks: a node whose own clock is off
+/// does not stand for election (openraft's `elect`; the voters with sound
+/// clocks are a live majority, so one of them can), and a clock past
+/// `clock::WARN_MS` is logged once per change of what is said.
+fn clock_duties(daemon: &Daemon, obs: &Observation, said: &mut String) {
+    let me_off = obs.clock.is_off(obs.me);
+    daemon.raft.runtime_config().elect(!me_off);
+    let mut lines: Vec<String> = Vec::new();
+    for (node, c) in &obs.clock.voters {
+        if c.deviation_ms.unsigned_abs() > super::clock::WARN_MS + c.uncertainty_ms {
+            let who = if *node == obs.me {
+                "this node".to_string()
+            } else {
+                format!("node {node}")
+            };
+            let state = if c.off {
+                "off: it is kept from leading"
+            } else {
+                "drifting"
+            };
+            // Rounded to the half second, so a warning is not repeated as
+            // the estimate jitters.
+            let secs = (c.deviation_ms as f64 / 500.0).round() / 2.0;
+            lines.push(format!(
+                "{who}'s clock is {secs:+.1}s from the voters' ({state})"
+            ));
+        }
+    }
+    if let Some(d) = &obs.clock.disagree {
+        lines.push(d.clone());
+    }
+    let now_said = lines.join("; ");
+    if now_said != *said {
+        if now_said.is_empty() {
+            tracing::info!("clocks: every voter's clock agrees again");
+        } else {
+            tracing::warn!("clocks: {now_said}");
+        }
+        *said = now_said;
+    }
+}
+
 /// Runs the leadership policy (SPEC §7) on every tick; acts only while
 /// this node leads.
 pub(super) async fn policy_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
     let interval = daemon.timing.ping_interval();
     let mut last_reason = String::new();
+    let mut clock_said = String::new();
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
@@ -158,6 +223,7 @@ pub(super) async fn policy_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiv
             continue;
         }
         let obs = daemon.observe();
+        clock_duties(&daemon, &obs, &mut clock_said);
         let (decision, attempts, cooldown) = match daemon.leadership.policy.lock() {
             Ok(mut p) => {
                 let d = p.decide(&obs);
@@ -170,6 +236,24 @@ pub(super) async fn policy_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiv
             *v = view;
         }
         match decision {
+            Decision::Transfer { to } if obs.clock.is_off(obs.me) => {
+                tracing::warn!(%to, "leadership policy: handing leadership over: this node's {}", obs.clock.reason(obs.me).unwrap_or_default());
+                // Tell the target first, so it never hands leadership back
+                // before its own estimates see this clock as off.
+                if let Some(addr) = daemon.peer_addr(to) {
+                    let _ = daemon
+                        .pool
+                        .call_within::<_, super::rpc::MemberResponse>(
+                            &addr,
+                            &super::rpc::MemberRequest::Clock { off: true },
+                            interval * 2,
+                        )
+                        .await;
+                }
+                if let Err(e) = daemon.hand_over(to).await {
+                    tracing::warn!(%to, "leadership transfer could not start: {e}");
+                }
+            }
             Decision::Transfer { to } => {
                 tracing::info!(%to, "leadership policy: transferring leadership to the smallest live voter (live for the cooldown, log caught up)");
                 if let Err(e) = daemon.hand_over(to).await {

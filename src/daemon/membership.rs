@@ -651,6 +651,7 @@ impl Daemon {
             }
         }
         self.liveness.forget(node);
+        self.clocks.forget(node);
         tracing::info!(%node, "removed node from the cluster");
         Ok((format!("removed node {node}"), version))
     }

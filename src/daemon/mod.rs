@@ -11,6 +11,7 @@
 mod access;
 mod alerting;
 mod claims;
+pub mod clock;
 mod cluster;
 pub mod control;
 mod handlers;
@@ -262,6 +263,8 @@ pub(crate) struct Daemon {
     alerting: alerting::Dispatcher,
     /// The probers, also for `qu check test` (probes outside the rounds).
     probers: Arc<crate::checks::probe::Probers>,
+    /// Members' clock offsets (written by the ping loop).
+    clocks: clock::Clocks,
 }
 
 impl Daemon {
@@ -399,6 +402,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         supervisor: supervisor::Supervisor::new(),
         alerting: alerting::Dispatcher::new(alert_http),
         probers: probers.clone(),
+        clocks: clock::Clocks::default(),
     });
     if removed {
         let _ = daemon.raft.shutdown().await;

@@ -10,6 +10,11 @@
 //!   backoff (cooldown × 2^(failures−1), capped), so a flaky or paused target
 //!   never causes a tight loop; a target that lost liveness must serve a new
 //!   full cooldown.
+//! - Clocks (`daemon::clock`): a voter whose clock is judged off is never
+//!   the target; a leader whose own clock is off hands leadership to the
+//!   smallest live voter with a sound clock whose log has caught up, at
+//!   once (no cooldown: while it leads, rounds are evaluated at the wrong
+//!   time and no verdict is reached).
 //!
 //! Invariant: the policy only ever asks openraft to hand leadership to a
 //! voter heard from within the liveness window; if that node cannot take
@@ -46,6 +51,8 @@ pub struct Observation {
     pub matched: BTreeMap<NodeId, u64>,
     /// The leader's committed index.
     pub committed: u64,
+    /// What this node makes of the voters' clocks.
+    pub clock: crate::daemon::clock::Assessment,
 }
 
 /// The policy's decision.
@@ -126,16 +133,34 @@ impl Policy {
         if o.leader != Some(o.me) {
             return Decision::NotLeader;
         }
+        if o.clock.is_off(o.me) {
+            return self.leave_for_a_sound_clock(o);
+        }
         let smaller: Vec<NodeId> = o.voters.iter().copied().filter(|v| *v < o.me).collect();
         let live_smaller: Vec<NodeId> = smaller
             .iter()
             .copied()
             .filter(|v| o.live_since.contains_key(v))
             .collect();
-        let Some(&preferred) = live_smaller.first() else {
+        let Some(&preferred) = live_smaller.iter().find(|v| !o.clock.is_off(**v)) else {
             self.attempts.clear();
-            return Decision::Settled;
+            // The smallest live voter's clock is off: say so; stay.
+            return match live_smaller.first() {
+                Some(&skewed) => Decision::Wait {
+                    preferred: o.me,
+                    reason: format!(
+                        "node {skewed} is not made master: {}",
+                        o.clock.reason(skewed).unwrap_or_default()
+                    ),
+                    remaining: None,
+                },
+                None => Decision::Settled,
+            };
         };
+        let live_smaller: Vec<NodeId> = live_smaller
+            .into_iter()
+            .filter(|v| !o.clock.is_off(*v))
+            .collect();
         let mut first_wait: Option<Decision> = None;
         for target in live_smaller {
             let since = o.live_since[&target];
@@ -201,6 +226,63 @@ impl Policy {
         }
         first_wait.unwrap_or(Decision::Settled)
     }
+
+    /// This leader's clock is off: the smallest live voter with a sound
+    /// clock and a caught-up log takes over now (failed attempts back off
+    /// as usual).
+    fn leave_for_a_sound_clock(&mut self, o: &Observation) -> Decision {
+        let why = o.clock.reason(o.me).unwrap_or_default();
+        let mut blocked = Vec::new();
+        for target in o.voters.iter().copied().filter(|v| *v != o.me) {
+            if !o.live_since.contains_key(&target) {
+                continue;
+            }
+            if o.clock.is_off(target) {
+                blocked.push(format!("node {target}'s clock is off too"));
+                continue;
+            }
+            let matched = o.matched.get(&target).copied().unwrap_or(0);
+            if matched < o.committed {
+                blocked.push(format!(
+                    "node {target}'s log is {} entries behind",
+                    o.committed - matched
+                ));
+                continue;
+            }
+            if let Some(a) = self.attempts.get(&target) {
+                let next = a.at + self.backoff(a.failures);
+                if o.now < next {
+                    blocked.push(format!(
+                        "a transfer to node {target} did not take; retrying in {}s",
+                        next.saturating_duration_since(o.now).as_secs()
+                    ));
+                    continue;
+                }
+            }
+            let failures = self.attempts.get(&target).map_or(1, |a| a.failures + 1);
+            self.attempts.insert(
+                target,
+                Attempt {
+                    at: o.now,
+                    failures,
+                },
+            );
+            self.total_attempts += 1;
+            return Decision::Transfer { to: target };
+        }
+        Decision::Wait {
+            preferred: o.me,
+            reason: format!(
+                "this node should hand over ({why}) but no live voter can take over: {}",
+                if blocked.is_empty() {
+                    "none is live".to_string()
+                } else {
+                    blocked.join("; ")
+                }
+            ),
+            remaining: None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -226,7 +308,81 @@ mod tests {
             live_since: live.iter().map(|(n, t)| (NodeId(*n), *t)).collect(),
             matched: voters.iter().map(|v| (*v, matched)).collect(),
             committed: 10,
+            clock: Default::default(),
         }
+    }
+
+    /// `obs` with the clocks as node `me` judges them from these offsets.
+    fn with_clocks(mut o: Observation, offsets: &[(u64, i64)]) -> Observation {
+        let at = Instant::now();
+        let est = offsets
+            .iter()
+            .map(|(n, off)| {
+                (
+                    NodeId(*n),
+                    crate::daemon::clock::Sample {
+                        offset_ms: *off,
+                        uncertainty_ms: 1,
+                        at,
+                    },
+                )
+            })
+            .collect();
+        o.clock = crate::daemon::clock::assess(o.me, &o.voters, &est, &BTreeSet::new());
+        o
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leader_whose_clock_is_off_hands_over_at_once_to_a_sound_voter() {
+        let mut p = policy();
+        let since = Instant::now();
+        // Node 1 leads, 4 s ahead of nodes 2 and 3 (live just now).
+        let o = with_clocks(
+            obs(1, 1, &[(2, since), (3, since)], 10),
+            &[(2, -4_000), (3, -4_000)],
+        );
+        assert_eq!(p.decide(&o), Decision::Transfer { to: NodeId(2) });
+        // Node 2 lagging: node 3 instead.
+        let mut o = with_clocks(
+            obs(1, 1, &[(2, since), (3, since)], 10),
+            &[(2, -4_000), (3, -4_000)],
+        );
+        o.matched.insert(NodeId(2), 3);
+        let mut p = policy();
+        assert_eq!(p.decide(&o), Decision::Transfer { to: NodeId(3) });
+        // Nobody can take over: stay, and say why.
+        let o = with_clocks(obs(1, 1, &[], 10), &[]);
+        assert_eq!(p.decide(&o), Decision::Settled, "alone, nothing is judged");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_voter_whose_clock_is_off_is_never_made_master() {
+        let mut p = policy();
+        let since = Instant::now();
+        tokio::time::advance(COOLDOWN * 2).await;
+        // Node 3 leads; node 1 (the smallest) is 4 s ahead: node 2 instead.
+        let o = with_clocks(
+            obs(3, 3, &[(1, since), (2, since)], 10),
+            &[(1, 4_000), (2, 5)],
+        );
+        assert_eq!(p.decide(&o), Decision::Transfer { to: NodeId(2) });
+        // Node 2 leads: node 1 stays out, and the reason says why.
+        let mut p = policy();
+        let o = with_clocks(
+            obs(2, 2, &[(1, since), (3, since)], 10),
+            &[(1, 4_000), (3, 5)],
+        );
+        match p.decide(&o) {
+            Decision::Wait { reason, .. } => {
+                assert!(
+                    reason.contains("node 0000000000000001 is not made master"),
+                    "{reason}"
+                );
+                assert!(reason.contains("4.0s ahead of"), "{reason}");
+            }
+            d => panic!("{d:?}"),
+        }
+        assert_eq!(p.total_attempts(), 0);
     }
 
     #[tokio::test(start_paused = true)]

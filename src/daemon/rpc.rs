@@ -111,6 +111,14 @@ pub enum MemberRequest {
     Rollup {
         check_id: String,
     },
+    /// The answering node's wall clock (clock health; `daemon::clock`);
+    /// `off`: the caller judges its own clock off (so a voter it hands
+    /// leadership to never hands it back). Older nodes answer
+    /// `bad_request` and their clocks are not judged.
+    Clock {
+        #[serde(default)]
+        off: bool,
+    },
 }
 
 /// Why the leader could not carry out a forwarded operation.
@@ -151,6 +159,10 @@ pub enum MemberResponse {
     },
     Version(String),
     Rollup(crate::checks::rollup::Summary),
+    /// Milliseconds since the Unix epoch by the answering node's clock.
+    Clock {
+        wall_ms: u64,
+    },
 }
 
 /// Bytes as base64 in JSON (snapshots).

@@ -138,6 +138,13 @@ impl Service for MemberService {
                 }
             }
             MemberRequest::Version => MemberResponse::Version(crate::version::LONG.to_string()),
+            MemberRequest::Clock { off } => {
+                d.clocks
+                    .reported(caller.node_id, off, tokio::time::Instant::now());
+                MemberResponse::Clock {
+                    wall_ms: crate::checks::scheduler::now_ms(),
+                }
+            }
             MemberRequest::Rollup { check_id } => MemberResponse::Rollup(
                 super::rollups::local_summary(&d.scheduler_stats, &check_id)
                     .await

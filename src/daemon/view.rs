@@ -28,6 +28,7 @@ impl Daemon {
         let state = self.state();
         let voters: BTreeSet<NodeId> = m.membership_config.voter_ids().collect();
         let learners: BTreeSet<NodeId> = m.membership_config.membership().learner_ids().collect();
+        let clocks = self.clock_assessment(&voters);
         let mut ids: BTreeSet<NodeId> = state.state.peers.keys().copied().collect();
         ids.extend(m.membership_config.nodes().map(|(id, _)| *id));
         ids.into_iter()
@@ -70,6 +71,8 @@ impl Daemon {
                     matched,
                     lag,
                     version: self.liveness.version(id),
+                    clock_offset_ms: clocks.voters.get(&id).map(|c| c.deviation_ms),
+                    clock_off: clocks.is_off(id),
                 }
             })
             .collect()
@@ -345,6 +348,9 @@ impl Daemon {
                 sends_in_flight: self.alerting.sends_in_flight(),
                 confirmation_rounds: self.confirmation_rounds(),
             },
+            clock_disagree: self
+                .clock_assessment(&m.membership_config.voter_ids().collect())
+                .disagree,
         }
     }
 
