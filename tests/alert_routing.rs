@@ -704,5 +704,8 @@ fn level_5_alerts_are_refused_while_a_member_runs_level_4() {
         );
     }
     assert_eq!(common::version(&a), before, "nothing reached the log");
+    let st = a.status().unwrap();
+    assert_eq!(st["reads_log_level"], 5, "{st:#}");
+    assert!(st["log_level"].as_u64().unwrap() <= 4, "{st:#}");
     a.ok(&["alert", "edit", "plain", "--repeat", "1h"]);
 }

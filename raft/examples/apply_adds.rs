@@ -55,8 +55,16 @@ fn main() {
     println!("{n} adds in {:?}", started.elapsed());
     let t = Instant::now();
     let copy = (*published.checks).clone();
-    println!("copy of the checks map: {:?} ({} checks)", t.elapsed(), copy.len());
+    println!(
+        "copy of the checks map: {:?} ({} checks)",
+        t.elapsed(),
+        copy.len()
+    );
     let t = Instant::now();
     let copy = (*published.history).clone();
-    println!("copy of the history map: {:?} ({} checks)", t.elapsed(), copy.len());
+    println!(
+        "copy of the history map: {:?} ({} checks)",
+        t.elapsed(),
+        copy.len()
+    );
 }

@@ -121,6 +121,16 @@ fn render(s: &StatusReport) -> String {
         format!("{} (need {} of {})", s.quorum, s.need, s.voters),
     );
     line("config ver", s.config_version.to_string());
+    if s.reads_log_level > 0 {
+        line(
+            "log level",
+            format!(
+                "{} committed (every member reads it); this node reads up to {}",
+                s.log_level.max(1),
+                s.reads_log_level
+            ),
+        );
+    }
     let p = &s.policy;
     let preferred = match p.preferred {
         Some(n) if Some(n) == s.master => format!("{} (is master)", short(n)),

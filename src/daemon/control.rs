@@ -666,6 +666,12 @@ pub struct StatusReport {
     pub duties: Vec<crate::daemon::supervisor::DutyHealth>,
     #[serde(default)]
     pub alerting: AlertingInfo,
+    /// The log level the cluster has committed that every member reads
+    /// (commands up to it need no asking), and the highest this node reads.
+    #[serde(default)]
+    pub log_level: u32,
+    #[serde(default)]
+    pub reads_log_level: u32,
     /// Set when no majority of voters agree on the time (then no clock is
     /// judged; see the peers' clock offsets).
     #[serde(default, skip_serializing_if = "Option::is_none")]

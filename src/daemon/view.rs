@@ -348,6 +348,8 @@ impl Daemon {
                 sends_in_flight: self.alerting.sends_in_flight(),
                 confirmation_rounds: self.confirmation_rounds(),
             },
+            log_level: state.state.log_level,
+            reads_log_level: super::reported_level(),
             clock_disagree: self
                 .clock_assessment(&m.membership_config.voter_ids().collect())
                 .disagree,
