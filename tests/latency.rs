@@ -79,6 +79,16 @@ fn check_show_lists_each_nodes_own_latency_and_marks_a_dead_node() {
             (seen == ids && rows.iter().all(|(_, r)| healthy(r))).then_some(v)
         },
     );
+    // The round timetable, as the fault-injection harness reads it: the
+    // leader's last round started where the timetable says.
+    assert_eq!(v["interval_ms"], 2000, "{v}");
+    assert_eq!(v["timeout_ms"], 1000, "{v}");
+    let offset = v["round_offset_ms"].as_u64().unwrap();
+    assert!(offset < 2000 && offset % 100 == 0, "{v}");
+    if let Some(round) = v["last_round"]["round"].as_u64() {
+        assert_eq!(v["last_round"]["started_ms"], round * 2000 + offset, "{v}");
+    }
+
     let rows = rows_by_node(&v);
     assert_eq!(rows[0].0, nodes[0].node_id(), "this node first: {v}");
     assert_eq!(rows[0].1["this_node"], true, "{v}");

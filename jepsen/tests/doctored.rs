@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use qu_jepsen::checkers::{
     check_all, deliveries, detection, leadership, linearizable, minority_page, timings,
 };
-use qu_jepsen::history::{Event, Op, Value};
+use qu_jepsen::history::{Event, Op, ProbeWindow, Value};
 
 fn items(list: &[&str]) -> Option<BTreeSet<String>> {
     Some(list.iter().map(|s| s.to_string()).collect())
@@ -91,6 +91,8 @@ fn clean() -> Vec<Event> {
         flip: 1,
         to: "down".into(),
         alerts: vec!["a1".into()],
+        round: None,
+        probes: vec![],
     });
     h.push(Event::Delivery {
         t: 2700,
@@ -104,6 +106,7 @@ fn clean() -> Vec<Event> {
         fault: "kill".into(),
         targets: vec!["n1".into()],
         leader: true,
+        skew_ms: None,
     });
     h.push(Event::Delivery {
         t: 4000,
@@ -119,6 +122,8 @@ fn clean() -> Vec<Event> {
         flip: 2,
         to: "up".into(),
         alerts: vec!["a1".into()],
+        round: None,
+        probes: vec![],
     });
     h.push(Event::Delivery {
         t: 7100,
@@ -151,6 +156,8 @@ fn clean() -> Vec<Event> {
         flip: 3,
         to: "down".into(),
         alerts: vec!["a1".into()],
+        round: None,
+        probes: vec![],
     });
     h.push(Event::Delivery {
         t: 14_000,
@@ -165,6 +172,8 @@ fn clean() -> Vec<Event> {
         flip: 4,
         to: "up".into(),
         alerts: vec!["a1".into()],
+        round: None,
+        probes: vec![],
     });
     h.push(Event::Delivery {
         t: 25_000,
@@ -331,6 +340,173 @@ fn a_minority_page_is_caught() {
         });
         assert_eq!(minority_page::check(&h).ok, ok, "page at {page_at}");
     }
+}
+
+/// A DOWN transition of `check`'s flip `flip` confirmed in round `k` of a
+/// 1 s interval, 300 ms offset, 500 ms timeout: probes of rounds k-1 and k.
+fn down_in_round(check: &str, flip: u64, k: u64, committed_at: u64) -> Event {
+    Event::Transition {
+        t: committed_at,
+        check: check.into(),
+        flip,
+        to: "down".into(),
+        alerts: vec!["a1".into()],
+        round: Some(k),
+        probes: (k - 1..=k)
+            .map(|round| ProbeWindow {
+                round,
+                start: round * 1000 + 300,
+                end: round * 1000 + 800,
+            })
+            .collect(),
+    }
+}
+
+fn page(t: u64, id: &str, event: &str) -> Event {
+    Event::Delivery {
+        t,
+        delivery_id: id.into(),
+        check: id.split('-').next().unwrap().into(),
+        event: event.into(),
+    }
+}
+
+/// Five voters; every node sees `web` fail for 7 s from 100 s; a clock
+/// fault at the leader delays the evaluation, so the DOWN confirmed in
+/// round 106 (probes at 105.3 s and 106.3 s, inside the outage) is
+/// committed and paged only after the outage ended.
+fn late_but_justified(page_at: u64) -> Vec<Event> {
+    let all: Vec<String> = (1..=5).map(|i| format!("n{i}")).collect();
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    vec![
+        Event::Meta {
+            voters: 5,
+            interval_ms: 1000,
+            seed: 9,
+        },
+        Event::Nemesis {
+            t: 103_000,
+            action: "start".into(),
+            fault: "skew-leader".into(),
+            targets: vec!["n1".into()],
+            leader: true,
+            skew_ms: Some(-4_000),
+        },
+        truth(100_000, &all),
+        Event::Nemesis {
+            t: 106_000,
+            action: "stop".into(),
+            fault: "skew-leader".into(),
+            targets: vec!["n1".into()],
+            leader: true,
+            skew_ms: Some(-4_000),
+        },
+        truth(107_000, &[]),
+        down_in_round("web", 2, 106, page_at - 100),
+        page(page_at, "web-2-a1", "down"),
+    ]
+}
+
+#[test]
+fn a_page_late_after_a_real_outage_is_justified_by_its_rounds() {
+    let h = late_but_justified(108_000);
+    let r = minority_page::check(&h);
+    assert!(r.ok, "{:?}", r.problems);
+    assert!(
+        r.figures
+            .iter()
+            .any(|(k, v)| k.contains("rounds") && v.starts_with('1')),
+        "{:?}",
+        r.figures
+    );
+    let t = timings::check(&h);
+    let late = t
+        .figures
+        .iter()
+        .find(|(k, _)| k.contains("after their outage ended"))
+        .unwrap();
+    assert_eq!(late.1, "1 (max 1000ms after its end)", "{:?}", t.figures);
+
+    // Later still (past what the delivery-time rule forgives): the rounds
+    // decide, and so do they for its repeats and a silence-end page.
+    let mut h = late_but_justified(112_000);
+    h.push(page(130_000, "web-2-a1-r1", "down"));
+    h.push(page(140_000, "web-2-a1-end", "down"));
+    let r = minority_page::check(&h);
+    assert!(r.ok, "{:?}", r.problems);
+    // The same history as an older one (no rounds) fails it.
+    for e in h.iter_mut() {
+        if let Event::Transition { round, probes, .. } = e {
+            *round = None;
+            probes.clear();
+        }
+    }
+    assert!(!minority_page::check(&h).ok);
+}
+
+#[test]
+fn an_on_time_page_whose_rounds_saw_only_a_minority_is_caught() {
+    // One node fails from 20 s; a majority only from 30 s to 40 s. The
+    // page comes at 31.5 s, inside the majority, but its rounds (24, 25)
+    // were before it.
+    let mut h = clean();
+    let db = |t, failing: &[&str]| Event::Truth {
+        t,
+        check: "db".into(),
+        failing_for: failing.iter().map(|s| s.to_string()).collect(),
+    };
+    h.push(db(20_000, &["n1"]));
+    h.push(db(30_000, &["n1", "n2"]));
+    h.push(db(40_000, &[]));
+    h.push(down_in_round("db", 1, 25, 26_000));
+    h.push(page(31_500, "db-1-a1", "down"));
+    let r = minority_page::check(&h);
+    assert!(!r.ok);
+    assert!(
+        r.problems.iter().any(|p| p.contains("db-1-a1")
+            && p.contains("round 24")
+            && p.contains("minority page")),
+        "{:?}",
+        r.problems
+    );
+    // A 30 s clock fault elsewhere in the run excuses nothing here; one
+    // whose clock could have probed rounds 24 and 25 (30 s ahead from 0 to
+    // 3 s: the rounds up to 33 s) widens them by its shift.
+    let skew = |t, action: &str, ms| Event::Nemesis {
+        t,
+        action: action.into(),
+        fault: "skew".into(),
+        targets: vec!["n3".into()],
+        leader: false,
+        skew_ms: Some(ms),
+    };
+    let mut far = h.clone();
+    far.extend([skew(1_000, "start", -30_000), skew(4_000, "stop", -30_000)]);
+    assert!(!minority_page::check(&far).ok);
+    let mut near = h.clone();
+    near.extend([skew(0, "start", 30_000), skew(3_000, "stop", 30_000)]);
+    let r = minority_page::check(&near);
+    assert!(r.ok, "{:?}", r.problems);
+
+    // Rounds 31 and 32 were inside the majority: the same page is fine.
+    let mut ok = h.clone();
+    ok.retain(|e| !matches!(e, Event::Transition { check, .. } if check == "db"));
+    ok.push(down_in_round("db", 1, 32, 32_900));
+    let r = minority_page::check(&ok);
+    assert!(r.ok, "{:?}", r.problems);
+    // A DOWN page of a flip that went up is no DOWN page.
+    let mut wrong = ok.clone();
+    for e in wrong.iter_mut() {
+        if let Event::Transition { check, to, .. } = e {
+            if check == "db" {
+                *to = "up".into();
+            }
+        }
+    }
+    assert!(minority_page::check(&wrong)
+        .problems
+        .iter()
+        .any(|p| p.contains("wrong kind")));
 }
 
 #[test]

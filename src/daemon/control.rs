@@ -543,6 +543,16 @@ pub struct CheckDetail {
     /// absent from daemons older than the rollups.
     #[serde(default)]
     pub latency: Vec<NodeLatency>,
+    /// The round timetable (`checks::rounds::Schedule`), for programs:
+    /// round `k` is probed on every node from `k·interval_ms +
+    /// round_offset_ms` for up to `timeout_ms`, and a flip confirmed in
+    /// round `k` rests on rounds `k-1` and `k`. 0 from older daemons.
+    #[serde(default)]
+    pub round_offset_ms: u64,
+    #[serde(default)]
+    pub interval_ms: u64,
+    #[serde(default)]
+    pub timeout_ms: u64,
 }
 
 /// One member's rollups of a check, as `qu check show` lists them.

@@ -374,6 +374,7 @@ impl Daemon {
             }
         };
         let (last_round, latency) = tokio::join!(last_round, self.latency_rows(&check.id));
+        let schedule = crate::checks::rounds::Schedule::for_check(&check);
         Ok(ControlReply::CheckShow(Box::new(
             super::control::CheckDetail {
                 check: row,
@@ -383,6 +384,9 @@ impl Daemon {
                 missed_rounds: self.scheduler_stats.missed(&check.id),
                 local_probe: self.scheduler_stats.last_probe(&check.id),
                 latency,
+                round_offset_ms: schedule.offset_ms,
+                interval_ms: schedule.interval_ms,
+                timeout_ms: schedule.timeout_ms,
             },
         )))
     }

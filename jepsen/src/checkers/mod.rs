@@ -3,6 +3,7 @@
 
 pub mod deliveries;
 pub mod detection;
+pub mod evidence;
 pub mod leadership;
 pub mod linearizable;
 pub mod minority_page;

@@ -1,7 +1,10 @@
-//! (e) Timings: leader kill → next acknowledged write, and outage → DOWN
-//! page (p50/p99/max). Figures only; this checker does not fail.
+//! (e) Timings: leader kill → next acknowledged write, outage → DOWN page
+//! (p50/p99/max), and lateness: the DOWN pages that came only after the
+//! majority outage behind them had ended (how many; end → page, max).
+//! Figures only; this checker does not fail ((b) judges whether such a
+//! page was justified, (f) bounds detection after the heal).
 
-use super::{meta, Report};
+use super::{evidence, meta, Report};
 use crate::history::{Event, Op};
 
 /// The value at quantile `p` (0..=1) of sorted, non-empty `v` (nearest rank).
@@ -21,6 +24,47 @@ fn percentiles(mut v: Vec<u64>) -> String {
         rank(&v, 1.0),
         v.len()
     )
+}
+
+/// How long after the end of the majority outage behind it each
+/// DOWN page came, for the pages that came after it ended.
+pub fn lateness(history: &[Event]) -> Vec<u64> {
+    let (voters, interval) = meta(history);
+    let stretches = evidence::majority_stretches(history, voters / 2 + 1);
+    let flips = evidence::transitions(history);
+    let slack = evidence::Slack::of(history, interval);
+    let mut late = Vec::new();
+    for e in history {
+        let Event::Delivery {
+            t,
+            check,
+            event,
+            delivery_id,
+        } = e
+        else {
+            continue;
+        };
+        if event != "down" {
+            continue;
+        }
+        let spans = stretches
+            .get(check.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        // Behind the page: the stretch its last round saw, or (rounds
+        // unknown) the last stretch begun before it.
+        let behind = match evidence::flip_of(&flips, delivery_id) {
+            Some((_, f)) if !f.probes.is_empty() => f
+                .probes
+                .last()
+                .and_then(|w| evidence::covering(spans, w, slack.for_window(w))),
+            _ => spans.iter().rev().find(|s| s.start <= *t).copied(),
+        };
+        if let Some(end) = behind.and_then(|s| s.end).filter(|end| end < t) {
+            late.push(t - end);
+        }
+    }
+    late
 }
 
 pub fn check(history: &[Event]) -> Report {
@@ -88,5 +132,13 @@ pub fn check(history: &[Event]) -> Report {
     ));
     r.figures
         .push(("outage → DOWN page".into(), percentiles(detection)));
+    let late = lateness(history);
+    r.figures.push((
+        "DOWN pages after their outage ended".into(),
+        match late.iter().max() {
+            Some(max) => format!("{} (max {max}ms after its end)", late.len()),
+            None => "0".into(),
+        },
+    ));
     r
 }

@@ -1,9 +1,9 @@
 //! After the run: what the cluster committed and what the sinks received,
-//! turned into history events — the final linearizable read, the delivery
-//! ledger's transitions (with the alerts each must reach), the webhook
-//! sink's log and the SMTP sink's mail.
+//! turned into history events — the final linearizable read, the paging
+//! transitions (the ledger's alerts for each, and the check's own history
+//! of when and in which rounds they were confirmed), the webhook sink's log
+//! and the SMTP sink's mail.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -45,33 +45,31 @@ pub fn final_read(c: &NodeCli, rec: &Recorder) -> Result<(), String> {
     )
 }
 
-/// Every paging transition of the ledger, with the alerts it must reach.
-pub fn ledger(c: &NodeCli, rec: &Recorder) -> Result<(), String> {
-    let log = c
-        .qu(&["alert", "log", "--json"], 10)
-        .map_err(|e| format!("cannot read the delivery ledger: {e}"))?;
-    let rows: serde_json::Value =
-        serde_json::from_str(&log).map_err(|e| format!("the delivery ledger is not JSON: {e}"))?;
-    let mut flips: BTreeMap<(String, u64), (String, Vec<String>)> = BTreeMap::new();
-    for row in rows.as_array().cloned().unwrap_or_default() {
-        let id = row["id"].as_str().unwrap_or_default();
-        let parts: Vec<&str> = id.split('-').collect();
-        if let [check, flip, alert] = parts.as_slice() {
-            let to = if row["event"] == "DOWN" { "down" } else { "up" };
-            let entry = flips
-                .entry((check.to_string(), flip.parse().unwrap_or(0)))
-                .or_insert_with(|| (to.to_string(), Vec::new()));
-            entry.1.push(alert.to_string());
-        }
-    }
-    for ((check, flip), (to, alerts)) in flips {
-        rec.record(Event::Transition {
-            t: 0,
-            check,
-            flip,
-            to,
-            alerts,
-        });
+/// Every paging transition, with the alerts it must reach (the ledger)
+/// and, for the check under test, its commit time, its round and the probe
+/// windows behind it (its history and timetable): see `transitions`.
+pub fn transitions(c: &NodeCli, rec: &Recorder, check: &str) -> Result<(), String> {
+    let read = |what: &str, args: &[&str]| -> Result<serde_json::Value, String> {
+        let out = c
+            .qu(args, 10)
+            .map_err(|e| format!("cannot read {what}: {e}"))?;
+        serde_json::from_str(&out).map_err(|e| format!("{what} is not JSON: {e}"))
+    };
+    let ledger = read("the delivery ledger", &["alert", "log", "--json"])?;
+    // The count before the rows: a flip in between only adds a row.
+    let show = read("the check under test", &["check", "show", check, "--json"])?;
+    let history = read(
+        "the check's history",
+        &["check", "history", check, "--json"],
+    )?;
+    let events = super::transitions::events(
+        super::transitions::ledger_flips(&ledger),
+        check,
+        &show,
+        &history,
+    )?;
+    for e in events {
+        rec.record(e);
     }
     Ok(())
 }

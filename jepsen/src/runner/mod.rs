@@ -6,7 +6,8 @@
 //! webhook and an SMTP sink) → the window (workload, target cycle, leader
 //! samples, nemesis) → heal everything → settle → one outage with no fault
 //! at all, which the healed cluster must page, and its recovery → collect
-//! (final read, ledger, sinks) → check.
+//! (final read, paging transitions from the ledger and the check's own
+//! history and timetable, sinks) → check.
 //!
 //! Invariants: every namespace, process and iptables rule it made is
 //! removed at the end, on Ctrl-C, and (for a run that was killed) at the
@@ -22,6 +23,7 @@ pub mod recorder;
 pub mod servers;
 pub mod sh;
 pub mod target;
+pub mod transitions;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -202,6 +204,7 @@ fn nemesis_event(action: &str, i: &Injection) -> Event {
         fault: i.fault.name().into(),
         targets: i.targets.clone(),
         leader: i.leader,
+        skew_ms: matches!(i.fault, Fault::Skew | Fault::SkewLeader).then_some(i.skew_secs * 1000),
     }
 }
 
@@ -306,7 +309,7 @@ fn run_in(
         ));
     }
     collect::final_read(&cluster.clis[0], &rec)?;
-    collect::ledger(&cluster.clis[0], &rec)?;
+    collect::transitions(&cluster.clis[0], &rec, &target.check)?;
     collect::webhook_sink(&files.sink_log, &rec);
     collect::mail_sink(&files.maildir, &rec);
     drop(cluster);

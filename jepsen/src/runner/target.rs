@@ -57,7 +57,9 @@ pub fn spawn_cycle(target: Target, rec: Recorder, window: Window) -> JoinHandle<
     std::thread::spawn(move || {
         let mut phase = 0;
         while window.open() {
-            if !window.sleep(Duration::from_secs(7)) {
+            // A sleep that ends past the window starts no new phase (it
+            // would last a millisecond: a bogus outage in the timings).
+            if !window.sleep(Duration::from_secs(7)) || !window.open() {
                 break;
             }
             phase = (phase + 1) % 4;
