@@ -708,4 +708,33 @@ fn level_5_alerts_are_refused_while_a_member_runs_level_4() {
     assert_eq!(st["reads_log_level"], 5, "{st:#}");
     assert!(st["log_level"].as_u64().unwrap() <= 4, "{st:#}");
     a.ok(&["alert", "edit", "plain", "--repeat", "1h"]);
+
+    // The member is upgraded (restarted on this release): the same
+    // command is accepted, and the cluster commits level 5.
+    old.stop();
+    old.start();
+    wait_for("both voters live again", Duration::from_secs(15), || {
+        let s = a.status()?;
+        (s["voters"] == 2 && s["quorum"] == true).then_some(())
+    });
+    a.ok(&[
+        "alert",
+        "add",
+        "slack",
+        "s",
+        "--webhook",
+        "https://hooks.slack.com/services/T/B/X",
+    ]);
+    wait_for("log level 5 committed", Duration::from_secs(10), || {
+        (a.status()?["log_level"] == 5).then_some(())
+    });
+    wait_for(
+        "the upgraded member to apply it",
+        Duration::from_secs(10),
+        || {
+            old.ok(&["alert", "list", "--json"])
+                .contains("\"slack\"")
+                .then_some(())
+        },
+    );
 }
