@@ -201,19 +201,26 @@ struct Routing {
     after_ms: Option<u64>,
 }
 
-/// `--body-file`'s whole text.
-fn read_template(flag: &str, path: &std::path::Path) -> Result<String, Failure> {
-    std::fs::read_to_string(path)
-        .map_err(|e| Failure::msg(format!("{flag} {}: cannot read it: {e}", path.display())))
+/// The `--body` template, given or read whole from `--body-file`.
+fn body_template(
+    body: Option<String>,
+    file: Option<&std::path::Path>,
+) -> Result<Option<String>, Failure> {
+    match (body, file) {
+        (Some(b), _) => Ok(Some(b)),
+        (None, Some(path)) => std::fs::read_to_string(path).map(Some).map_err(|e| {
+            Failure::msg(format!(
+                "--body-file {}: cannot read it: {e}",
+                path.display()
+            ))
+        }),
+        (None, None) => Ok(None),
+    }
 }
 
 impl AlertOptions {
     fn routing(&self) -> Result<Routing, Failure> {
-        let body = match (&self.body, &self.body_file) {
-            (Some(b), _) => Some(b.clone()),
-            (None, Some(path)) => Some(read_template("--body-file", path)?),
-            (None, None) => None,
-        };
+        let body = body_template(self.body.clone(), self.body_file.as_deref())?;
         Ok(Routing {
             title: self.title.clone(),
             body,
@@ -399,11 +406,7 @@ impl EditArgs {
             None => {}
         };
         template(&mut p, "title", self.title);
-        let body = match (self.body, &self.body_file) {
-            (Some(b), _) => Some(b),
-            (None, Some(path)) => Some(read_template("--body-file", path)?),
-            (None, None) => None,
-        };
+        let body = body_template(self.body, self.body_file.as_deref())?;
         template(&mut p, "body", body);
         match self.on {
             Some(OnArg(Some(on))) => {
