@@ -1,12 +1,31 @@
 //! The harness's own network: one namespace per host, all joined by a
 //! bridge in a namespace of the harness's own; partitions are iptables DROP
-//! rules inside the node namespaces. Everything is named `qj-*` and removed
+//! rules inside the node namespaces. Everything is named `qj-*` (or the
+//! prefix in `QJ_NETNS_PREFIX`, so two runs can share a machine) and removed
 //! on teardown (and at the start of the next run, if a run was killed).
 
 use super::sh::{must, run};
 use std::time::Duration;
 
-pub const BRIDGE_NS: &str = "qj-br";
+/// The prefix of every namespace and link this run makes: `qj`, or
+/// `QJ_NETNS_PREFIX` (1–6 lowercase letters or digits) so that two runs on
+/// one machine never tear each other's network down.
+pub fn prefix() -> String {
+    match std::env::var("QJ_NETNS_PREFIX") {
+        Ok(p)
+            if (1..=6).contains(&p.len())
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) =>
+        {
+            p
+        }
+        _ => "qj".to_string(),
+    }
+}
+
+fn bridge_ns() -> String {
+    format!("{}-br", prefix())
+}
 
 /// One host of the test network.
 #[derive(Debug, Clone)]
@@ -30,7 +49,7 @@ impl Host {
 
 pub fn host(name: &str, idx: u8) -> Host {
     Host {
-        ns: format!("qj-{name}"),
+        ns: format!("{}-{name}", prefix()),
         ip: format!("10.77.0.{idx}"),
         idx,
         netns: true,
@@ -49,12 +68,12 @@ pub fn loopback(name: &str, idx: u8, port: u16) -> Host {
     }
 }
 
-/// Deletes every `qj-*` namespace (and with them their links and rules).
+/// Deletes every `qj-*` (this run's prefix) namespace (and with them their links and rules).
 pub fn teardown() {
     if let Ok(out) = run(&["ip", "netns", "list"], Duration::from_secs(5)) {
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let name = line.split_whitespace().next().unwrap_or("");
-            if name.starts_with("qj-") {
+            if name.starts_with(&format!("{}-", prefix())) {
                 let _ = run(&["ip", "netns", "del", name], Duration::from_secs(5));
             }
         }
@@ -64,17 +83,19 @@ pub fn teardown() {
 /// Builds the bridge and the hosts.
 pub fn setup(hosts: &[Host]) -> Result<(), String> {
     teardown();
-    must(&["ip", "netns", "add", BRIDGE_NS])?;
-    must(&[
-        "ip", "-n", BRIDGE_NS, "link", "add", "br0", "type", "bridge",
-    ])?;
-    must(&["ip", "-n", BRIDGE_NS, "link", "set", "br0", "up"])?;
+    let br = bridge_ns();
+    must(&["ip", "netns", "add", &br])?;
+    must(&["ip", "-n", &br, "link", "add", "br0", "type", "bridge"])?;
+    must(&["ip", "-n", &br, "link", "set", "br0", "up"])?;
     for h in hosts {
-        let (inner, outer) = (format!("qjv{}", h.idx), format!("qjb{}", h.idx));
+        let (inner, outer) = (
+            format!("{}v{}", prefix(), h.idx),
+            format!("{}b{}", prefix(), h.idx),
+        );
         must(&["ip", "netns", "add", &h.ns])?;
         must(&[
             "ip", "link", "add", &inner, "netns", &h.ns, "type", "veth", "peer", "name", &outer,
-            "netns", BRIDGE_NS,
+            "netns", &br,
         ])?;
         must(&[
             "ip",
@@ -88,10 +109,8 @@ pub fn setup(hosts: &[Host]) -> Result<(), String> {
         ])?;
         must(&["ip", "-n", &h.ns, "link", "set", &inner, "up"])?;
         must(&["ip", "-n", &h.ns, "link", "set", "lo", "up"])?;
-        must(&[
-            "ip", "-n", BRIDGE_NS, "link", "set", &outer, "master", "br0",
-        ])?;
-        must(&["ip", "-n", BRIDGE_NS, "link", "set", &outer, "up"])?;
+        must(&["ip", "-n", &br, "link", "set", &outer, "master", "br0"])?;
+        must(&["ip", "-n", &br, "link", "set", &outer, "up"])?;
     }
     Ok(())
 }
