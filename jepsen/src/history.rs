@@ -84,6 +84,10 @@ pub enum Event {
         /// ms (absent from older histories and from other faults).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         skew_ms: Option<i64>,
+        /// Link faults: the largest one-way delay they add to a message,
+        /// in ms (absent from older histories and other faults).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        added_ms: Option<u64>,
     },
     /// From `t` on, target `check` fails as seen from these nodes.
     Truth {

@@ -7,6 +7,7 @@
 //!   must catch (`tests/doctored.rs`).
 //! - `runner`: network namespaces, a `qu` cluster in them, workloads,
 //!   nemeses, sinks, and the run that records and checks a history.
+//! - `proxy`: the userspace L4 proxy that makes links slow and flaky.
 //! - `http`: the one loopback HTTP/1.1 server of every test and benchmark.
 //! - `bench`: benchmarks on loopback that print figures (never assert).
 #![forbid(unsafe_code)]
@@ -15,4 +16,5 @@ pub mod bench;
 pub mod checkers;
 pub mod history;
 pub mod http;
+pub mod proxy;
 pub mod runner;

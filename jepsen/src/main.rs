@@ -5,6 +5,7 @@
 //!   prints the report (needs root). Exit 0 when every checker passes.
 //! - `qu-jepsen check HISTORY.jsonl [--json]`: checks a recorded history.
 //! - `qu-jepsen bench [...]`: benchmarks on loopback; prints figures.
+//! - `qu-jepsen proxy` (internal): a node's link-fault proxy.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -40,7 +41,7 @@ enum Cmd {
         /// Cluster size (3 to 9)
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(3..=9))]
         nodes: u64,
-        /// Only these faults: partition, partition-leader, one-way, loss, kill-leader, pause, pause-leader, skew, skew-leader, wipe-rejoin, majorities-ring, bridge (the last two need --nodes 5)
+        /// Only these faults: partition, partition-leader, one-way, loss, kill-leader, pause, pause-leader, skew, skew-leader, wipe-rejoin, majorities-ring, bridge, latency, bandwidth, blackhole, slow-close, flaky-uplink, flaky-minority, slow-majority (majorities-ring, bridge and flaky-minority need --nodes 5)
         #[arg(long, value_name = "a,b")]
         faults: Option<String>,
         /// The qu binary [default: the one next to this binary, else qu on PATH]
@@ -90,6 +91,22 @@ enum Cmd {
     /// (internal) The webhook sink of a run
     #[command(hide = true)]
     ServeSink { a: String, b: String },
+    /// (internal) A node's link-fault proxy, in its namespace
+    #[command(hide = true)]
+    Proxy {
+        /// The unix socket that takes fault tables
+        #[arg(long)]
+        control: PathBuf,
+        /// A node link: LISTEN=UPSTREAM (ip:port=ip:port)
+        #[arg(long)]
+        peer: Vec<String>,
+        /// A probe link to the target: LISTEN=UPSTREAM
+        #[arg(long)]
+        target: Vec<String>,
+        /// Seed of the jitter and the loss bursts
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -290,6 +307,26 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Cmd::Proxy {
+            control,
+            peer,
+            target,
+            seed,
+        } => {
+            use qu_jepsen::proxy::{parse_route, serve, shape::Link};
+            let routes: Result<Vec<_>, String> = peer
+                .iter()
+                .map(|r| parse_route(Link::Peer, r))
+                .chain(target.iter().map(|r| parse_route(Link::Target, r)))
+                .collect();
+            match routes.and_then(|r| serve(r, control, seed)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("qu-jepsen proxy: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Cmd::ServeSink { a, b } => match qu_jepsen::runner::servers::sink(&a, &b) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

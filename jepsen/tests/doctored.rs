@@ -107,6 +107,7 @@ fn clean() -> Vec<Event> {
         targets: vec!["n1".into()],
         leader: true,
         skew_ms: None,
+        added_ms: None,
     });
     h.push(Event::Delivery {
         t: 4000,
@@ -391,6 +392,7 @@ fn late_but_justified(page_at: u64) -> Vec<Event> {
             targets: vec!["n1".into()],
             leader: true,
             skew_ms: Some(-4_000),
+            added_ms: None,
         },
         truth(100_000, &all),
         Event::Nemesis {
@@ -400,6 +402,7 @@ fn late_but_justified(page_at: u64) -> Vec<Event> {
             targets: vec!["n1".into()],
             leader: true,
             skew_ms: Some(-4_000),
+            added_ms: None,
         },
         truth(107_000, &[]),
         down_in_round("web", 2, 106, page_at - 100),
@@ -479,6 +482,7 @@ fn an_on_time_page_whose_rounds_saw_only_a_minority_is_caught() {
         targets: vec!["n3".into()],
         leader: false,
         skew_ms: Some(ms),
+        added_ms: None,
     };
     let mut far = h.clone();
     far.extend([skew(1_000, "start", -30_000), skew(4_000, "stop", -30_000)]);
@@ -646,4 +650,139 @@ fn a_missed_or_late_outage_after_the_heal_is_caught() {
         }
     }
     assert!(detection::check(&short).ok);
+}
+
+fn link_fault(t: u64, action: &str, fault: &str, targets: &[&str], added: u64) -> Event {
+    Event::Nemesis {
+        t,
+        action: action.into(),
+        fault: fault.into(),
+        targets: targets.iter().map(|s| s.to_string()).collect(),
+        leader: false,
+        skew_ms: None,
+        added_ms: Some(added),
+    }
+}
+
+/// A flip of `web` to `to` confirmed in round `k` (probes of k-1 and k).
+fn flip_in_round(flip: u64, to: &str, k: u64) -> Event {
+    let Event::Transition {
+        t,
+        check,
+        alerts,
+        round,
+        probes,
+        ..
+    } = down_in_round("web", flip, k, k * 1000 + 1500)
+    else {
+        unreachable!()
+    };
+    Event::Transition {
+        t,
+        check,
+        flip,
+        to: to.into(),
+        alerts,
+        round,
+        probes,
+    }
+}
+
+/// Three voters; n1 and n2's links slow (+45 ms one way) from 100 s to
+/// 130 s; every node sees `web` fail from 103 s to 116 s; the DOWN page
+/// arrives at `down_at`, the RECOVERED page at `up_at`.
+fn slow_majority_outage(down_at: Option<u64>, up_at: u64) -> Vec<Event> {
+    let mut h = vec![
+        Event::Meta {
+            voters: 3,
+            interval_ms: 1000,
+            seed: 11,
+        },
+        link_fault(100_000, "start", "slow-majority", &["n1", "n2"], 45),
+        truth(103_000, &["n1", "n2", "n3"]),
+        flip_in_round(2, "down", 105),
+    ];
+    if let Some(t) = down_at {
+        h.push(page(t, "web-2-a1", "down"));
+    }
+    h.extend([
+        truth(116_000, &[]),
+        flip_in_round(3, "up", 118),
+        page(up_at, "web-3-a1", "recovered"),
+        link_fault(130_000, "stop", "slow-majority", &["n1", "n2"], 45),
+    ]);
+    h
+}
+
+#[test]
+fn a_slow_majority_that_pages_late_or_never_is_caught() {
+    use qu_jepsen::checkers::slow_majority;
+    let bound = slow_majority::bound_ms(1000, 45);
+    assert_eq!(bound, 10_360);
+    let ok = slow_majority::check(&slow_majority_outage(Some(106_500), 119_500));
+    assert!(ok.ok, "{:?}", ok.problems);
+    // Later than the adjusted bound after the outage began.
+    let late = slow_majority::check(&slow_majority_outage(Some(103_000 + bound + 500), 119_500));
+    assert!(!late.ok);
+    assert!(
+        late.problems[0].contains("paged only after"),
+        "{:?}",
+        late.problems
+    );
+    // Never paged at all, and a recovery paged late.
+    let never = slow_majority::check(&slow_majority_outage(None, 116_000 + bound + 1));
+    assert_eq!(never.problems.len(), 2, "{:?}", never.problems);
+    assert!(never.problems[0].contains("never paged"));
+    assert!(never.problems[1].contains("recovery"));
+    // The same late page outside any slow-majority fault is not this rule's
+    // business.
+    let mut h = slow_majority_outage(Some(103_000 + bound + 500), 119_500);
+    h.retain(|e| !matches!(e, Event::Nemesis { .. }));
+    assert!(slow_majority::check(&h).ok);
+}
+
+/// Three voters; n2's uplink flaky from 100 s to 110 s; the target fails
+/// only for n2 (the cycle's minority phase moved to the flaky node).
+fn flaky_minority(extra: Vec<Event>) -> Vec<Event> {
+    let mut h = vec![
+        Event::Meta {
+            voters: 3,
+            interval_ms: 1000,
+            seed: 12,
+        },
+        truth(95_000, &["n2"]),
+        link_fault(100_000, "start", "flaky-uplink", &["n2"], 350),
+        link_fault(110_000, "stop", "flaky-uplink", &["n2"], 350),
+        truth(112_000, &[]),
+    ];
+    h.extend(extra);
+    h
+}
+
+#[test]
+fn a_flip_caused_by_a_flaky_minority_is_caught() {
+    use qu_jepsen::checkers::flaky_minority;
+    // No flip: passes.
+    let r = flaky_minority::check(&flaky_minority(vec![]));
+    assert!(r.ok, "{:?}", r.problems);
+    // A DOWN flip on rounds 104/105: only n2 saw it failing.
+    let r = flaky_minority::check(&flaky_minority(vec![flip_in_round(2, "down", 105)]));
+    assert!(!r.ok);
+    assert!(
+        r.problems[0].contains("no majority saw the target failing"),
+        "{:?}",
+        r.problems
+    );
+    // A recovery flip during a real majority outage inside the window.
+    let r = flaky_minority::check(&flaky_minority(vec![
+        truth(101_000, &["n1", "n2", "n3"]),
+        truth(109_500, &["n2"]),
+        flip_in_round(2, "down", 103),
+        flip_in_round(3, "up", 106),
+    ]));
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+    assert!(r.problems[0].contains("no majority saw the target answering"));
+    // A flip on rounds long after the fault is judged by (b), not here.
+    let r = flaky_minority::check(&flaky_minority(vec![flip_in_round(2, "down", 140)]));
+    assert!(r.ok, "{:?}", r.problems);
 }

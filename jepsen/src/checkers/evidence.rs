@@ -306,6 +306,7 @@ mod tests {
             targets: vec!["n1".into()],
             leader: true,
             skew_ms: ms,
+            added_ms: None,
         };
         let w = |start| ProbeWindow {
             round: 0,

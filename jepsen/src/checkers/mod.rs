@@ -4,9 +4,11 @@
 pub mod deliveries;
 pub mod detection;
 pub mod evidence;
+pub mod flaky_minority;
 pub mod leadership;
 pub mod linearizable;
 pub mod minority_page;
+pub mod slow_majority;
 pub mod timings;
 
 use crate::history::Event;
@@ -41,6 +43,8 @@ pub fn check_all(history: &[Event]) -> Vec<Report> {
         deliveries::check(history),
         leadership::check(history),
         detection::check(history),
+        slow_majority::check(history),
+        flaky_minority::check(history),
         timings::check(history),
     ]
 }

@@ -2,8 +2,8 @@
 //! drives a compare-and-set workload and a target that goes down and up,
 //! injects faults, records the history, and runs the checkers.
 //!
-//! Phases: set up (network, servers, cluster, one HTTP check paging a
-//! webhook and an SMTP sink) → the window (workload, target cycle, leader
+//! Phases: set up (network, servers, a link proxy per node, cluster, one
+//! HTTP check paging a webhook and an SMTP sink) → the window (workload, target cycle, leader
 //! samples, nemesis) → heal everything → settle → one outage with no fault
 //! at all, which the healed cluster must page, and its recovery → collect
 //! (final read, paging transitions from the ledger and the check's own
@@ -16,6 +16,7 @@
 
 pub mod cluster;
 pub mod collect;
+pub mod links;
 pub mod nemesis;
 pub mod net;
 pub mod nodes;
@@ -37,6 +38,7 @@ use std::time::Duration;
 use crate::checkers::{check_all, Report};
 use crate::history::Event;
 use cluster::Cluster;
+use links::{LinkFault, Links};
 use nemesis::{Fault, Injection};
 use nodes::NodeCli;
 use recorder::{Recorder, Window};
@@ -205,12 +207,42 @@ fn nemesis_event(action: &str, i: &Injection) -> Event {
         targets: i.targets.clone(),
         leader: i.leader,
         skew_ms: matches!(i.fault, Fault::Skew | Fault::SkewLeader).then_some(i.skew_secs * 1000),
+        added_ms: i.link.as_ref().map(LinkFault::added_ms),
     }
+}
+
+/// How long the nemesis holds a fault, and what it does meanwhile. A slow
+/// majority gets a real outage of the nemesis's own, long enough to be
+/// owed a page under the bound adjusted for the added latency, and its
+/// recovery: the target quiet first (so the outage starts while the links
+/// are slow), then down for everyone, then up again.
+fn hold(i: &Injection, target: &Target, rec: &Recorder, window: &Window) {
+    if i.fault != Fault::SlowMajority {
+        window.sleep(HOLD);
+        return;
+    }
+    let added = i.link.as_ref().map_or(0, LinkFault::added_ms);
+    let bound = Duration::from_millis(crate::checkers::slow_majority::bound_ms(INTERVAL_MS, added));
+    target.hold(true);
+    target.fail_for(rec, &[]);
+    let _ = window.sleep(HOLD)
+        && {
+            target.fail_for(rec, &target.all());
+            window.sleep(bound + Duration::from_secs(2))
+        }
+        && {
+            target.fail_for(rec, &[]);
+            window.sleep(bound + Duration::from_secs(1))
+        };
+    target.fail_for(rec, &[]);
+    target.hold(false);
 }
 
 /// One fault at a time: quiet, inject, hold, heal.
 fn nemesis_loop(
     c: &Cluster,
+    links: &Links,
+    target: &Target,
     rec: &Recorder,
     window: &Window,
     seed: u64,
@@ -223,11 +255,18 @@ fn nemesis_loop(
             break;
         }
         let inj = nemesis::choose(&mut rng, menu, c, c.leader());
+        let flaky = matches!(inj.fault, Fault::FlakyUplink | Fault::FlakyMinority);
+        if flaky {
+            target.set_minority(&inj.victims);
+        }
         rec.record(nemesis_event("start", &inj));
-        let injected = nemesis::inject(c, &inj);
-        window.sleep(HOLD);
-        let healed = nemesis::heal(c, &inj);
+        let injected = nemesis::inject(c, links, &inj);
+        hold(&inj, target, rec, window);
+        let healed = nemesis::heal(c, links, &inj);
         rec.record(nemesis_event("stop", &inj));
+        if flaky {
+            target.set_minority(&[]);
+        }
         injected.map_err(|e| format!("cannot inject {}: {e}", inj.fault.name()))?;
         healed.map_err(|e| format!("cannot heal {}: {e}", inj.fault.name()))?;
         done.push(inj);
@@ -250,6 +289,7 @@ fn run_in(
     net::setup(hosts)?;
     let files = Files::in_dir(dir);
     let _services = Services::start(&target_host.ns, &target_host.ip, dir, &files)?;
+    let links = Links::start(&hosts[..o.nodes], target_host, TARGET_PORT, dir, o.seed)?;
     let cluster = Arc::new(Cluster::form(&o.qu, &hosts[..o.nodes], dir)?);
     let check_id = configure(&cluster.clis[0], &target_host.ip)?;
 
@@ -268,6 +308,7 @@ fn run_in(
             .zip(cluster.clis.iter())
             .map(|(h, c)| (h.ip.clone(), c.id.clone()))
             .collect(),
+        shared: Default::default(),
     };
     let mut threads = workload::spawn_clients(2, o.seed, &cluster.clis, &rec, &window);
     threads.push(target::spawn_cycle(
@@ -278,15 +319,17 @@ fn run_in(
     let sampling_done = Arc::new(AtomicBool::new(false));
     let sampler = spawn_leader_sampler(cluster.clone(), rec.clone(), sampling_done.clone());
 
-    let nemesis = nemesis_loop(&cluster, &rec, &window, o.seed, menu);
+    let nemesis = nemesis_loop(&cluster, &links, &target, &rec, &window, o.seed, menu);
     // Heal everything whatever the nemesis left, then let threads finish.
     net::heal(&cluster.hosts);
+    let links_healed = links.heal();
     let healed = cluster.heal_all();
     for t in threads {
         let _ = t.join();
     }
     let injections = nemesis?;
     healed?;
+    links_healed?;
     rec.record(Event::Healed {
         t: now_ms(),
         live: cluster.ids(),

@@ -6,7 +6,14 @@
 //! `statistic`), kill -9 of the leader and restart, SIGSTOP/SIGCONT of a
 //! node or the leader, wall-clock skew of a node or the leader (libfaketime,
 //! when installed), and disk loss with the documented recovery (`qu node
-//! remove` + `qu node add`): a membership change under load.
+//! remove` + `qu node add`): a membership change under load. Link faults
+//! through the node proxies (`links`): added latency with jitter, a
+//! bandwidth cap, a blackhole and slow closes on one node's links (in one
+//! direction or both), a flaky uplink (latency plus loss bursts, its probes
+//! of the target included) on one node or, with 5 nodes, on a minority,
+//! and a slow but working majority, during which the nemesis drives a real
+//! outage of its own that must be paged within the bound plus the added
+//! latency.
 //!
 //! Invariant: `heal` undoes exactly what `inject` did; the runner's final
 //! `Cluster::heal_all` and `net::heal` cover a fault interrupted midway.
@@ -14,8 +21,10 @@
 use std::collections::BTreeMap;
 
 use super::cluster::Cluster;
+use super::links::{LinkFault, Links};
 use super::net;
 use super::sh::Rng;
+use crate::proxy::shape::Shape;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Fault {
@@ -31,6 +40,13 @@ pub enum Fault {
     WipeRejoin,
     MajoritiesRing,
     Bridge,
+    Latency,
+    Bandwidth,
+    Blackhole,
+    SlowClose,
+    FlakyUplink,
+    FlakyMinority,
+    SlowMajority,
 }
 
 impl Fault {
@@ -48,6 +64,13 @@ impl Fault {
             Fault::WipeRejoin => "wipe-rejoin",
             Fault::MajoritiesRing => "majorities-ring",
             Fault::Bridge => "bridge",
+            Fault::Latency => "latency",
+            Fault::Bandwidth => "bandwidth",
+            Fault::Blackhole => "blackhole",
+            Fault::SlowClose => "slow-close",
+            Fault::FlakyUplink => "flaky-uplink",
+            Fault::FlakyMinority => "flaky-minority",
+            Fault::SlowMajority => "slow-majority",
         }
     }
 
@@ -63,9 +86,14 @@ impl Fault {
         matches!(self, Fault::MajoritiesRing | Fault::Bridge)
     }
 
+    /// Faults that need at least 5 nodes.
+    fn needs_five(self) -> bool {
+        self.whole_cluster() || self == Fault::FlakyMinority
+    }
+
     /// Every fault, in the order seeds draw from (changing it changes what
     /// every seed replays, the CI smoke's included).
-    pub const ALL: [Fault; 12] = [
+    pub const ALL: [Fault; 19] = [
         Fault::Partition,
         Fault::PartitionLeader,
         Fault::OneWay,
@@ -78,6 +106,13 @@ impl Fault {
         Fault::SkewLeader,
         Fault::MajoritiesRing,
         Fault::Bridge,
+        Fault::Latency,
+        Fault::Bandwidth,
+        Fault::Blackhole,
+        Fault::SlowClose,
+        Fault::FlakyUplink,
+        Fault::FlakyMinority,
+        Fault::SlowMajority,
     ];
 
     /// Parses a comma-separated list of fault names.
@@ -103,7 +138,7 @@ impl Fault {
         Fault::ALL
             .into_iter()
             .filter(|f| clocks || !matches!(f, Fault::Skew | Fault::SkewLeader))
-            .filter(|f| nodes >= 5 || !f.whole_cluster())
+            .filter(|f| nodes >= 5 || !f.needs_five())
             .collect()
     }
 }
@@ -113,6 +148,10 @@ impl Fault {
 pub struct Injection {
     pub fault: Fault,
     pub victim: usize,
+    /// Every node the fault is on (the victim first).
+    pub victims: Vec<usize>,
+    /// The link fault, for the proxy faults.
+    pub link: Option<LinkFault>,
     /// Node ids the fault touches.
     pub targets: Vec<String>,
     /// Aimed at (or able to depose) the leader: duplicates may follow.
@@ -124,29 +163,140 @@ pub struct Injection {
 /// Skews of interest: past the rounds' grace both ways, and far off.
 const SKEWS: [i64; 4] = [-30, -4, 4, 30];
 
-/// Draws the next fault and its victim.
+/// A slow link (one node): 200 ± 150 ms each way it is set.
+pub const SLOW: Shape = Shape {
+    latency_ms: 200,
+    jitter_ms: 150,
+    ..Shape::CLEAR
+};
+
+/// A flaky uplink: slow, and about every 2 s a loss burst of about 0.8 s.
+pub const FLAKY: Shape = Shape {
+    burst_every_ms: 2_000,
+    burst_ms: 800,
+    ..SLOW
+};
+
+/// A slow but working majority's node links: 30 ± 15 ms each way. What
+/// "working" allows is set by qu's Raft timing, not by taste: openraft gives
+/// a heartbeat the heartbeat interval to come back (100 ms under the
+/// harness's `--timing fast`), so a round trip longer than that fails every
+/// heartbeat and the leader cannot confirm its leadership (measured: at
+/// 80 ± 40 ms a slow majority committed nothing until the links healed);
+/// and a vote has about 190 ms to reach the leader at the run's 1 s
+/// interval and 500 ms timeout (`checks::rounds::Schedule::send_by`).
+pub const SLOW_MAJORITY_PEER: Shape = Shape {
+    latency_ms: 30,
+    jitter_ms: 15,
+    ..Shape::CLEAR
+};
+
+/// ... and their probes: 20 ± 10 ms each way, four trips inside the timeout.
+pub const SLOW_MAJORITY_TARGET: Shape = Shape {
+    latency_ms: 20,
+    jitter_ms: 10,
+    ..Shape::CLEAR
+};
+
+/// `count` distinct nodes of `n`, `first` among them.
+fn pick(rng: &mut Rng, n: usize, count: usize, first: usize) -> Vec<usize> {
+    let mut out = vec![first];
+    while out.len() < count.min(n) {
+        let i = rng.below(n as u64) as usize;
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// The link fault of a proxy fault on these victims (None: not one).
+fn link_fault(fault: Fault, rng: &mut Rng, victims: Vec<usize>) -> Option<LinkFault> {
+    // One direction or both, for the faults on one node's links.
+    let (up, down) = match rng.below(3) {
+        0 => (true, false),
+        1 => (false, true),
+        _ => (true, true),
+    };
+    let on_peers = |peer: Shape, up, down| LinkFault {
+        victims: victims.clone(),
+        peer,
+        target: Shape::CLEAR,
+        up,
+        down,
+    };
+    Some(match fault {
+        Fault::Latency => on_peers(SLOW, up, down),
+        Fault::Bandwidth => on_peers(
+            Shape {
+                bytes_per_sec: 16 * 1024,
+                ..Shape::CLEAR
+            },
+            up,
+            down,
+        ),
+        Fault::Blackhole => on_peers(
+            Shape {
+                blackhole: true,
+                ..Shape::CLEAR
+            },
+            up,
+            down,
+        ),
+        Fault::SlowClose => {
+            let lingering = Shape {
+                close_delay_ms: 5_000,
+                ..Shape::CLEAR
+            };
+            LinkFault {
+                target: lingering,
+                ..on_peers(lingering, true, true)
+            }
+        }
+        Fault::FlakyUplink | Fault::FlakyMinority => LinkFault {
+            target: FLAKY,
+            ..on_peers(FLAKY, true, true)
+        },
+        Fault::SlowMajority => LinkFault {
+            target: SLOW_MAJORITY_TARGET,
+            ..on_peers(SLOW_MAJORITY_PEER, true, true)
+        },
+        _ => return None,
+    })
+}
+
+/// Draws the next fault and its victim(s).
 pub fn choose(rng: &mut Rng, menu: &[Fault], c: &Cluster, leader: Option<usize>) -> Injection {
     let fault = menu[rng.below(menu.len() as u64) as usize];
+    let n = c.len();
     let victim = match (fault.at_leader(), leader) {
         (true, Some(l)) => l,
-        _ => rng.below(c.len() as u64) as usize,
+        _ => rng.below(n as u64) as usize,
     };
     let skew_secs = SKEWS[rng.below(SKEWS.len() as u64) as usize];
-    let targets = if fault.whole_cluster() {
-        c.ids().into_iter().collect()
-    } else {
-        vec![c.clis[victim].id.clone()]
+    let victims = match fault {
+        _ if fault.whole_cluster() => (0..n).collect(),
+        Fault::FlakyMinority => pick(rng, n, (n - 1) / 2, victim),
+        Fault::SlowMajority => pick(rng, n, n / 2 + 1, victim),
+        _ => vec![victim],
     };
+    let link = link_fault(fault, rng, victims.clone());
+    let targets = victims.iter().map(|v| c.clis[*v].id.clone()).collect();
     Injection {
         fault,
         victim,
+        leader: leader.is_some_and(|l| victims.contains(&l)) || fault.whole_cluster(),
+        victims,
+        link,
         targets,
-        leader: Some(victim) == leader || fault.whole_cluster(),
         skew_secs,
     }
 }
 
-pub fn inject(c: &Cluster, i: &Injection) -> Result<(), String> {
+pub fn inject(c: &Cluster, links: &Links, i: &Injection) -> Result<(), String> {
+    if let Some(f) = &i.link {
+        return links.apply(f);
+    }
     let n = c.len();
     let v = i.victim;
     let others: Vec<&net::Host> = c
@@ -173,10 +323,20 @@ pub fn inject(c: &Cluster, i: &Injection) -> Result<(), String> {
         Fault::Pause | Fault::PauseLeader => c.pause(v),
         Fault::Skew | Fault::SkewLeader => c.skew(v, i.skew_secs).map(|_| ()),
         Fault::WipeRejoin => c.wipe(v),
+        Fault::Latency
+        | Fault::Bandwidth
+        | Fault::Blackhole
+        | Fault::SlowClose
+        | Fault::FlakyUplink
+        | Fault::FlakyMinority
+        | Fault::SlowMajority => Err("a link fault without its shape".into()),
     }
 }
 
-pub fn heal(c: &Cluster, i: &Injection) -> Result<(), String> {
+pub fn heal(c: &Cluster, links: &Links, i: &Injection) -> Result<(), String> {
+    if i.link.is_some() {
+        return links.heal();
+    }
     match i.fault {
         Fault::Partition
         | Fault::PartitionLeader
@@ -191,6 +351,7 @@ pub fn heal(c: &Cluster, i: &Injection) -> Result<(), String> {
         Fault::Pause | Fault::PauseLeader => c.resume(i.victim),
         Fault::Skew | Fault::SkewLeader => c.skew(i.victim, 0).map(|_| ()),
         Fault::WipeRejoin => c.rejoin(i.victim),
+        _ => Ok(()),
     }
 }
 
@@ -222,10 +383,16 @@ mod tests {
                 "pause-leader",
                 "wipe-rejoin",
                 "skew",
-                "skew-leader"
+                "skew-leader",
+                "latency",
+                "bandwidth",
+                "blackhole",
+                "slow-close",
+                "flaky-uplink",
+                "slow-majority"
             ]
         );
-        assert_eq!(Fault::menu(5, false).len(), 10);
+        assert_eq!(Fault::menu(5, false).len(), 17);
     }
 
     #[test]

@@ -38,12 +38,16 @@ pub struct Host {
     pub netns: bool,
     /// The port qu listens on there.
     pub port: u16,
+    /// The port of the host's link proxy, which the node advertises
+    /// (`links`); None: other nodes dial qu directly.
+    pub proxy_port: Option<u16>,
 }
 
 impl Host {
-    /// `ip:port` of the qu node on this host.
+    /// The address other nodes dial for the qu node on this host (its
+    /// advertised address): the link proxy's, when there is one.
     pub fn qu_addr(&self) -> String {
-        format!("{}:{}", self.ip, self.port)
+        format!("{}:{}", self.ip, self.proxy_port.unwrap_or(self.port))
     }
 }
 
@@ -54,6 +58,7 @@ pub fn host(name: &str, idx: u8) -> Host {
         idx,
         netns: true,
         port: 9001,
+        proxy_port: Some(super::links::PEER_PROXY_PORT),
     }
 }
 
@@ -65,6 +70,7 @@ pub fn loopback(name: &str, idx: u8, port: u16) -> Host {
         idx,
         netns: false,
         port,
+        proxy_port: None,
     }
 }
 
@@ -157,7 +163,8 @@ pub fn drop_inbound(a: &Host, others: &[&Host]) -> Result<(), String> {
     Ok(())
 }
 
-/// `a` loses this share of incoming packets at random.
+/// `a` loses this share of incoming packets at random (from its link, not
+/// on its loopback, where its proxy hands connections to qu).
 pub fn lossy(a: &Host, probability: &str) -> Result<(), String> {
     must(&[
         "ip",
@@ -167,6 +174,9 @@ pub fn lossy(a: &Host, probability: &str) -> Result<(), String> {
         "iptables",
         "-A",
         "INPUT",
+        "!",
+        "-i",
+        "lo",
         "-m",
         "statistic",
         "--mode",

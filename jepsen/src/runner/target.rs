@@ -2,9 +2,16 @@
 //! source node, whether the HTTP target answers 200 or 503 (through a file
 //! the target server reads on every request) and records each change as a
 //! `truth` event, so checkers know who really saw it failing when.
+//!
+//! The cycle and the nemesis share the target: a nemesis that drives an
+//! outage of its own (`slow-majority`) holds the cycle off meanwhile, and
+//! one that makes some nodes' links flaky names them as the cycle's
+//! failing minority, so that the nodes that may see the target failing
+//! never add up to a majority (a flaky minority must cause no page).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -20,6 +27,16 @@ pub struct Target {
     pub check: String,
     /// (address, node id) of every node.
     pub nodes: Vec<(String, String)>,
+    pub shared: Arc<Mutex<Sharing>>,
+}
+
+/// What the nemesis has told the cycle.
+#[derive(Debug, Default)]
+pub struct Sharing {
+    /// The nemesis drives the target: the cycle changes nothing.
+    pub held: bool,
+    /// The nodes the cycle's minority phase fails for (empty: the first).
+    pub minority: Vec<usize>,
 }
 
 impl Target {
@@ -49,10 +66,44 @@ impl Target {
     pub fn all(&self) -> Vec<usize> {
         (0..self.nodes.len()).collect()
     }
+
+    /// The nemesis takes the target over (true) or hands it back.
+    pub fn hold(&self, held: bool) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.held = held;
+        }
+    }
+
+    /// The cycle's failing minority from now on (empty: the first node).
+    pub fn set_minority(&self, nodes: &[usize]) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.minority = nodes.to_vec();
+        }
+    }
+
+    /// One step of the cycle, unless the nemesis holds the target.
+    fn cycle_to(&self, rec: &Recorder, phase: u32) {
+        let Ok(s) = self.shared.lock() else { return };
+        if s.held {
+            return;
+        }
+        let minority = if s.minority.is_empty() {
+            vec![0]
+        } else {
+            s.minority.clone()
+        };
+        // Under the lock: the nemesis cannot change its mind halfway.
+        match phase {
+            1 => self.fail_for(rec, &self.all()),
+            3 => self.fail_for(rec, &minority),
+            _ => self.fail_for(rec, &[]),
+        }
+    }
 }
 
 /// Cycles the target every 7 s through: down for all, up, down for the
-/// first node only (which must never page), up. Ends up.
+/// first node only (or the flaky minority; it must never page), up. Ends
+/// up. While the nemesis holds the target, the cycle's steps are skipped.
 pub fn spawn_cycle(target: Target, rec: Recorder, window: Window) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut phase = 0;
@@ -63,12 +114,9 @@ pub fn spawn_cycle(target: Target, rec: Recorder, window: Window) -> JoinHandle<
                 break;
             }
             phase = (phase + 1) % 4;
-            match phase {
-                1 => target.fail_for(&rec, &target.all()),
-                3 => target.fail_for(&rec, &[0]),
-                _ => target.fail_for(&rec, &[]),
-            }
+            target.cycle_to(&rec, phase);
         }
-        target.fail_for(&rec, &[]);
+        target.hold(false);
+        target.cycle_to(&rec, 0);
     })
 }
