@@ -10,6 +10,7 @@
 //! - `proxy`: the userspace L4 proxy that makes links slow and flaky.
 //! - `http`: the one loopback HTTP/1.1 server of every test and benchmark.
 //! - `bench`: benchmarks on loopback that print figures (never assert).
+//! - `soak`: back-to-back runs rotating seeds and fault menus, one summary.
 #![forbid(unsafe_code)]
 
 pub mod bench;
@@ -18,3 +19,4 @@ pub mod history;
 pub mod http;
 pub mod proxy;
 pub mod runner;
+pub mod soak;

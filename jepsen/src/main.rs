@@ -3,6 +3,8 @@
 //! - `qu-jepsen run [--seed S] [--time 60s] [--nodes 3] [--faults a,b] [--qu PATH]`: builds
 //!   namespaces, runs a cluster under faults, records the history, checks it,
 //!   prints the report (needs root). Exit 0 when every checker passes.
+//! - `qu-jepsen soak [--time 30m] [--nodes 5] [--run-time 4m] [--seed S]`:
+//!   back-to-back runs rotating seeds and fault menus; one summary table.
 //! - `qu-jepsen check HISTORY.jsonl [--json]`: checks a recorded history.
 //! - `qu-jepsen bench [...]`: benchmarks on loopback; prints figures.
 //! - `qu-jepsen proxy` (internal): a node's link-fault proxy.
@@ -44,6 +46,24 @@ enum Cmd {
         /// Only these faults: partition, partition-leader, one-way, loss, kill-leader, pause, pause-leader, skew, skew-leader, wipe-rejoin, majorities-ring, bridge, latency, bandwidth, blackhole, slow-close, flaky-uplink, flaky-minority, slow-majority (majorities-ring, bridge and flaky-minority need --nodes 5)
         #[arg(long, value_name = "a,b")]
         faults: Option<String>,
+        /// The qu binary [default: the one next to this binary, else qu on PATH]
+        #[arg(long, value_name = "PATH")]
+        qu: Option<PathBuf>,
+    },
+    /// Back-to-back runs for a total time, rotating seeds and fault menus (everything, links, leader and clocks, membership, partitions); prints one summary table (needs root)
+    Soak {
+        /// Seed of the first run (each next run: +1)
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Total time, e.g. 30m
+        #[arg(long, default_value = "30m", value_parser = parse_time)]
+        time: Duration,
+        /// Fault window of each run (each run also spends about a minute setting up, settling and checking)
+        #[arg(long, default_value = "4m", value_parser = parse_time)]
+        run_time: Duration,
+        /// Cluster size (3 to 9)
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(3..=9))]
+        nodes: u64,
         /// The qu binary [default: the one next to this binary, else qu on PATH]
         #[arg(long, value_name = "PATH")]
         qu: Option<PathBuf>,
@@ -253,6 +273,35 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("qu-jepsen: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Cmd::Soak {
+            seed,
+            time,
+            run_time,
+            nodes,
+            qu,
+        } => {
+            let stop = Arc::new(AtomicBool::new(false));
+            let s = stop.clone();
+            let _ = ctrlc::set_handler(move || {
+                eprintln!("qu-jepsen: interrupted; healing and cleaning up…");
+                s.store(true, Ordering::SeqCst);
+            });
+            let o = qu_jepsen::soak::SoakOptions {
+                seed,
+                time,
+                run_time,
+                nodes: nodes as usize,
+                qu: qu_path(qu),
+            };
+            match qu_jepsen::soak::soak(&o, stop) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("qu-jepsen soak: {e}");
                     ExitCode::from(2)
                 }
             }
