@@ -8,6 +8,7 @@ pub mod leadership;
 pub mod linearizable;
 pub mod minority_page;
 pub mod timings;
+pub mod voters;
 
 use crate::history::Event;
 
