@@ -6,7 +6,10 @@
 //! `statistic`), kill -9 of the leader and restart, SIGSTOP/SIGCONT of a
 //! node or the leader, wall-clock skew of a node or the leader (libfaketime,
 //! when installed), and disk loss with the documented recovery (`qu node
-//! remove` + `qu node add`): a membership change under load.
+//! remove` + `qu node add`): a membership change under load. Membership
+//! faults (`membership`): grow by two spares and shrink back (fewer than 5
+//! nodes), shrink a 5-node cluster by two and grow it back with new
+//! identities, and replace a node (new identity, same address).
 //!
 //! Invariant: `heal` undoes exactly what `inject` did; the runner's final
 //! `Cluster::heal_all` and `net::heal` cover a fault interrupted midway.
@@ -14,6 +17,7 @@
 use std::collections::BTreeMap;
 
 use super::cluster::Cluster;
+use super::membership;
 use super::net;
 use super::sh::Rng;
 
@@ -31,6 +35,9 @@ pub enum Fault {
     WipeRejoin,
     MajoritiesRing,
     Bridge,
+    GrowShrink,
+    Replace,
+    ShrinkGrow,
 }
 
 impl Fault {
@@ -48,6 +55,9 @@ impl Fault {
             Fault::WipeRejoin => "wipe-rejoin",
             Fault::MajoritiesRing => "majorities-ring",
             Fault::Bridge => "bridge",
+            Fault::GrowShrink => "grow-shrink",
+            Fault::Replace => "replace",
+            Fault::ShrinkGrow => "shrink-grow",
         }
     }
 
@@ -63,9 +73,24 @@ impl Fault {
         matches!(self, Fault::MajoritiesRing | Fault::Bridge)
     }
 
+    /// Membership changes: they may move leadership (a node with a smaller
+    /// id joins, the leader is removed), so they count as leader faults.
+    fn membership(self) -> bool {
+        matches!(self, Fault::GrowShrink | Fault::Replace | Fault::ShrinkGrow)
+    }
+
+    /// Whether a run of `nodes` nodes can have this fault.
+    fn fits(self, nodes: usize) -> bool {
+        match self {
+            Fault::MajoritiesRing | Fault::Bridge | Fault::ShrinkGrow => nodes >= 5,
+            Fault::GrowShrink => nodes < 5,
+            _ => true,
+        }
+    }
+
     /// Every fault, in the order seeds draw from (changing it changes what
     /// every seed replays, the CI smoke's included).
-    pub const ALL: [Fault; 12] = [
+    pub const ALL: [Fault; 15] = [
         Fault::Partition,
         Fault::PartitionLeader,
         Fault::OneWay,
@@ -78,6 +103,9 @@ impl Fault {
         Fault::SkewLeader,
         Fault::MajoritiesRing,
         Fault::Bridge,
+        Fault::GrowShrink,
+        Fault::Replace,
+        Fault::ShrinkGrow,
     ];
 
     /// Parses a comma-separated list of fault names.
@@ -103,7 +131,7 @@ impl Fault {
         Fault::ALL
             .into_iter()
             .filter(|f| clocks || !matches!(f, Fault::Skew | Fault::SkewLeader))
-            .filter(|f| nodes >= 5 || !f.whole_cluster())
+            .filter(|f| f.fits(nodes))
             .collect()
     }
 }
@@ -132,16 +160,19 @@ pub fn choose(rng: &mut Rng, menu: &[Fault], c: &Cluster, leader: Option<usize>)
         _ => rng.below(c.len() as u64) as usize,
     };
     let skew_secs = SKEWS[rng.below(SKEWS.len() as u64) as usize];
-    let targets = if fault.whole_cluster() {
-        c.ids().into_iter().collect()
-    } else {
-        vec![c.clis[victim].id.clone()]
+    let targets = match fault {
+        _ if fault.whole_cluster() => c.ids().into_iter().collect(),
+        Fault::GrowShrink => membership::targets(c, None),
+        Fault::ShrinkGrow => {
+            membership::targets(c, Some(membership::pair(victim, leader, c.len())))
+        }
+        _ => vec![c.id(victim)],
     };
     Injection {
         fault,
         victim,
         targets,
-        leader: Some(victim) == leader || fault.whole_cluster(),
+        leader: Some(victim) == leader || fault.whole_cluster() || fault.membership(),
         skew_secs,
     }
 }
@@ -173,6 +204,9 @@ pub fn inject(c: &Cluster, i: &Injection) -> Result<(), String> {
         Fault::Pause | Fault::PauseLeader => c.pause(v),
         Fault::Skew | Fault::SkewLeader => c.skew(v, i.skew_secs).map(|_| ()),
         Fault::WipeRejoin => c.wipe(v),
+        Fault::GrowShrink => membership::grow(c),
+        Fault::Replace => membership::replace(c, v),
+        Fault::ShrinkGrow => membership::shrink_pair(c, &i.targets),
     }
 }
 
@@ -191,6 +225,9 @@ pub fn heal(c: &Cluster, i: &Injection) -> Result<(), String> {
         Fault::Pause | Fault::PauseLeader => c.resume(i.victim),
         Fault::Skew | Fault::SkewLeader => c.skew(i.victim, 0).map(|_| ()),
         Fault::WipeRejoin => c.rejoin(i.victim),
+        Fault::GrowShrink => membership::shrink(c),
+        Fault::Replace => membership::readd(c, i.victim),
+        Fault::ShrinkGrow => membership::regrow_pair(c, &i.targets),
     }
 }
 
@@ -222,10 +259,29 @@ mod tests {
                 "pause-leader",
                 "wipe-rejoin",
                 "skew",
-                "skew-leader"
+                "skew-leader",
+                "grow-shrink",
+                "replace"
             ]
         );
-        assert_eq!(Fault::menu(5, false).len(), 10);
+        let five: Vec<&str> = Fault::menu(5, false).iter().map(|f| f.name()).collect();
+        assert_eq!(
+            five,
+            [
+                "partition",
+                "partition-leader",
+                "one-way",
+                "loss",
+                "kill-leader",
+                "pause",
+                "pause-leader",
+                "wipe-rejoin",
+                "majorities-ring",
+                "bridge",
+                "replace",
+                "shrink-grow"
+            ]
+        );
     }
 
     #[test]
