@@ -250,6 +250,9 @@ mod tests {
         assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), e);
         let bare: Event =
             serde_json::from_str(r#"{"type":"membership","t":7,"voters":["a"]}"#).unwrap();
-        assert!(matches!(bare, Event::Membership { begun: 0, .. }), "{bare:?}");
+        assert!(
+            matches!(bare, Event::Membership { begun: 0, .. }),
+            "{bare:?}"
+        );
     }
 }

@@ -215,10 +215,7 @@ mod tests {
         assert!(tl.majority(30_000, &ids(&["a", "b", "e"]), Rule::Every));
         assert_eq!(tl.describe(23_500), "4 or 5");
         assert_eq!(tl.describe(30_000), "5");
-        assert_eq!(
-            tl.edges(),
-            [1_000, 17_000, 20_000, 23_000, 25_000].to_vec()
-        );
+        assert_eq!(tl.edges(), [1_000, 17_000, 20_000, 23_000, 25_000].to_vec());
     }
 
     #[test]

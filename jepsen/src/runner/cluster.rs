@@ -80,7 +80,10 @@ impl Cluster {
             clis[0].qu(&["node", "add", &n.host.qu_addr(), "--yes"], 60)?;
         }
         let roster = Roster::new(
-            nodes.iter().map(|n| (n.host.ip.clone(), n.id.clone())).collect(),
+            nodes
+                .iter()
+                .map(|n| (n.host.ip.clone(), n.id.clone()))
+                .collect(),
             nodes.len(),
         );
         let c = Cluster {

@@ -63,7 +63,11 @@ pub struct Roster(Arc<Mutex<Book>>);
 impl Roster {
     /// Seats `(ip, id)`; the first `voters` of them are the voters.
     pub fn new(seats: Vec<(String, String)>, voters: usize) -> Roster {
-        let voters = seats.iter().take(voters).map(|(_, id)| id.clone()).collect();
+        let voters = seats
+            .iter()
+            .take(voters)
+            .map(|(_, id)| id.clone())
+            .collect();
         let seats = seats
             .into_iter()
             .map(|(ip, id)| Seat {
@@ -187,7 +191,11 @@ pub struct Spares {
 
 impl Spares {
     /// Initialises and starts a fresh node on each host.
-    pub fn start(qu: &std::path::Path, hosts: &[Host], dir: &std::path::Path) -> Result<Spares, String> {
+    pub fn start(
+        qu: &std::path::Path,
+        hosts: &[Host],
+        dir: &std::path::Path,
+    ) -> Result<Spares, String> {
         let mut nodes = Vec::new();
         for h in hosts {
             let mut n = QuNode::init(qu, h.clone(), dir)?;
@@ -259,7 +267,9 @@ fn member(c: &Cluster, not: &[usize]) -> Result<usize, String> {
     }
     let alive = c.alive();
     (0..c.len())
-        .find(|i| !not.contains(i) && alive.get(*i).copied().unwrap_or(false) && c.roster.serving(*i))
+        .find(|i| {
+            !not.contains(i) && alive.get(*i).copied().unwrap_or(false) && c.roster.serving(*i)
+        })
         .ok_or_else(|| "no live member to run the membership change from".into())
 }
 
@@ -435,12 +445,21 @@ mod tests {
 
     #[test]
     fn a_seat_keeps_every_identity_and_answers_to_the_current_one() {
-        let r = Roster::new(vec![("10.0.0.1".into(), "a".into()), ("10.0.0.2".into(), "b".into())], 2);
+        let r = Roster::new(
+            vec![
+                ("10.0.0.1".into(), "a".into()),
+                ("10.0.0.2".into(), "b".into()),
+            ],
+            2,
+        );
         r.renamed(1, "c".into());
         assert_eq!(r.id(1), "c");
         assert_eq!(r.index_of("c"), Some(1));
         assert_eq!(r.index_of("b"), None);
         assert_eq!(r.seats()[1].ids, vec!["b".to_string(), "c".to_string()]);
-        assert_eq!(r.voters(), ["a", "b"].iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            r.voters(),
+            ["a", "b"].iter().map(|s| s.to_string()).collect()
+        );
     }
 }

@@ -122,7 +122,11 @@ pub fn run(o: Options, stop: Arc<AtomicBool>) -> Result<Outcome, String> {
     let dir = PathBuf::from(format!("/tmp/qu-jepsen-{}-{}", o.seed, now_ms()));
     crate::runner::nodes::private_dir(&dir)?;
     // Hosts the cluster may grow by, after its own.
-    let spares = if menu.contains(&Fault::GrowShrink) { 2 } else { 0 };
+    let spares = if menu.contains(&Fault::GrowShrink) {
+        2
+    } else {
+        0
+    };
     let mut hosts: Vec<net::Host> = (0..o.nodes + spares)
         .map(|i| net::host(&format!("n{}", i + 1), 11 + i as u8))
         .collect();
