@@ -11,7 +11,9 @@
 //! nodes), shrink a 5-node cluster by two and grow it back with new
 //! identities, and replace a node (new identity, same address).
 //!
-//! Invariant: `heal` undoes exactly what `inject` did; the runner's final
+//! Invariant: `heal` undoes exactly what `inject` did (up to identities:
+//! `replace` and `shrink-grow` leave new node ids at the same addresses,
+//! which the roster follows); the runner's final
 //! `Cluster::heal_all` and `net::heal` cover a fault interrupted midway.
 
 use std::collections::BTreeMap;
