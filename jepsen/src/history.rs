@@ -124,6 +124,18 @@ pub enum Event {
     Leader { t: u64, node: Option<String> },
     /// Faults healed; these nodes are live from here on.
     Healed { t: u64, live: BTreeSet<String> },
+    /// The voters from `t` on. The change was asked for at `begun` (≤ `t`,
+    /// the harness's clock before the `qu node add`/`remove` that made it):
+    /// in between, rounds may have been judged by the voters before or
+    /// after it. A run's first such event (`begun` = `t`) names the voters
+    /// it started with. Older histories have none: their voters are the
+    /// `meta` count throughout.
+    Membership {
+        t: u64,
+        #[serde(default)]
+        begun: u64,
+        voters: BTreeSet<String>,
+    },
 }
 
 /// When the probes of one round ran: from the round's start for up to the
@@ -229,5 +241,22 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(n, Event::Nemesis { skew_ms: None, .. }), "{n:?}");
+    }
+
+    #[test]
+    fn a_membership_line_round_trips_and_loads_without_its_start() {
+        let e = Event::Membership {
+            t: 5,
+            begun: 2,
+            voters: ["a".to_string(), "b".to_string()].into(),
+        };
+        let line = serde_json::to_string(&e).unwrap();
+        assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), e);
+        let bare: Event =
+            serde_json::from_str(r#"{"type":"membership","t":7,"voters":["a"]}"#).unwrap();
+        assert!(
+            matches!(bare, Event::Membership { begun: 0, .. }),
+            "{bare:?}"
+        );
     }
 }

@@ -786,3 +786,150 @@ fn a_flip_caused_by_a_flaky_minority_is_caught() {
     let r = flaky_minority::check(&flaky_minority(vec![flip_in_round(2, "down", 140)]));
     assert!(r.ok, "{:?}", r.problems);
 }
+
+fn membership(t: u64, begun: u64, voters: &[&str]) -> Event {
+    Event::Membership {
+        t,
+        begun,
+        voters: voters.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// A 3-node run that grew by two spares (n4 asked for at 40 s, voting at
+/// 41 s; n5 asked for at 42 s, voting at 43 s); `web` fails for n1 and n2
+/// from 50 s to 60 s, and a DOWN confirmed in round `k` is paged.
+fn grown_then_paged(k: u64) -> Vec<Event> {
+    vec![
+        Event::Meta {
+            voters: 3,
+            interval_ms: 1000,
+            seed: 11,
+        },
+        membership(1_000, 1_000, &["n1", "n2", "n3"]),
+        truth(2_000, &[]),
+        membership(41_000, 40_000, &["n1", "n2", "n3", "n4"]),
+        membership(43_000, 42_000, &["n1", "n2", "n3", "n4", "n5"]),
+        truth(50_000, &["n1", "n2"]),
+        truth(60_000, &[]),
+        down_in_round("web", 1, k, k * 1000 + 1_200),
+        page(k * 1000 + 1_300, "web-1-a1", "down"),
+    ]
+}
+
+#[test]
+fn two_failing_of_five_voters_is_a_minority_though_it_was_two_of_three() {
+    let h = grown_then_paged(55);
+    let r = minority_page::check(&h);
+    assert!(!r.ok, "a page on 2 of 5 voters passed");
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.contains("(5 voters)") && p.contains("minority page")),
+        "{:?}",
+        r.problems
+    );
+    // The same history without its membership events (the meta count, 3,
+    // throughout) passes: it is the membership that decides.
+    let mut counted = h.clone();
+    counted.retain(|e| !matches!(e, Event::Membership { .. }));
+    let r = minority_page::check(&counted);
+    assert!(r.ok, "{:?}", r.problems);
+    // Before the grow, 2 of 3 is a majority; while a change is under way
+    // (from one interval before it was asked for) either side may have
+    // judged the round.
+    let mut before = grown_then_paged(25);
+    for e in before.iter_mut() {
+        if let Event::Truth { t, .. } = e {
+            if *t >= 50_000 {
+                *t -= 30_000;
+            }
+        }
+    }
+    let r = minority_page::check(&before);
+    assert!(r.ok, "{:?}", r.problems);
+    let mut during = grown_then_paged(40);
+    for e in during.iter_mut() {
+        if let Event::Truth { t, .. } = e {
+            if *t == 50_000 {
+                *t = 38_000;
+            }
+        }
+    }
+    let r = minority_page::check(&during);
+    assert!(r.ok, "{:?}", r.problems);
+    // Round 44's probes came after n5 voted: no longer excused.
+    let mut after = during.clone();
+    for e in after.iter_mut() {
+        if let Event::Transition { .. } = e {
+            *e = down_in_round("web", 1, 45, 46_200);
+        }
+    }
+    assert!(!minority_page::check(&after).ok);
+}
+
+#[test]
+fn a_replaced_identity_no_longer_counts_towards_a_majority() {
+    // n3 was replaced by n6 (same address) at 30 s; the truth still names
+    // the old identity for a page at 50 s: n1 and n3 failing is 1 of the
+    // voters n1, n2, n6.
+    let h = vec![
+        Event::Meta {
+            voters: 3,
+            interval_ms: 1000,
+            seed: 12,
+        },
+        membership(1_000, 1_000, &["n1", "n2", "n3"]),
+        membership(22_000, 21_000, &["n1", "n2"]),
+        membership(30_000, 29_000, &["n1", "n2", "n6"]),
+        truth(45_000, &["n1", "n3"]),
+        truth(55_000, &[]),
+        down_in_round("web", 1, 50, 51_200),
+        page(51_300, "web-1-a1", "down"),
+    ];
+    assert!(!minority_page::check(&h).ok);
+    let mut seen_by_new = h.clone();
+    seen_by_new[4] = truth(45_000, &["n1", "n3", "n6"]);
+    let r = minority_page::check(&seen_by_new);
+    assert!(r.ok, "{:?}", r.problems);
+}
+
+#[test]
+fn after_the_heal_an_outage_is_owed_a_page_by_the_voters_then_in_force() {
+    // The cluster ends with five voters; an outage after the heal that two
+    // of them see is owed nothing; three of them, a page (none came).
+    let five = ["n1", "n2", "n3", "n4", "n5"];
+    let base = |failing: &[&str]| {
+        vec![
+            Event::Meta {
+                voters: 3,
+                interval_ms: 1000,
+                seed: 13,
+            },
+            membership(1_000, 1_000, &["n1", "n2", "n3"]),
+            membership(3_000, 2_000, &five[..4]),
+            membership(5_000, 4_000, &five),
+            Event::Healed {
+                t: 8_000,
+                live: five.iter().map(|s| s.to_string()).collect(),
+            },
+            truth(10_000, failing),
+            truth(30_000, &[]),
+            Event::Leader {
+                t: 40_000,
+                node: Some("n1".into()),
+            },
+        ]
+    };
+    let r = detection::check(&base(&["n1", "n2"]));
+    assert!(r.ok, "{:?}", r.problems);
+    let r = detection::check(&base(&["n1", "n2", "n5"]));
+    assert!(
+        r.problems.iter().any(|p| p.contains("missed outage")),
+        "{:?}",
+        r.problems
+    );
+    // Counted by the meta's three voters, two of them would be owed one.
+    let mut counted = base(&["n1", "n2"]);
+    counted.retain(|e| !matches!(e, Event::Membership { .. }));
+    assert!(!detection::check(&counted).ok);
+}

@@ -1,6 +1,8 @@
 //! (f) Liveness: once every fault is healed, an outage that a majority of
 //! voters sees for long enough is paged within a bound, and its end is
-//! paged as RECOVERED within the same bound. (Safety checkers alone pass a
+//! paged as RECOVERED within the same bound. A majority outage is one
+//! that a majority of every voter set that may have judged it saw
+//! (`voters::Rule::Every`: during a membership change, of both sides). (Safety checkers alone pass a
 //! cluster that never pages anything.)
 //!
 //! The bound: two confirming rounds plus the evaluation delay, a Raft
@@ -9,7 +11,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{meta, Report};
+use super::voters::Rule;
+use super::{evidence, meta, Report};
 use crate::history::Event;
 
 pub fn bound_ms(interval_ms: u64) -> u64 {
@@ -18,8 +21,7 @@ pub fn bound_ms(interval_ms: u64) -> u64 {
 
 pub fn check(history: &[Event]) -> Report {
     const NAME: &str = "a healed cluster pages a majority outage and its recovery";
-    let (voters, interval) = meta(history);
-    let quorum = voters / 2 + 1;
+    let (_, interval) = meta(history);
     let bound = bound_ms(interval);
     let Some(healed_at) = history.iter().rev().find_map(|e| match e {
         Event::Healed { t, .. } => Some(*t),
@@ -27,28 +29,20 @@ pub fn check(history: &[Event]) -> Report {
     }) else {
         return Report::new(NAME, vec![]);
     };
-    // Per check: when its majority outages after the heal began and ended.
-    let mut periods: BTreeMap<&str, Vec<(u64, Option<u64>)>> = BTreeMap::new();
-    for e in history {
-        let Event::Truth {
-            t,
-            check,
-            failing_for,
-        } = e
-        else {
-            continue;
-        };
-        let list = periods.entry(check.as_str()).or_default();
-        let open = matches!(list.last(), Some((_, None)));
-        let majority = failing_for.len() >= quorum;
-        if majority && !open && *t >= healed_at {
-            list.push((*t, None));
-        } else if !majority && open {
-            if let Some(last) = list.last_mut() {
-                last.1 = Some(*t);
-            }
-        }
-    }
+    // Per check: when its majority outages after the heal began and ended
+    // (a majority of every voter set that may have judged them).
+    let periods: BTreeMap<&str, Vec<(u64, Option<u64>)>> =
+        evidence::majority_stretches(history, Rule::Every)
+            .into_iter()
+            .map(|(check, list)| {
+                let after: Vec<(u64, Option<u64>)> = list
+                    .into_iter()
+                    .filter(|s| s.start >= healed_at)
+                    .map(|s| (s.start, s.end))
+                    .collect();
+                (check, after)
+            })
+            .collect();
     let first_page = |check: &str, event: &str, from: u64| {
         history.iter().find_map(|e| match e {
             Event::Delivery {

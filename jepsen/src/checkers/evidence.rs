@@ -1,5 +1,6 @@
 //! What a page rests on, for (b) and (e): the stretches in which a
-//! majority of voters saw a target failing (the `truth` events), the
+//! majority of voters saw a target failing (the `truth` events, counted
+//! among the voters of the moment: `voters::Timeline`), the
 //! transition each page belongs to (through its delivery id) with the
 //! probe windows of the rounds that confirmed it, and how far those
 //! windows may be off from what the nodes really probed.
@@ -24,8 +25,9 @@
 //! Invariant: pure functions of the history; nothing is inferred from the
 //! order of unrelated events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use super::voters::{Rule, Timeline};
 use crate::history::{DeliveryId, Event, ProbeWindow};
 
 /// Between a truth event and the probes that saw it, besides clock skew.
@@ -49,35 +51,65 @@ impl Stretch {
     }
 }
 
-/// Per check, its majority-failing stretches in time order.
-pub fn majority_stretches(history: &[Event], quorum: usize) -> BTreeMap<&str, Vec<Stretch>> {
-    let mut truths: Vec<(u64, &str, bool)> = history
+/// Per check, its majority-failing stretches in time order: the target
+/// failing for a majority of the voters of the moment (`voters::Timeline`)
+/// under `rule`. Besides the truth events, a majority may begin or end
+/// where the membership changes.
+pub fn majority_stretches(history: &[Event], rule: Rule) -> BTreeMap<&str, Vec<Stretch>> {
+    let timeline = Timeline::of(history);
+    let mut truths: Vec<(u64, &str, &BTreeSet<String>)> = history
         .iter()
         .filter_map(|e| match e {
             Event::Truth {
                 t,
                 check,
                 failing_for,
-            } => Some((*t, check.as_str(), failing_for.len() >= quorum)),
+            } => Some((*t, check.as_str(), failing_for)),
             _ => None,
         })
         .collect();
     truths.sort_by_key(|(t, _, _)| *t); // stable: same-time events keep their order
+    let edges = timeline.edges();
+    let mut by_check: BTreeMap<&str, Vec<(u64, &BTreeSet<String>)>> = BTreeMap::new();
+    for (t, check, failing) in truths {
+        by_check.entry(check).or_default().push((t, failing));
+    }
     let mut out: BTreeMap<&str, Vec<Stretch>> = BTreeMap::new();
-    for (t, check, majority) in truths {
-        let list = out.entry(check).or_default();
-        let open = list.last().is_some_and(|s| s.end.is_none());
-        match (majority, open) {
-            (true, false) => list.push(Stretch {
-                start: t,
-                end: None,
-            }),
-            (false, true) => {
-                if let Some(s) = list.last_mut() {
-                    s.end = Some(t);
+    for (check, truths) in by_check {
+        // Each truth, and each membership edge after the first truth with
+        // the failing set in force there, in time order (a truth before an
+        // edge of the same time).
+        let mut points: Vec<(u64, &BTreeSet<String>)> = Vec::new();
+        let mut next_edge = edges.iter().peekable();
+        for (i, (t, failing)) in truths.iter().enumerate() {
+            points.push((*t, failing));
+            let until = truths.get(i + 1).map_or(u64::MAX, |(n, _)| *n);
+            while let Some(e) = next_edge.peek() {
+                if **e >= until {
+                    break;
                 }
+                if **e > *t {
+                    points.push((**e, failing));
+                }
+                next_edge.next();
             }
-            _ => {}
+        }
+        let list = out.entry(check).or_default();
+        for (t, failing) in points {
+            let majority = timeline.majority(t, failing, rule);
+            let open = list.last().is_some_and(|s| s.end.is_none());
+            match (majority, open) {
+                (true, false) => list.push(Stretch {
+                    start: t,
+                    end: None,
+                }),
+                (false, true) => {
+                    if let Some(s) = list.last_mut() {
+                        s.end = Some(t);
+                    }
+                }
+                _ => {}
+            }
         }
     }
     out
@@ -265,7 +297,7 @@ mod tests {
             truth(60, 2),
         ];
         assert_eq!(
-            majority_stretches(&h, 2)["c"],
+            majority_stretches(&h, Rule::Any)["c"],
             [
                 Stretch {
                     start: 20,

@@ -14,6 +14,7 @@
 //! doing, or the target's.
 
 use super::evidence::{self, Stretch};
+use super::voters::Rule;
 use super::{meta, Report};
 use crate::history::{Event, ProbeWindow};
 
@@ -65,9 +66,12 @@ fn healthy(failing: &[Stretch]) -> Vec<Stretch> {
 
 pub fn check(history: &[Event]) -> Report {
     const NAME: &str = "a flaky minority causes no page and no flip";
-    let (voters, interval) = meta(history);
-    let quorum = voters / 2 + 1;
-    let failing = evidence::majority_stretches(history, quorum);
+    let (_, interval) = meta(history);
+    // Lenient both ways, as (b) is: a DOWN flip may rest on a majority of
+    // either voter set of a membership change, an UP flip on a moment
+    // when not every set had a failing majority.
+    let failing = evidence::majority_stretches(history, Rule::Any);
+    let failing_for_all = evidence::majority_stretches(history, Rule::Every);
     let slack = evidence::Slack::of(history, interval);
     let wins = windows(history);
     let inside = |w: &ProbeWindow| {
@@ -96,7 +100,12 @@ pub fn check(history: &[Event]) -> Report {
             .get(check.as_str())
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        let up = healthy(down);
+        let up = healthy(
+            failing_for_all
+                .get(check.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+        );
         let (spans, saw) = match to.as_str() {
             "down" => (down, "failing"),
             _ => (up.as_slice(), "answering"),

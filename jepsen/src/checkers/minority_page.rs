@@ -19,15 +19,19 @@
 //! judged as before, by delivery time: inside a majority stretch at least
 //! one interval old, or trailing the end of one (at least one interval
 //! long) by at most one interval plus a second.
+//!
+//! A majority is one of the voters of the moment (`voters::Timeline`):
+//! while a membership change is under way, of either side of it.
 
 use super::evidence::{self, Stretch};
+use super::voters::{Rule, Timeline};
 use super::{meta, Report};
 use crate::history::Event;
 
 pub fn check(history: &[Event]) -> Report {
-    let (voters, interval) = meta(history);
-    let quorum = voters / 2 + 1;
-    let stretches = evidence::majority_stretches(history, quorum);
+    let (_, interval) = meta(history);
+    let stretches = evidence::majority_stretches(history, Rule::Any);
+    let voters = Timeline::of(history);
     let flips = evidence::transitions(history);
     let slack = evidence::Slack::of(history, interval);
     let mut problems = Vec::new();
@@ -60,7 +64,8 @@ pub fn check(history: &[Event]) -> Report {
         };
         if let Some(why) = why {
             problems.push(format!(
-                "DOWN page {delivery_id} for {check} at {t} ({voters} voters): {why}"
+                "DOWN page {delivery_id} for {check} at {t} ({} voters): {why}",
+                voters.describe(*t)
             ));
         }
     }

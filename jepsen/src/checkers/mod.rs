@@ -10,6 +10,7 @@ pub mod linearizable;
 pub mod minority_page;
 pub mod slow_majority;
 pub mod timings;
+pub mod voters;
 
 use crate::history::Event;
 

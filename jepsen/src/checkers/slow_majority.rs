@@ -8,6 +8,7 @@
 //! the two confirming rounds, the Raft commit's round trip and the page's
 //! way out each cross a slow link, with room for a slow probe.
 
+use super::voters::Rule;
 use super::{detection, meta, Report};
 use crate::history::Event;
 
@@ -53,9 +54,9 @@ fn windows(history: &[Event]) -> Vec<Window> {
 
 pub fn check(history: &[Event]) -> Report {
     const NAME: &str = "a slow majority pages an outage within the adjusted bound";
-    let (voters, interval) = meta(history);
-    let quorum = voters / 2 + 1;
-    let stretches = super::evidence::majority_stretches(history, quorum);
+    let (_, interval) = meta(history);
+    // Owed a page only when a majority of every voter set saw it, as (f).
+    let stretches = super::evidence::majority_stretches(history, Rule::Every);
     let first_page = |check: &str, event: &str, from: u64| {
         history.iter().find_map(|e| match e {
             Event::Delivery {

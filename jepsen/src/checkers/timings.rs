@@ -4,6 +4,7 @@
 //! Figures only; this checker does not fail ((b) judges whether such a
 //! page was justified, (f) bounds detection after the heal).
 
+use super::voters::Rule;
 use super::{evidence, meta, Report};
 use crate::history::{Event, Op};
 
@@ -29,8 +30,8 @@ fn percentiles(mut v: Vec<u64>) -> String {
 /// How long after the end of the majority outage behind it each
 /// DOWN page came, for the pages that came after it ended.
 pub fn lateness(history: &[Event]) -> Vec<u64> {
-    let (voters, interval) = meta(history);
-    let stretches = evidence::majority_stretches(history, voters / 2 + 1);
+    let (_, interval) = meta(history);
+    let stretches = evidence::majority_stretches(history, Rule::Any);
     let flips = evidence::transitions(history);
     let slack = evidence::Slack::of(history, interval);
     let mut late = Vec::new();
@@ -68,8 +69,6 @@ pub fn lateness(history: &[Event]) -> Vec<u64> {
 }
 
 pub fn check(history: &[Event]) -> Report {
-    let (voters, _) = meta(history);
-    let quorum = voters / 2 + 1;
     let kills: Vec<u64> = history
         .iter()
         .filter_map(|e| match e {
@@ -98,22 +97,10 @@ pub fn check(history: &[Event]) -> Report {
         .iter()
         .filter_map(|k| writes.iter().find(|w| *w > k).map(|w| w - k))
         .collect();
-    let mut outages = Vec::new();
-    let mut was: std::collections::BTreeMap<&str, bool> = Default::default();
-    for e in history {
-        if let Event::Truth {
-            t,
-            check,
-            failing_for,
-        } = e
-        {
-            let now = failing_for.len() >= quorum;
-            if now && !was.get(check.as_str()).copied().unwrap_or(false) {
-                outages.push((*t, check.as_str()));
-            }
-            was.insert(check.as_str(), now);
-        }
-    }
+    let outages: Vec<(u64, &str)> = evidence::majority_stretches(history, Rule::Any)
+        .into_iter()
+        .flat_map(|(check, list)| list.into_iter().map(move |s| (s.start, check)))
+        .collect();
     let detection: Vec<u64> = outages
         .iter()
         .filter_map(|(t, c)| {

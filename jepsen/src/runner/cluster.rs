@@ -11,14 +11,21 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::membership::{self, Roster, Spares};
 use super::net::Host;
 use super::nodes::{NodeCli, QuNode};
 
 pub struct Cluster {
     pub hosts: Vec<Host>,
+    /// The CLI of each node (by seat: a replaced node's CLI reaches the
+    /// new identity); ids are the roster's.
     pub clis: Vec<NodeCli>,
     nodes: Mutex<Vec<QuNode>>,
     alive: Mutex<Vec<bool>>,
+    /// Current ids and voters, seats of the spares after the cluster's.
+    pub roster: Roster,
+    /// Hosts a membership fault may add (none unless `with_spares`).
+    pub spares: Spares,
 }
 
 /// Retries `f` until it succeeds or `within` passes; the last error.
@@ -72,11 +79,20 @@ impl Cluster {
         for n in &nodes[1..] {
             clis[0].qu(&["node", "add", &n.host.qu_addr(), "--yes"], 60)?;
         }
+        let roster = Roster::new(
+            nodes
+                .iter()
+                .map(|n| (n.host.ip.clone(), n.id.clone()))
+                .collect(),
+            nodes.len(),
+        );
         let c = Cluster {
             hosts: hosts.to_vec(),
             clis,
             alive: Mutex::new(vec![true; nodes.len()]),
             nodes: Mutex::new(nodes),
+            roster,
+            spares: Spares::default(),
         };
         c.wait_voters(0, Duration::from_secs(30))
             .map_err(|e| format!("the cluster did not form: {e}"))?;
@@ -91,8 +107,24 @@ impl Cluster {
         self.clis.is_empty()
     }
 
+    /// Starts a fresh node (not a member) on each of `hosts`, for the
+    /// membership faults that grow the cluster.
+    pub fn with_spares(mut self, qu: &Path, hosts: &[Host], dir: &Path) -> Result<Cluster, String> {
+        self.spares = Spares::start(qu, hosts, dir)?;
+        for (h, id) in hosts.iter().zip(self.spares.ids()) {
+            self.roster.push(h.ip.clone(), id);
+        }
+        Ok(self)
+    }
+
+    /// The current id of node `i` (it changes when the node is replaced).
+    pub fn id(&self, i: usize) -> String {
+        self.roster.id(i)
+    }
+
+    /// The current ids of the cluster's own nodes.
     pub fn ids(&self) -> BTreeSet<String> {
-        self.clis.iter().map(|c| c.id.clone()).collect()
+        (0..self.len()).map(|i| self.id(i)).collect()
     }
 
     pub fn alive(&self) -> Vec<bool> {
@@ -105,18 +137,27 @@ impl Cluster {
         }
     }
 
-    /// The master as the first answering live node reports it.
-    pub fn leader(&self) -> Option<usize> {
+    /// The master's id as the first answering live member reports it
+    /// (a spare the cluster grew by included).
+    pub fn master(&self) -> Option<String> {
         let live = self.alive();
         self.clis
             .iter()
             .enumerate()
-            .filter(|(i, _)| live.get(*i).copied().unwrap_or(false))
+            .filter(|(i, _)| live.get(*i).copied().unwrap_or(false) && self.roster.serving(*i))
             .find_map(|(_, c)| {
                 let s = c.status()?;
-                let m = s["master"].as_str()?.to_string();
-                self.clis.iter().position(|c| c.id == m)
+                if s["membership"].as_str() != Some("member") {
+                    return None;
+                }
+                s["master"].as_str().map(str::to_string)
             })
+    }
+
+    /// The master, if it is one of the cluster's own nodes.
+    pub fn leader(&self) -> Option<usize> {
+        let m = self.master()?;
+        (0..self.len()).find(|i| self.id(*i) == m)
     }
 
     fn with<R>(&self, i: usize, f: impl FnOnce(&mut QuNode) -> R) -> Result<R, String> {
@@ -198,24 +239,30 @@ impl Cluster {
             .leader()
             .filter(|l| *l != i)
             .unwrap_or(if i == 0 { 1 } else { 0 });
-        let (id, addr) = (self.clis[i].id.clone(), self.hosts[i].qu_addr());
-        retry(Duration::from_secs(30), || {
-            match self.clis[member].qu(&["node", "remove", &id], 20) {
-                Ok(_) => Ok(()),
-                // A retry after a removal that went through but timed out.
-                Err(e) if e.contains("no node id starts with") => Ok(()),
-                Err(e) => Err(e),
-            }
-        })
-        .map_err(|e| format!("cannot remove the wiped node {id}: {e}"))?;
-        retry(Duration::from_secs(40), || {
-            self.clis[member].qu(&["node", "add", &addr, "--yes"], 60)
-        })
-        .map_err(|e| format!("cannot re-add the wiped node {id}: {e}"))?;
-        self.wait_voters(i, Duration::from_secs(30))
-            .map_err(|e| format!("the re-added node {id} did not catch up: {e}"))?;
+        let (id, addr) = (self.id(i), self.hosts[i].qu_addr());
+        let via = &self.clis[member];
+        membership::remove_voter(self, via, &id)
+            .map_err(|e| format!("cannot remove the wiped node: {e}"))?;
+        membership::add_voter(self, via, &self.clis[i], &addr, &id)
+            .map_err(|e| format!("cannot re-add the wiped node: {e}"))?;
         self.set_alive(i, true);
         Ok(())
+    }
+
+    /// Node `i` loses its whole state directory, identity included, and
+    /// starts again with a new one (`qu init`, same address): fresh, so
+    /// clients leave it alone until it is a member again. The new id.
+    pub fn reinit(&self, i: usize) -> Result<String, String> {
+        self.roster.set_serving(i, false);
+        self.kill(i)?;
+        let id = self.with(i, |n| {
+            n.reinit()?;
+            n.start()?;
+            Ok::<_, String>(n.id.clone())
+        })??;
+        self.roster.renamed(i, id.clone());
+        self.set_alive(i, true);
+        Ok(id)
     }
 
     /// Brings every node back: resumed, started if dead, on true time.

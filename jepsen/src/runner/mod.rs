@@ -17,6 +17,7 @@
 pub mod cluster;
 pub mod collect;
 pub mod links;
+pub mod membership;
 pub mod nemesis;
 pub mod net;
 pub mod nodes;
@@ -116,18 +117,24 @@ pub fn run(o: Options, stop: Arc<AtomicBool>) -> Result<Outcome, String> {
     if let Some(only) = &o.faults {
         menu.retain(|f| only.contains(f));
         if menu.is_empty() {
-            return Err("none of the --faults fits this run (majorities-ring and bridge need --nodes 5, skews need libfaketime)".into());
+            return Err("none of the --faults fits this run (majorities-ring, bridge and shrink-grow need --nodes 5, grow-shrink fewer, skews need libfaketime)".into());
         }
     }
 
     let dir = PathBuf::from(format!("/tmp/qu-jepsen-{}-{}", o.seed, now_ms()));
     crate::runner::nodes::private_dir(&dir)?;
-    let mut hosts: Vec<net::Host> = (0..o.nodes)
+    // Hosts the cluster may grow by, after its own.
+    let spares = if menu.contains(&Fault::GrowShrink) {
+        2
+    } else {
+        0
+    };
+    let mut hosts: Vec<net::Host> = (0..o.nodes + spares)
         .map(|i| net::host(&format!("n{}", i + 1), 11 + i as u8))
         .collect();
     let target = net::host("t", 100);
     hosts.push(target.clone());
-    let result = run_in(&o, &dir, &hosts, &target, &menu, stop);
+    let result = run_in(&o, &dir, &hosts, spares, &target, &menu, stop);
     net::teardown();
     result
 }
@@ -192,7 +199,7 @@ fn configure(c: &NodeCli, sinks_ip: &str) -> Result<String, String> {
 fn spawn_leader_sampler(c: Arc<Cluster>, rec: Recorder, until: Arc<AtomicBool>) -> JoinHandle<()> {
     std::thread::spawn(move || {
         while !until.load(Ordering::SeqCst) {
-            let node = c.leader().map(|i| c.clis[i].id.clone());
+            let node = c.master();
             rec.record(Event::Leader { t: now_ms(), node });
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -278,6 +285,7 @@ fn run_in(
     o: &Options,
     dir: &Path,
     hosts: &[net::Host],
+    spares: usize,
     target_host: &net::Host,
     menu: &[Fault],
     stop: Arc<AtomicBool>,
@@ -289,8 +297,19 @@ fn run_in(
     net::setup(hosts)?;
     let files = Files::in_dir(dir);
     let _services = Services::start(&target_host.ns, &target_host.ip, dir, &files)?;
-    let links = Links::start(&hosts[..o.nodes], target_host, TARGET_PORT, dir, o.seed)?;
-    let cluster = Arc::new(Cluster::form(&o.qu, &hosts[..o.nodes], dir)?);
+    // Spares get proxies too: every node advertises its proxy.
+    let links = Links::start(
+        &hosts[..o.nodes + spares],
+        target_host,
+        TARGET_PORT,
+        dir,
+        o.seed,
+    )?;
+    let cluster = Arc::new(Cluster::form(&o.qu, &hosts[..o.nodes], dir)?.with_spares(
+        &o.qu,
+        &hosts[o.nodes..o.nodes + spares],
+        dir,
+    )?);
     let check_id = configure(&cluster.clis[0], &target_host.ip)?;
 
     let rec = Recorder::new(Event::Meta {
@@ -298,19 +317,16 @@ fn run_in(
         interval_ms: INTERVAL_MS,
         seed: o.seed,
     });
+    cluster.roster.attach(rec.clone());
     let window = Window::new(o.time, stop.clone());
     let target = Target {
         mode_file: files.mode.clone(),
         check: check_id,
-        nodes: cluster
-            .hosts
-            .iter()
-            .zip(cluster.clis.iter())
-            .map(|(h, c)| (h.ip.clone(), c.id.clone()))
-            .collect(),
+        nodes: cluster.roster.clone(),
         shared: Default::default(),
     };
-    let mut threads = workload::spawn_clients(2, o.seed, &cluster.clis, &rec, &window);
+    let mut threads =
+        workload::spawn_clients(2, o.seed, &cluster.clis, &cluster.roster, &rec, &window);
     threads.push(target::spawn_cycle(
         target.clone(),
         rec.clone(),

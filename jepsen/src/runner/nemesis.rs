@@ -6,7 +6,10 @@
 //! `statistic`), kill -9 of the leader and restart, SIGSTOP/SIGCONT of a
 //! node or the leader, wall-clock skew of a node or the leader (libfaketime,
 //! when installed), and disk loss with the documented recovery (`qu node
-//! remove` + `qu node add`): a membership change under load. Link faults
+//! remove` + `qu node add`): a membership change under load. Membership
+//! faults (`membership`): grow by two spares and shrink back (fewer than 5
+//! nodes), shrink a 5-node cluster by two and grow it back with new
+//! identities, and replace a node (new identity, same address). Link faults
 //! through the node proxies (`links`): added latency with jitter, a
 //! bandwidth cap, a blackhole and slow closes on one node's links (in one
 //! direction or both), a flaky uplink (latency plus loss bursts, its probes
@@ -15,13 +18,16 @@
 //! outage of its own that must be paged within the bound plus the added
 //! latency.
 //!
-//! Invariant: `heal` undoes exactly what `inject` did; the runner's final
+//! Invariant: `heal` undoes exactly what `inject` did (up to identities:
+//! `replace` and `shrink-grow` leave new node ids at the same addresses,
+//! which the roster follows); the runner's final
 //! `Cluster::heal_all` and `net::heal` cover a fault interrupted midway.
 
 use std::collections::BTreeMap;
 
 use super::cluster::Cluster;
 use super::links::{LinkFault, Links};
+use super::membership;
 use super::net;
 use super::sh::Rng;
 use crate::proxy::shape::Shape;
@@ -40,6 +46,9 @@ pub enum Fault {
     WipeRejoin,
     MajoritiesRing,
     Bridge,
+    GrowShrink,
+    Replace,
+    ShrinkGrow,
     Latency,
     Bandwidth,
     Blackhole,
@@ -64,6 +73,9 @@ impl Fault {
             Fault::WipeRejoin => "wipe-rejoin",
             Fault::MajoritiesRing => "majorities-ring",
             Fault::Bridge => "bridge",
+            Fault::GrowShrink => "grow-shrink",
+            Fault::Replace => "replace",
+            Fault::ShrinkGrow => "shrink-grow",
             Fault::Latency => "latency",
             Fault::Bandwidth => "bandwidth",
             Fault::Blackhole => "blackhole",
@@ -86,14 +98,26 @@ impl Fault {
         matches!(self, Fault::MajoritiesRing | Fault::Bridge)
     }
 
-    /// Faults that need at least 5 nodes.
-    fn needs_five(self) -> bool {
-        self.whole_cluster() || self == Fault::FlakyMinority
+    /// Membership changes: they may move leadership (a node with a smaller
+    /// id joins, the leader is removed), so they count as leader faults.
+    fn membership(self) -> bool {
+        matches!(self, Fault::GrowShrink | Fault::Replace | Fault::ShrinkGrow)
+    }
+
+    /// Whether a run of `nodes` nodes can have this fault.
+    fn fits(self, nodes: usize) -> bool {
+        match self {
+            Fault::MajoritiesRing | Fault::Bridge | Fault::ShrinkGrow | Fault::FlakyMinority => {
+                nodes >= 5
+            }
+            Fault::GrowShrink => nodes < 5,
+            _ => true,
+        }
     }
 
     /// Every fault, in the order seeds draw from (changing it changes what
     /// every seed replays, the CI smoke's included).
-    pub const ALL: [Fault; 19] = [
+    pub const ALL: [Fault; 22] = [
         Fault::Partition,
         Fault::PartitionLeader,
         Fault::OneWay,
@@ -106,6 +130,9 @@ impl Fault {
         Fault::SkewLeader,
         Fault::MajoritiesRing,
         Fault::Bridge,
+        Fault::GrowShrink,
+        Fault::Replace,
+        Fault::ShrinkGrow,
         Fault::Latency,
         Fault::Bandwidth,
         Fault::Blackhole,
@@ -138,7 +165,7 @@ impl Fault {
         Fault::ALL
             .into_iter()
             .filter(|f| clocks || !matches!(f, Fault::Skew | Fault::SkewLeader))
-            .filter(|f| nodes >= 5 || !f.needs_five())
+            .filter(|f| f.fits(nodes))
             .collect()
     }
 }
@@ -281,11 +308,20 @@ pub fn choose(rng: &mut Rng, menu: &[Fault], c: &Cluster, leader: Option<usize>)
         _ => vec![victim],
     };
     let link = link_fault(fault, rng, victims.clone());
-    let targets = victims.iter().map(|v| c.clis[*v].id.clone()).collect();
+    let targets = match fault {
+        _ if fault.whole_cluster() => c.ids().into_iter().collect(),
+        Fault::GrowShrink => membership::targets(c, None),
+        Fault::ShrinkGrow => {
+            membership::targets(c, Some(membership::pair(victim, leader, c.len())))
+        }
+        _ => victims.iter().map(|v| c.id(*v)).collect(),
+    };
     Injection {
         fault,
         victim,
-        leader: leader.is_some_and(|l| victims.contains(&l)) || fault.whole_cluster(),
+        leader: leader.is_some_and(|l| victims.contains(&l))
+            || fault.whole_cluster()
+            || fault.membership(),
         victims,
         link,
         targets,
@@ -323,6 +359,9 @@ pub fn inject(c: &Cluster, links: &Links, i: &Injection) -> Result<(), String> {
         Fault::Pause | Fault::PauseLeader => c.pause(v),
         Fault::Skew | Fault::SkewLeader => c.skew(v, i.skew_secs).map(|_| ()),
         Fault::WipeRejoin => c.wipe(v),
+        Fault::GrowShrink => membership::grow(c),
+        Fault::Replace => membership::replace(c, v),
+        Fault::ShrinkGrow => membership::shrink_pair(c, &i.targets),
         Fault::Latency
         | Fault::Bandwidth
         | Fault::Blackhole
@@ -351,6 +390,9 @@ pub fn heal(c: &Cluster, links: &Links, i: &Injection) -> Result<(), String> {
         Fault::Pause | Fault::PauseLeader => c.resume(i.victim),
         Fault::Skew | Fault::SkewLeader => c.skew(i.victim, 0).map(|_| ()),
         Fault::WipeRejoin => c.rejoin(i.victim),
+        Fault::GrowShrink => membership::shrink(c),
+        Fault::Replace => membership::readd(c, i.victim),
+        Fault::ShrinkGrow => membership::regrow_pair(c, &i.targets),
         _ => Ok(()),
     }
 }
@@ -384,6 +426,8 @@ mod tests {
                 "wipe-rejoin",
                 "skew",
                 "skew-leader",
+                "grow-shrink",
+                "replace",
                 "latency",
                 "bandwidth",
                 "blackhole",
@@ -392,7 +436,31 @@ mod tests {
                 "slow-majority"
             ]
         );
-        assert_eq!(Fault::menu(5, false).len(), 17);
+        let five: Vec<&str> = Fault::menu(5, false).iter().map(|f| f.name()).collect();
+        assert_eq!(
+            five,
+            [
+                "partition",
+                "partition-leader",
+                "one-way",
+                "loss",
+                "kill-leader",
+                "pause",
+                "pause-leader",
+                "wipe-rejoin",
+                "majorities-ring",
+                "bridge",
+                "replace",
+                "shrink-grow",
+                "latency",
+                "bandwidth",
+                "blackhole",
+                "slow-close",
+                "flaky-uplink",
+                "flaky-minority",
+                "slow-majority"
+            ]
+        );
     }
 
     #[test]

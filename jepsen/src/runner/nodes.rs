@@ -38,9 +38,10 @@ pub fn libfaketime() -> Option<PathBuf> {
 }
 
 /// What the CLI needs to talk to a node: cheap to clone across threads.
+/// It names a state directory and socket, not an identity: a node
+/// re-initialised there is reached the same way (`Cluster::id` has ids).
 #[derive(Clone)]
 pub struct NodeCli {
-    pub id: String,
     qu: PathBuf,
     dir: PathBuf,
     socket: PathBuf,
@@ -73,7 +74,6 @@ impl NodeCli {
 impl QuNode {
     pub fn cli(&self) -> NodeCli {
         NodeCli {
-            id: self.id.clone(),
             qu: self.qu.clone(),
             dir: self.dir.clone(),
             socket: self.socket.clone(),
@@ -84,8 +84,6 @@ impl QuNode {
         let clock = libfaketime().map(|_| run_dir.join(format!("{}.faketime", host.ns)));
         let dir = run_dir.join(&host.ns);
         let socket = run_dir.join(format!("{}.sock", host.ns));
-        let advertise = host.qu_addr();
-        let port = host.port.to_string();
         let mut node = QuNode {
             log: run_dir.join(format!("{}.log", host.ns)),
             host,
@@ -100,23 +98,47 @@ impl QuNode {
                 .to_vec(),
         };
         node.set_clock_offset(0)?;
-        let out = node.qu(
+        node.identity()?;
+        Ok(node)
+    }
+
+    /// `qu init` in the state directory: a new identity; its node id.
+    fn identity(&mut self) -> Result<(), String> {
+        let advertise = self.host.qu_addr();
+        let port = self.host.port.to_string();
+        let ip = self.host.ip.clone();
+        let out = self.qu(
             &[
                 "init",
                 "--advertise",
                 &advertise,
                 "--bind",
-                &node.host.ip.clone(),
+                &ip,
                 "--port",
                 &port,
             ],
             20,
         )?;
-        node.id = out
+        self.id = out
             .lines()
             .find_map(|l| l.strip_prefix("node id").map(|v| v.trim().to_string()))
             .ok_or("qu init printed no node id")?;
-        Ok(node)
+        Ok(())
+    }
+
+    /// Deletes the whole state directory (keys, certificate, node.yaml,
+    /// claim, Raft state) and runs `qu init` again with the same address:
+    /// a new node id and fingerprint. Only while the node is stopped.
+    pub fn reinit(&mut self) -> Result<(), String> {
+        if self.child.is_some() {
+            return Err(format!("{} is running: stop it first", self.host.ns));
+        }
+        match std::fs::remove_dir_all(&self.dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot delete {}: {e}", self.dir.display())),
+        }
+        self.identity()
     }
 
     /// Runs a CLI command; `Err` holds stderr.

@@ -1,7 +1,10 @@
 //! The monitored target and its ground truth: the harness decides, per
 //! source node, whether the HTTP target answers 200 or 503 (through a file
 //! the target server reads on every request) and records each change as a
-//! `truth` event, so checkers know who really saw it failing when.
+//! `truth` event, so checkers know who really saw it failing when. The
+//! nodes are the roster's seats (spares included, whether members or not):
+//! a seat's truth names every identity that held its address, since any
+//! of them probing from there sees what the address is served.
 //!
 //! The cycle and the nemesis share the target: a nemesis that drives an
 //! outage of its own (`slow-majority`) holds the cycle off meanwhile, and
@@ -15,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::membership::Roster;
 use super::recorder::{Recorder, Window};
 use super::sh::now_ms;
 use crate::history::Event;
@@ -25,8 +29,8 @@ use crate::history::Event;
 pub struct Target {
     pub mode_file: PathBuf,
     pub check: String,
-    /// (address, node id) of every node.
-    pub nodes: Vec<(String, String)>,
+    /// Address and node ids of every seat.
+    pub nodes: Roster,
     pub shared: Arc<Mutex<Sharing>>,
 }
 
@@ -42,20 +46,24 @@ pub struct Sharing {
 impl Target {
     /// Makes the target fail for the nodes at these indexes (none = up).
     pub fn fail_for(&self, rec: &Recorder, failing: &[usize]) {
+        let seats = self.nodes.seats();
         let content = if failing.is_empty() {
             "up".to_string()
-        } else if failing.len() == self.nodes.len() {
+        } else if failing.len() == seats.len() {
             "down".to_string()
         } else {
             failing
                 .iter()
-                .map(|i| self.nodes[*i].0.as_str())
+                .filter_map(|i| seats.get(*i).map(|s| s.ip.as_str()))
                 .collect::<Vec<_>>()
                 .join(",")
         };
         let _ = std::fs::write(&self.mode_file, content);
-        let failing_for: BTreeSet<String> =
-            failing.iter().map(|i| self.nodes[*i].1.clone()).collect();
+        let failing_for: BTreeSet<String> = failing
+            .iter()
+            .filter_map(|i| seats.get(*i))
+            .flat_map(|s| s.ids.iter().cloned())
+            .collect();
         rec.record(Event::Truth {
             t: now_ms(),
             check: self.check.clone(),

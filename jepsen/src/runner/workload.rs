@@ -1,7 +1,9 @@
 //! The client workload: processes that each read the configuration
 //! linearizably (`qu check list --linearizable`) and then compare-and-set a
 //! unique item on the version they read (`qu check add --if-version`),
-//! through a random node each time.
+//! through a random node each time (one the roster lets clients use: not
+//! a fresh node waiting to be added, which would found a cluster of its
+//! own).
 //!
 //! Recording follows Jepsen: `invoke`, then `ok`, `fail` (definitely not
 //! applied: the `--if-version` refusal) or `info` (anything uncertain: a
@@ -11,6 +13,7 @@ use std::collections::BTreeSet;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::membership::Roster;
 use super::nodes::NodeCli;
 use super::recorder::{Recorder, Window};
 use super::sh::{now_ms, Rng};
@@ -39,11 +42,20 @@ pub fn read(c: &NodeCli) -> Option<(Option<u64>, BTreeSet<String>)> {
     Some((v["version"].as_u64(), items_of(&v)))
 }
 
-fn client(p: u64, seed: u64, clis: Vec<NodeCli>, rec: Recorder, window: Window) {
+fn client(p: u64, seed: u64, clis: Vec<NodeCli>, roster: Roster, rec: Recorder, window: Window) {
     let mut rng = Rng::new(seed);
     let mut n = 0;
     while window.open() {
-        let c = &clis[rng.below(clis.len() as u64) as usize];
+        let drawn = rng.below(clis.len() as u64) as usize;
+        // The drawn node, or the next one clients may use.
+        let Some(c) = (0..clis.len())
+            .map(|k| (drawn + k) % clis.len())
+            .find(|i| roster.serving(*i))
+            .map(|i| &clis[i])
+        else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
         rec.record(Event::Invoke {
             t: now_ms(),
             process: p,
@@ -134,14 +146,16 @@ pub fn spawn_clients(
     processes: u64,
     seed: u64,
     clis: &[NodeCli],
+    roster: &Roster,
     rec: &Recorder,
     window: &Window,
 ) -> Vec<JoinHandle<()>> {
     (0..processes)
         .map(|p| {
-            let (clis, rec, window) = (clis.to_vec(), rec.clone(), window.clone());
+            let (clis, roster, rec, window) =
+                (clis.to_vec(), roster.clone(), rec.clone(), window.clone());
             let seed = seed.wrapping_add(p + 1);
-            std::thread::spawn(move || client(p, seed, clis, rec, window))
+            std::thread::spawn(move || client(p, seed, clis, roster, rec, window))
         })
         .collect()
 }
