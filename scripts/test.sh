@@ -50,13 +50,13 @@ cargo build --workspace --locked --quiet
   --window 10s --outages 2 --kills 2 --mutations 10
 
 # Fault-injection smoke: a short seeded run (network namespaces need root).
-# Seed 555 draws a grow to 5 nodes and back, a node's replacement (new
-# identity, same address), a partition of a node, a leader pause, a leader
-# kill and a leader clock skew (the menu grew with the membership faults,
-# so seed 80 no longer draws a skew or a wiped node first). Longer soaks:
-# qu-jepsen run --time 10m [--nodes 5].
+# Seed 345 draws a pause, a leader kill, a leader clock skew, a flaky
+# uplink (latency plus loss bursts through the link proxy), a node's
+# replacement (new identity, same address), 200 ms of added latency on a
+# node's links and a grow to 5 nodes and back. Longer:
+# qu-jepsen run --time 10m [--nodes 5], qu-jepsen soak --time 30m --nodes 5.
 if [ "$(id -u)" = 0 ]; then
-  "$CARGO_TARGET_DIR/debug/qu-jepsen" run --seed 555 --time 45s
+  "$CARGO_TARGET_DIR/debug/qu-jepsen" run --seed 345 --time 45s
 else
   echo "test.sh: skipping the fault-injection smoke (qu-jepsen run needs root for network namespaces)"
 fi
