@@ -22,6 +22,10 @@ command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 # Clock-skew faults (the harness, tests/clock.rs) run nodes under libfaketime.
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 ] || need_pkgs+=(faketime)
+# tests/mixed_version.rs runs the previous release's qu, which
+# scripts/build-previous.sh extracts from the clone's history and builds.
+command -v git >/dev/null 2>&1 || need_pkgs+=(git)
+command -v flock >/dev/null 2>&1 || need_pkgs+=(util-linux)
 # The fault-injection smoke (root only) partitions nodes with iptables.
 if [ "$(id -u)" = 0 ]; then
   command -v iptables >/dev/null 2>&1 || need_pkgs+=(iptables)
@@ -41,6 +45,13 @@ fi
 
 # One shared build for all tests; keep it outside the clone when CI asks.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+# The previous release's qu for the mixed-version test, built once into the
+# target directory (later runs reuse it).
+if ! QU_PREVIOUS_BIN=$(./scripts/build-previous.sh); then
+  echo "test.sh: could not build the previous release's qu (scripts/build-previous.sh, output above)" >&2
+  exit 1
+fi
+export QU_PREVIOUS_BIN
 cargo test --workspace --locked "$@"
 
 # Benchmark smoke: the documented bench command still runs end to end (a

@@ -218,11 +218,14 @@ impl Daemon {
                             )))
                         }
                         Err(TransportError::Remote(e)) => {
+                            if let Some(refusal) = self.older_leader(&op, l, &addr, &e).await {
+                                return Err(refusal);
+                            }
                             return Err(ClusterFailure::Failed(format!(
                                 "the leader {l} refused the {}: {}",
                                 op.what(),
                                 e.message
-                            )))
+                            )));
                         }
                         Err(e) if never_sent(&e) => sleep_ms(200).await,
                         Err(e) if op.retry_is_safe() => {
@@ -241,6 +244,43 @@ impl Daemon {
                 None => sleep_ms(100).await,
             }
         }
+    }
+
+    /// A leader of an older release cannot decode a proposal of a newer
+    /// log level, and answers `bad_request` (in a rolling upgrade that
+    /// keeps the leader for last). Asks it which level it reads, and if
+    /// that is below the proposal's, says so in the words of the upgrade
+    /// gate (`ensure_level`) instead of passing on a decoding error.
+    async fn older_leader(
+        &self,
+        op: &LeaderOp,
+        leader: NodeId,
+        addr: &crate::transport::client::PeerAddr,
+        e: &crate::transport::RpcError,
+    ) -> Option<ClusterFailure> {
+        let LeaderOp::Propose { request } = op else {
+            return None;
+        };
+        let level = request.command.level();
+        if e.code != crate::transport::RpcErrorCode::BadRequest
+            || level <= self.state().state.log_level
+        {
+            return None;
+        }
+        let answer = self
+            .pool
+            .call_within::<_, MemberResponse>(addr, &MemberRequest::Level, Duration::from_secs(2))
+            .await;
+        let read = match answer {
+            Ok(MemberResponse::Level(l)) if l < level => format!("runs log level {l}"),
+            Ok(MemberResponse::Level(_)) => return None,
+            // It did not say (gone meanwhile): it could not decode the
+            // proposal, which only an older release does.
+            _ => "could not decode it (an older release)".to_string(),
+        };
+        Some(ClusterFailure::Refused(format!(
+            "this change needs every member on a qu that reads log level {level}, and node {leader} (the leader) {read}; upgrade (or start) them first, then retry"
+        )))
     }
 
     fn unanswered(&self, op: &LeaderOp, maybe_sent: bool) -> ClusterFailure {

@@ -141,6 +141,10 @@ pub struct Node {
     pub port: u16,
     pub ip: String,
     pub child: Option<Child>,
+    /// The `qu` this node runs, daemon and CLI alike: `qu_bin()`, unless a
+    /// test runs another build (tests/mixed_version.rs: the previous
+    /// release, then this one on the same state directory).
+    pub bin: PathBuf,
 }
 
 impl Node {
@@ -161,6 +165,7 @@ impl Node {
             ip: "127.0.0.1".into(),
             root,
             child: None,
+            bin: PathBuf::from(qu_bin()),
         }
     }
 
@@ -171,7 +176,13 @@ impl Node {
 
     /// A node with `qu init` done on loopback address `ip` (127.0.0.0/8).
     pub fn init_at(ip: &str, extra: &[&str]) -> Node {
+        Node::init_with(Path::new(qu_bin()), ip, extra)
+    }
+
+    /// A node that runs `bin` (its `qu init` too), on loopback address `ip`.
+    pub fn init_with(bin: &Path, ip: &str, extra: &[&str]) -> Node {
         let mut node = Node::new();
+        node.bin = bin.to_path_buf();
         node.ip = ip.to_string();
         node.port = reserved_port(ip);
         let advertise = node.advertise();
@@ -208,7 +219,7 @@ impl Node {
     }
 
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(qu_bin());
+        let mut cmd = Command::new(&self.bin);
         cmd.env("QUPTIME_DIR", &self.dir)
             .env("QUPTIME_SOCKET", &self.socket)
             .env_remove("RUST_LOG")
