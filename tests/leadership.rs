@@ -365,3 +365,48 @@ fn a_half_done_node_add_is_rolled_back_by_the_next_leader_and_can_be_retried() {
             .then_some(())
     });
 }
+
+#[test]
+fn a_wiped_node_re_added_under_its_old_id_catches_up_from_a_leader_that_joined_after_it() {
+    // Found by `qu-jepsen soak`: the wiped node replays the log from the
+    // start, meets itself among the founding peers, and must not drop the
+    // pin of its leader, which joined later.
+    let _g = serial();
+    const LATE: &str = "0000000000000005"; // smallest: it will lead
+    const W: &str = "0000000000000040";
+    let mut nodes: Vec<Node> = [A, C, W]
+        .iter()
+        .map(|id| Node::init(&["--node-id", id]))
+        .collect();
+    for n in nodes.iter_mut() {
+        n.start_with(&["--leader-cooldown", "1s"]);
+    }
+    let mut nodes = form(nodes);
+    let mut late = Node::init(&["--node-id", LATE]);
+    late.start_with(&["--leader-cooldown", "1s"]);
+    let out = nodes[0].qu(&["node", "add", &late.advertise(), "--yes"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    wait_for("the late node to lead", Duration::from_secs(30), || {
+        (master(&nodes[0]).as_deref() == Some(LATE)).then_some(())
+    });
+    let w = 2;
+    nodes[w].kill();
+    std::fs::remove_dir_all(nodes[w].path("raft")).unwrap();
+    nodes[w].start_with(&["--leader-cooldown", "1s"]);
+    let out = late.qu(&["check", "add", "tcp", "after-the-late-join", "10.0.0.1:22"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = late.qu(&["node", "remove", W]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = late.qu(&["node", "add", &nodes[w].advertise(), "--yes"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    wait_for(
+        "the re-added node to catch up from the late leader",
+        Duration::from_secs(30),
+        || {
+            let list = stdout(&nodes[w].qu(&["check", "list"]));
+            (list.contains("after-the-late-join") && nodes[w].status()?["voters"] == 4)
+                .then_some(())
+        },
+    );
+    assert_eq!(master(&nodes[w]).as_deref(), Some(LATE));
+}

@@ -933,3 +933,47 @@ fn after_the_heal_an_outage_is_owed_a_page_by_the_voters_then_in_force() {
     counted.retain(|e| !matches!(e, Event::Membership { .. }));
     assert!(!detection::check(&counted).ok);
 }
+
+#[test]
+fn a_repeat_after_a_leader_fault_in_force_at_the_first_send_is_excused_and_one_long_after_is_not() {
+    let skew = |t, action: &str| Event::Nemesis {
+        t,
+        action: action.into(),
+        fault: "skew-leader".into(),
+        targets: vec!["n2".into()],
+        leader: true,
+        skew_ms: Some(4_000),
+        added_ms: None,
+    };
+    // The leader's clock fault began before the first send and held it:
+    // the leader handed over and its successor sent the page again.
+    let mut h = clean();
+    h.extend([
+        skew(30_000, "start"),
+        truth(30_500, &["n1", "n2", "n3"]),
+        down_in_round("web", 5, 32, 32_900),
+        page(33_000, "web-5-a1", "down"),
+        skew(33_500, "stop"),
+        page(36_000, "web-5-a1", "down"),
+    ]);
+    let r = deliveries::check(&h);
+    assert!(r.ok, "{:?}", r.problems);
+    // The same repeat with the fault over well before the first send.
+    let mut h = clean();
+    h.extend([
+        skew(26_000, "start"),
+        skew(28_000, "stop"),
+        truth(30_500, &["n1", "n2", "n3"]),
+        down_in_round("web", 5, 32, 32_900),
+        page(33_000, "web-5-a1", "down"),
+        page(36_000, "web-5-a1", "down"),
+    ]);
+    let r = deliveries::check(&h);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.contains("web-5-a1") && p.contains("duplicate")),
+        "{:?}",
+        r.problems
+    );
+}

@@ -11,6 +11,12 @@
 //!   and re-added), pins are only added: older states name fewer members
 //!   than the join did, and dropping the leader's pin mid-replay would cut
 //!   the node off its own catch-up.
+//! - The pin of the leader this node replicates from is never dropped: a
+//!   node wiped and re-added under its old id meets itself among the peers
+//!   early in its replay, where later members (its leader among them) are
+//!   not yet named; dropping the leader's pin there cut it off its own
+//!   catch-up for good (found by the harness's membership soak). Its pin
+//!   goes once the replay has moved past it and another node leads.
 //! - A fresh or removed node's trust is left as it is.
 
 use std::sync::Arc;
@@ -43,7 +49,23 @@ impl Daemon {
         let state = self.state();
         let peers: Vec<Pin> = state.state.peers.values().filter_map(pin_of).collect();
         let result = if state.state.peers.contains_key(&self.me()) {
-            self.trust.reconcile(self.me(), &peers).await
+            let me = self.me();
+            let leader = self
+                .leader()
+                .filter(|l| *l != me && !state.state.peers.contains_key(l));
+            self.trust
+                .update(|store| {
+                    let keep = leader.and_then(|l| {
+                        store.entries().iter().find(|e| e.node_id == l).map(|e| Pin {
+                            node_id: e.node_id,
+                            fingerprint: e.fingerprint,
+                            advertise: e.advertise.clone(),
+                        })
+                    });
+                    let all: Vec<Pin> = peers.iter().cloned().chain(keep).collect();
+                    Ok(store.reconcile(me, &all))
+                })
+                .await
         } else {
             let me = self.me();
             self.trust
