@@ -13,8 +13,6 @@
 //!   time before a check's first event and time in `unknown` count as
 //!   neither up nor down.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Evidence, Health, TransitionRecord, ValidationError};
@@ -432,8 +430,10 @@ pub fn silenced_spans<'a>(
         .collect()
 }
 
-/// Per check id, its history (in `ClusterState`).
-pub type Histories = BTreeMap<String, crate::state::Shared<CheckHistory>>;
+/// Per check id, its history (in `ClusterState`). Each history is itself
+/// `Shared`, so the path copy of a change clones reference counts, not
+/// the neighbours' events.
+pub type Histories = crate::state::Records<String, crate::state::Shared<CheckHistory>>;
 
 #[cfg(test)]
 mod tests {

@@ -161,7 +161,7 @@ pub struct Check {
 }
 
 /// The checks that are probed and evaluated: all but the paused ones.
-pub fn active_checks(checks: &BTreeMap<String, Check>) -> BTreeMap<String, Check> {
+pub fn active_checks(checks: &crate::state::Records<String, Check>) -> BTreeMap<String, Check> {
     checks
         .iter()
         .filter(|(_, c)| !c.paused)
@@ -1055,17 +1055,56 @@ pub fn refuse_id_like_name(field: &str, what: &str, name: &str) -> Result<(), Va
     Ok(())
 }
 
+/// Things by id, as the lookups by id or name read them: a `BTreeMap`,
+/// the state's `Records`, or either behind `Shared`.
+pub trait ById {
+    type Item;
+    fn by_id(&self, id: &str) -> Option<&Self::Item>;
+    /// Every thing, in id order.
+    fn each(&self) -> impl Iterator<Item = &Self::Item>;
+}
+
+impl<T> ById for BTreeMap<String, T> {
+    type Item = T;
+    fn by_id(&self, id: &str) -> Option<&T> {
+        self.get(id)
+    }
+    fn each(&self) -> impl Iterator<Item = &T> {
+        self.values()
+    }
+}
+
+impl<T: Clone> ById for crate::state::Records<String, T> {
+    type Item = T;
+    fn by_id(&self, id: &str) -> Option<&T> {
+        self.get(id)
+    }
+    fn each(&self) -> impl Iterator<Item = &T> {
+        self.values()
+    }
+}
+
+impl<M: ById> ById for crate::state::Shared<M> {
+    type Item = M::Item;
+    fn by_id(&self, id: &str) -> Option<&M::Item> {
+        (**self).by_id(id)
+    }
+    fn each(&self) -> impl Iterator<Item = &M::Item> {
+        (**self).each()
+    }
+}
+
 /// The one thing `key` names, by id or by name — refused when it names
 /// none, or one thing by id and another by name (possible with names made
 /// before ids were reserved). `what` is "check" or "alert".
-pub fn lookup_by_id_or_name<'a, T>(
-    map: &'a BTreeMap<String, T>,
+pub fn lookup_by_id_or_name<'a, M: ById>(
+    map: &'a M,
     key: &str,
     what: &str,
-    name_of: impl Fn(&T) -> &str,
-) -> Result<&'a T, ValidationError> {
-    let by_id = map.get(key);
-    let by_name = map.values().find(|v| name_of(v) == key);
+    name_of: impl Fn(&M::Item) -> &str,
+) -> Result<&'a M::Item, ValidationError> {
+    let by_id = map.by_id(key);
+    let by_name = map.each().find(|v| name_of(v) == key);
     match (by_id, by_name) {
         (Some(a), Some(b)) if !std::ptr::eq(a, b) => Err(ValidationError::new(
             what,
@@ -1085,13 +1124,13 @@ pub fn lookup_by_id_or_name<'a, T>(
 /// The thing `key` names, by id first (what `apply` uses: deterministic
 /// and as permissive as every release before; proposals are checked with
 /// `lookup_by_id_or_name` first).
-pub fn find_by_id_or_name<'a, T>(
-    map: &'a BTreeMap<String, T>,
+pub fn find_by_id_or_name<'a, M: ById>(
+    map: &'a M,
     key: &str,
-    name_of: impl Fn(&T) -> &str,
-) -> Option<&'a T> {
-    map.get(key)
-        .or_else(|| map.values().find(|v| name_of(v) == key))
+    name_of: impl Fn(&M::Item) -> &str,
+) -> Option<&'a M::Item> {
+    map.by_id(key)
+        .or_else(|| map.each().find(|v| name_of(v) == key))
 }
 
 #[cfg(test)]

@@ -24,9 +24,12 @@ use crate::mute::{muted_by, page_at_end, Maintenance, Silence};
 use crate::patch::{patched, Patch};
 use crate::NodeId;
 
-/// The whole replicated state. Its maps are `Shared`: cloning a state (as
-/// every apply does, to publish the new one) costs five reference counts,
-/// and a change copies only the map it touches.
+/// The whole replicated state. Cloning it (as every apply does, to publish
+/// the new one) costs a reference count per map. The maps that grow with
+/// the checks (and the remembered requests, ended silences) are
+/// `Records`: a change copies the O(log n) nodes on one key's path, never
+/// the map. The small ones (peers, alerts, silences, windows) are
+/// `Shared`: a change copies that one map.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterState {
     /// Set by the first entry of the cluster; a node never joins another.
@@ -36,20 +39,20 @@ pub struct ClusterState {
     #[serde(default)]
     pub peers: Shared<BTreeMap<NodeId, Peer>>,
     #[serde(default)]
-    pub checks: Shared<BTreeMap<String, Check>>,
+    pub checks: Records<String, Check>,
     #[serde(default)]
     pub alerts: Shared<BTreeMap<String, Alert>>,
     #[serde(default)]
-    pub check_states: Shared<BTreeMap<String, CheckState>>,
+    pub check_states: Records<String, CheckState>,
     /// The alert delivery ledger (SPEC §10).
     #[serde(default)]
-    pub deliveries: Shared<BTreeMap<String, Delivery>>,
+    pub deliveries: Records<String, Delivery>,
     /// Client sessions (Raft thesis §6.3): the outcome of recently applied
     /// configuration requests by request id, so a retried request gets its
     /// original answer instead of being applied twice. Bounded to
     /// `MAX_REMEMBERED_REQUESTS`, oldest first; in snapshots like the rest.
     #[serde(default)]
-    pub requests: Shared<BTreeMap<String, SeenRequest>>,
+    pub requests: Records<String, SeenRequest>,
     /// Sequence of the last remembered request (orders `requests`).
     #[serde(default)]
     pub request_seq: u64,
@@ -72,10 +75,10 @@ pub struct ClusterState {
     /// Each check's history (flips, pauses, restarts), by check id.
     /// Older releases ignore it; a snapshot from one carries none.
     #[serde(default)]
-    pub history: Shared<Histories>,
+    pub history: Histories,
     /// Silences that ended, by sequence number (to exclude their time).
     #[serde(default)]
-    pub past_silences: Shared<BTreeMap<u64, PastSilence>>,
+    pub past_silences: Records<u64, PastSilence>,
     /// How long history is kept (`qu cluster retention`; level 4); 0: the
     /// default (`history::DEFAULT_RETENTION_MS`).
     #[serde(default, skip_serializing_if = "is_zero_ms")]
@@ -95,6 +98,14 @@ pub struct SeenRequest {
     pub seq: u64,
     pub response: Response,
 }
+
+/// A map shared structurally between successive states: imbl's persistent
+/// B+tree (nodes of 16 behind reference counts). A clone is O(1); an
+/// insert, change or removal copies the nodes on that key's path
+/// (O(log n)) if another state still holds them. Iterates in key order and
+/// (de)serializes exactly as a `BTreeMap` (a map in key order), so
+/// snapshots and persisted records are unchanged.
+pub type Records<K, V> = imbl::OrdMap<K, V>;
 
 /// A value shared between successive states, copied on first write
 /// (`make_mut`). Reads go through `Deref`; (de)serializes as the value.
@@ -585,7 +596,6 @@ impl ClusterState {
     ) {
         let h = self
             .history
-            .make_mut()
             .entry(check_id.to_string())
             .or_default()
             .make_mut();
@@ -601,7 +611,7 @@ impl ClusterState {
         at_ms: u64,
         touched: &mut Vec<RecordKey>,
     ) {
-        let past = self.past_silences.make_mut();
+        let past = &mut self.past_silences;
         let seq = past.keys().next_back().map_or(0, |k| k + 1);
         past.insert(
             seq,
@@ -615,9 +625,11 @@ impl ClusterState {
         );
         touched.push(RecordKey::PastSilence(seq));
         while past.len() > history::MAX_PAST_SILENCES {
-            if let Some((k, _)) = past.pop_first() {
-                touched.push(RecordKey::PastSilence(k));
-            }
+            let Some(k) = past.get_min().map(|(k, _)| *k) else {
+                break;
+            };
+            past.remove(&k);
+            touched.push(RecordKey::PastSilence(k));
         }
     }
 
@@ -641,7 +653,7 @@ impl ClusterState {
             .map(|(id, _)| id.clone())
             .collect();
         for id in &due {
-            if let Some(h) = self.history.make_mut().get_mut(id) {
+            if let Some(h) = self.history.get_mut(id) {
                 let changed = h.make_mut().prune(before_ms);
                 let key = |seq| RecordKey::History(id.clone(), seq);
                 touched.extend(changed.written.into_iter().chain(changed.removed).map(key));
@@ -654,7 +666,7 @@ impl ClusterState {
             .map(|(k, _)| *k)
             .collect();
         if !old.is_empty() {
-            let past = self.past_silences.make_mut();
+            let past = &mut self.past_silences;
             for k in old {
                 past.remove(&k);
                 touched.push(RecordKey::PastSilence(k));
@@ -710,11 +722,7 @@ impl ClusterState {
     ) {
         let muted = muted_by(&self.silences, check_id).is_some();
         let (flips, down_since) = {
-            let st = self
-                .check_states
-                .make_mut()
-                .entry(check_id.to_string())
-                .or_default();
+            let st = self.check_states.entry(check_id.to_string()).or_default();
             let down_since = (st.health == Health::Down).then_some(st.since_ms).flatten();
             st.health = record.to;
             st.since_ms = Some(record.at_ms);
@@ -806,7 +814,7 @@ impl ClusterState {
         }
         let id = down.id.clone();
         let lasted = at_ms.saturating_sub(down_since.unwrap_or(down.transition.at_ms));
-        if let Some(d) = self.deliveries.make_mut().get_mut(&id) {
+        if let Some(d) = self.deliveries.get_mut(&id) {
             d.status = DeliveryStatus::Skipped {
                 at_ms,
                 reason: format!(
@@ -898,7 +906,7 @@ impl ClusterState {
             released: false,
             down_since_ms,
         };
-        self.deliveries.make_mut().insert(id.clone(), delivery);
+        self.deliveries.insert(id.clone(), delivery);
         touched.push(RecordKey::Delivery(id));
     }
 
@@ -910,11 +918,11 @@ impl ClusterState {
         note: Option<String>,
         touched: &mut Vec<RecordKey>,
     ) {
-        let Some(st) = self.check_states.make_mut().get_mut(check_id) else {
+        let Some(st) = self.check_states.get_mut(check_id) else {
             if note.is_none() {
                 return;
             }
-            self.check_states.make_mut().insert(
+            self.check_states.insert(
                 check_id.to_string(),
                 CheckState {
                     note,
@@ -955,7 +963,7 @@ impl ClusterState {
         if every.is_empty() {
             return;
         }
-        if let Some(st) = self.check_states.make_mut().get_mut(check_id) {
+        if let Some(st) = self.check_states.get_mut(check_id) {
             for (alert, r) in every {
                 let n = at_ms.saturating_sub(since) / r;
                 let done = st.repeats.entry(alert).or_default();
@@ -1004,7 +1012,7 @@ impl ClusterState {
                 to: st.health,
                 ..last
             };
-            if let Some(st) = self.check_states.make_mut().get_mut(&check_id) {
+            if let Some(st) = self.check_states.get_mut(&check_id) {
                 st.notified = Some(st.health);
             }
             touched.push(RecordKey::CheckState(check_id.clone()));
@@ -1421,7 +1429,7 @@ impl ClusterState {
     fn remember(&mut self, id: &str, response: &Response, touched: &mut Vec<RecordKey>) {
         self.request_seq += 1;
         let seq = self.request_seq;
-        let requests = self.requests.make_mut();
+        let requests = &mut self.requests;
         requests.insert(
             id.to_string(),
             SeenRequest {
@@ -1503,7 +1511,7 @@ impl ClusterState {
     fn apply_record(&mut self, r: &RecordCommand, touched: &mut Vec<RecordKey>) -> String {
         match r {
             RecordCommand::DeliveryOutcome { id, status } => {
-                if let Some(d) = self.deliveries.make_mut().get_mut(id) {
+                if let Some(d) = self.deliveries.get_mut(id) {
                     d.status = status.clone();
                 }
                 touched.push(RecordKey::Delivery(id.clone()));
@@ -1517,7 +1525,7 @@ impl ClusterState {
                     .map(|d| d.id.clone())
                     .collect();
                 for id in &old {
-                    self.deliveries.make_mut().remove(id);
+                    self.deliveries.remove(id);
                     touched.push(RecordKey::Delivery(id.clone()));
                 }
                 format!("pruned {} deliveries", old.len())
@@ -1569,7 +1577,7 @@ impl ClusterState {
                 summary
             }
             RecordCommand::ReleaseDelivery { id, .. } => {
-                if let Some(d) = self.deliveries.make_mut().get_mut(id) {
+                if let Some(d) = self.deliveries.get_mut(id) {
                     d.released = true;
                 }
                 touched.push(RecordKey::Delivery(id.clone()));
@@ -1581,7 +1589,7 @@ impl ClusterState {
                 n,
                 at_ms,
             } => {
-                let Some(st) = self.check_states.make_mut().get_mut(check_id) else {
+                let Some(st) = self.check_states.get_mut(check_id) else {
                     return "no such check".into();
                 };
                 st.repeats.insert(alert_id.clone(), *n);
@@ -1644,9 +1652,7 @@ impl ClusterState {
                 format!("removed node {node_id}")
             }
             ConfigCommand::AddCheck { check } => {
-                self.checks
-                    .make_mut()
-                    .insert(check.id.clone(), check.clone());
+                self.checks.insert(check.id.clone(), check.clone());
                 touched.push(RecordKey::Check(check.id.clone()));
                 if let Some(at) = at_ms {
                     self.record_history(&check.id, at, HistoryKind::Added, touched);
@@ -1660,11 +1666,11 @@ impl ClusterState {
             }
             ConfigCommand::RemoveCheck { id_or_name } => {
                 let check = self.check_named(id_or_name)?.clone();
-                self.checks.make_mut().remove(&check.id);
-                if self.check_states.make_mut().remove(&check.id).is_some() {
+                self.checks.remove(&check.id);
+                if self.check_states.remove(&check.id).is_some() {
                     touched.push(RecordKey::CheckState(check.id.clone()));
                 }
-                if let Some(h) = self.history.make_mut().remove(&check.id) {
+                if let Some(h) = self.history.remove(&check.id) {
                     touched.extend(
                         h.events
                             .iter()
@@ -1680,7 +1686,7 @@ impl ClusterState {
                     return Ok(None);
                 }
                 let id = check.id.clone();
-                if let Some(c) = self.checks.make_mut().get_mut(&id) {
+                if let Some(c) = self.checks.get_mut(&id) {
                     c.paused = *paused;
                 }
                 touched.push(RecordKey::Check(id.clone()));
@@ -1711,7 +1717,7 @@ impl ClusterState {
                 }
                 let id = before.id.clone();
                 let retargeted = before.kind.probed() != after.kind.probed();
-                self.checks.make_mut().insert(id.clone(), after.clone());
+                self.checks.insert(id.clone(), after.clone());
                 touched.push(RecordKey::Check(id.clone()));
                 let mut summary = format!(
                     "edited check {} ({id}): {}",
@@ -1835,10 +1841,18 @@ impl ClusterState {
                 self.alerts.make_mut().remove(&alert.id);
                 touched.push(RecordKey::Alert(alert.id.clone()));
                 let mut detached = 0;
-                for check in self.checks.make_mut().values_mut() {
-                    if check.alerts.contains(&alert.id) {
+                // Records has no iter_mut: find the checks, then change
+                // each (in id order, as before).
+                let holding: Vec<String> = self
+                    .checks
+                    .iter()
+                    .filter(|(_, c)| c.alerts.contains(&alert.id))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in holding {
+                    if let Some(check) = self.checks.get_mut(&id) {
                         check.alerts.retain(|a| a != &alert.id);
-                        touched.push(RecordKey::Check(check.id.clone()));
+                        touched.push(RecordKey::Check(id));
                         detached += 1;
                     }
                 }

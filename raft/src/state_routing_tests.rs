@@ -118,7 +118,7 @@ fn a_release_for_an_outage_that_ended_is_refused() {
     let pending = s.deliveries["c1-1-a1"].clone();
     flip(&mut s, Health::Down, Health::Up, 11_000);
     flip(&mut s, Health::Up, Health::Down, 12_000);
-    s.deliveries.make_mut().insert(pending.id.clone(), pending);
+    s.deliveries.insert(pending.id.clone(), pending);
     refused_naming(&mut s, release("c1-1-a1", 13_000), "delivery");
     assert!(s.deliveries["c1-3-a1"].awaits_release());
 }

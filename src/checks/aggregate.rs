@@ -190,7 +190,7 @@ impl Aggregator {
         &mut self,
         now_ms: u64,
         voters: &BTreeSet<NodeId>,
-        committed: &BTreeMap<String, CheckState>,
+        committed: &qu_raft::state::Records<String, CheckState>,
     ) -> Vec<Proposal> {
         let mut out = Vec::new();
         let counters = &mut self.counters;
@@ -350,7 +350,7 @@ mod tests {
     struct Sim {
         agg: Aggregator,
         checks: BTreeMap<String, Check>,
-        committed: BTreeMap<String, CheckState>,
+        committed: qu_raft::state::Records<String, CheckState>,
         voters: BTreeSet<NodeId>,
         sched: Schedule,
     }
@@ -373,7 +373,7 @@ mod tests {
         Sim {
             agg,
             checks,
-            committed: BTreeMap::new(),
+            committed: Default::default(),
             voters: ids(n),
             sched,
         }

@@ -332,12 +332,12 @@ fn check_ids(
     ids_of(&state.checks, keys, "check", "checks", |c| (&c.id, &c.name))
 }
 
-fn ids_of<T>(
-    map: &std::collections::BTreeMap<String, T>,
+fn ids_of<M: qu_raft::model::ById>(
+    map: &M,
     keys: &[String],
     what: &str,
     field: &str,
-    id_name: impl Fn(&T) -> (&String, &String),
+    id_name: impl Fn(&M::Item) -> (&String, &String),
 ) -> Result<Vec<String>, ClusterFailure> {
     use qu_raft::model::lookup_by_id_or_name;
     let mut ids: Vec<String> = Vec::with_capacity(keys.len());
@@ -350,7 +350,7 @@ fn ids_of<T>(
                     ids.push(id.clone());
                 }
             }
-            Err(_) if map.get(key).is_none() && !map.values().any(|v| id_name(v).1 == key) => {
+            Err(_) if map.by_id(key).is_none() && !map.each().any(|v| id_name(v).1 == key) => {
                 missing.push(format!("{key:?}"));
             }
             Err(e) => return Err(ClusterFailure::Refused(e.to_string())),

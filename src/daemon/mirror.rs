@@ -118,7 +118,7 @@ mod tests {
         };
         let mut h = CheckHistory::default();
         h.push(1, HistoryKind::Added);
-        state.history.make_mut().insert("k1".into(), h.into());
+        state.history.insert("k1".into(), h.into());
         let yaml = render_cluster_yaml(&state);
         assert!(!yaml.contains("added"), "{yaml}");
         assert!(yaml.contains("retention_ms: 604800000"), "{yaml}");

@@ -322,7 +322,7 @@ mod tests {
             ("k1", "web", Health::Up),
             ("k2", "db\"quoted\\", Health::Down),
         ] {
-            s.checks.make_mut().insert(
+            s.checks.insert(
                 id.into(),
                 Check {
                     id: id.into(),
@@ -334,7 +334,7 @@ mod tests {
                     paused: false,
                 },
             );
-            s.check_states.make_mut().insert(
+            s.check_states.insert(
                 id.into(),
                 CheckState {
                     health,

@@ -532,7 +532,6 @@ mod tests {
         let mut s = cluster();
         // Bypasses validation: the page must not trust the names.
         s.checks
-            .make_mut()
             .insert("k1".into(), check("k1", "<script>alert(1)</script>"));
         flip(
             &mut s,
@@ -618,8 +617,8 @@ mod tests {
     fn the_figures_match_uptime_of() {
         let mut s = db_state();
         // A check without history counts from its last flip.
-        s.checks.make_mut().insert("k9".into(), check("k9", "old"));
-        s.check_states.make_mut().insert(
+        s.checks.insert("k9".into(), check("k9", "old"));
+        s.check_states.insert(
             "k9".into(),
             CheckState {
                 health: Health::Down,

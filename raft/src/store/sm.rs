@@ -328,7 +328,7 @@ fn load(sm: &sled::Tree) -> io::Result<Applied> {
                 .make_mut()
                 .insert(node, serde_json::from_slice(&v).map_err(json_err)?);
         } else if let Some(id) = key.strip_prefix("check/") {
-            a.state.checks.make_mut().insert(
+            a.state.checks.insert(
                 id.to_string(),
                 serde_json::from_slice(&v).map_err(json_err)?,
             );
@@ -338,12 +338,12 @@ fn load(sm: &sled::Tree) -> io::Result<Applied> {
                 serde_json::from_slice(&v).map_err(json_err)?,
             );
         } else if let Some(id) = key.strip_prefix("delivery/") {
-            a.state.deliveries.make_mut().insert(
+            a.state.deliveries.insert(
                 id.to_string(),
                 serde_json::from_slice(&v).map_err(json_err)?,
             );
         } else if let Some(id) = key.strip_prefix("cstate/") {
-            a.state.check_states.make_mut().insert(
+            a.state.check_states.insert(
                 id.to_string(),
                 serde_json::from_slice(&v).map_err(json_err)?,
             );
@@ -358,7 +358,7 @@ fn load(sm: &sled::Tree) -> io::Result<Applied> {
                 serde_json::from_slice(&v).map_err(json_err)?,
             );
         } else if let Some(id) = key.strip_prefix("req/") {
-            a.state.requests.make_mut().insert(
+            a.state.requests.insert(
                 id.to_string(),
                 serde_json::from_slice(&v).map_err(json_err)?,
             );
@@ -372,7 +372,6 @@ fn load(sm: &sled::Tree) -> io::Result<Applied> {
             let event: HistoryEvent = serde_json::from_slice(&v).map_err(json_err)?;
             a.state
                 .history
-                .make_mut()
                 .entry(id.to_string())
                 .or_default()
                 .make_mut()
@@ -387,14 +386,16 @@ fn load(sm: &sled::Tree) -> io::Result<Applied> {
             })?;
             a.state
                 .past_silences
-                .make_mut()
                 .insert(seq, serde_json::from_slice(&v).map_err(json_err)?);
         }
     }
     // Keys sort by seq within a check; sorting again costs little and
     // keeps the invariant whatever the key order.
-    for h in a.state.history.make_mut().values_mut() {
-        h.make_mut().events.sort_by_key(|e| e.seq);
+    let ids: Vec<String> = a.state.history.keys().cloned().collect();
+    for id in ids {
+        if let Some(h) = a.state.history.get_mut(&id) {
+            h.make_mut().events.sort_by_key(|e| e.seq);
+        }
     }
     Ok(a)
 }
