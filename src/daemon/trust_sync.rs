@@ -56,11 +56,15 @@ impl Daemon {
             self.trust
                 .update(|store| {
                     let keep = leader.and_then(|l| {
-                        store.entries().iter().find(|e| e.node_id == l).map(|e| Pin {
-                            node_id: e.node_id,
-                            fingerprint: e.fingerprint,
-                            advertise: e.advertise.clone(),
-                        })
+                        store
+                            .entries()
+                            .iter()
+                            .find(|e| e.node_id == l)
+                            .map(|e| Pin {
+                                node_id: e.node_id,
+                                fingerprint: e.fingerprint,
+                                advertise: e.advertise.clone(),
+                            })
                     });
                     let all: Vec<Pin> = peers.iter().cloned().chain(keep).collect();
                     Ok(store.reconcile(me, &all))
