@@ -43,17 +43,8 @@ pub fn check(history: &[Event]) -> Report {
                 (check, after)
             })
             .collect();
-    let first_page = |check: &str, event: &str, from: u64| {
-        history.iter().find_map(|e| match e {
-            Event::Delivery {
-                t,
-                check: c,
-                event: ev,
-                ..
-            } if c == check && ev == event && *t >= from => Some(*t),
-            _ => None,
-        })
-    };
+    let first_page =
+        |check: &str, event: &str, from: u64| super::first_page(history, check, event, from);
     // An outage still going when the history ends lasted until its last event.
     let last_t = history
         .iter()

@@ -64,3 +64,17 @@ pub(crate) fn meta(history: &[Event]) -> (usize, u64) {
         })
         .unwrap_or((3, 1000))
 }
+
+/// When `check`'s first `event` page (`down`, `recovered`) at or after
+/// `from` was delivered.
+pub(crate) fn first_page(history: &[Event], check: &str, event: &str, from: u64) -> Option<u64> {
+    history.iter().find_map(|e| match e {
+        Event::Delivery {
+            t,
+            check: c,
+            event: ev,
+            ..
+        } if c == check && ev == event && *t >= from => Some(*t),
+        _ => None,
+    })
+}

@@ -57,17 +57,8 @@ pub fn check(history: &[Event]) -> Report {
     let (_, interval) = meta(history);
     // Owed a page only when a majority of every voter set saw it, as (f).
     let stretches = super::evidence::majority_stretches(history, Rule::Every);
-    let first_page = |check: &str, event: &str, from: u64| {
-        history.iter().find_map(|e| match e {
-            Event::Delivery {
-                t,
-                check: c,
-                event: ev,
-                ..
-            } if c == check && ev == event && *t >= from => Some(*t),
-            _ => None,
-        })
-    };
+    let first_page =
+        |check: &str, event: &str, from: u64| super::first_page(history, check, event, from);
     let mut problems = Vec::new();
     let mut outages = 0;
     let wins = windows(history);
