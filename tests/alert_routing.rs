@@ -121,10 +121,16 @@ fn after_holds_a_short_outage_back_and_pages_a_long_one_once_each_way() {
             attempt < 3,
             "no outage under 3 s in three tries: {outages:?}"
         );
+        // Settled: sent, or skipped (at the 3 s boundary the ledger's own
+        // measure of the outage may fall just under --after while the
+        // witness's outage_ms rounds to 3 s or more); nothing still held.
         wait_for("the late pages to settle", Duration::from_secs(20), || {
-            (rows_of(&nodes[2], "late")
-                .iter()
-                .all(|d| d["status"] == "delivered"))
+            (rows_of(&nodes[2], "late").iter().all(|d| {
+                d["status"] == "delivered"
+                    || d["status"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with("skipped"))
+            }))
             .then_some(())
         });
     }
