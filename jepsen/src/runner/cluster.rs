@@ -9,11 +9,12 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::membership::{self, Roster, Spares};
 use super::net::Host;
 use super::nodes::{NodeCli, QuNode};
+use super::sh::retry;
 
 pub struct Cluster {
     pub hosts: Vec<Host>,
@@ -26,18 +27,6 @@ pub struct Cluster {
     pub roster: Roster,
     /// Hosts a membership fault may add (none unless `with_spares`).
     pub spares: Spares,
-}
-
-/// Retries `f` until it succeeds or `within` passes; the last error.
-fn retry<T>(within: Duration, mut f: impl FnMut() -> Result<T, String>) -> Result<T, String> {
-    let until = Instant::now() + within;
-    loop {
-        match f() {
-            Ok(v) => return Ok(v),
-            Err(e) if Instant::now() > until => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(300)),
-        }
-    }
 }
 
 impl Cluster {

@@ -16,10 +16,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::net::Host;
-use super::sh::must;
+use super::sh::{must, retry};
 use crate::proxy::shape::{Flow, Link, Rule, Shape, Table};
 use crate::proxy::{set_table, MARK};
 
@@ -158,20 +158,9 @@ impl Links {
                 &format!("{}:{TARGET_PROXY_PORT}", h.ip),
             ])?;
         }
-        let until = Instant::now() + Duration::from_secs(10);
         for (i, c) in links.controls.iter().enumerate() {
-            loop {
-                match set_table(c, &Table::default()) {
-                    Ok(()) => break,
-                    Err(e) if Instant::now() > until => {
-                        return Err(format!(
-                            "the proxy of {} did not answer: {e}",
-                            links.hosts[i].ns
-                        ))
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
-                }
-            }
+            retry(Duration::from_secs(10), || set_table(c, &Table::default()))
+                .map_err(|e| format!("the proxy of {} did not answer: {e}", links.hosts[i].ns))?;
         }
         Ok(links)
     }

@@ -30,13 +30,14 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::cluster::Cluster;
 use super::net::Host;
 use super::nodes::{NodeCli, QuNode};
 use super::recorder::Recorder;
 use super::sh::now_ms;
+use super::sh::retry;
 use crate::history::Event;
 
 /// One address and the identities that held it.
@@ -219,18 +220,6 @@ impl Spares {
         let mut nodes = self.nodes.lock().map_err(|_| "spare table poisoned")?;
         let n = nodes.get_mut(i).ok_or("no such spare")?;
         Ok(f(n))
-    }
-}
-
-/// Retries `f` until it succeeds or `within` passes; the last error.
-fn retry<T>(within: Duration, mut f: impl FnMut() -> Result<T, String>) -> Result<T, String> {
-    let until = Instant::now() + within;
-    loop {
-        match f() {
-            Ok(v) => return Ok(v),
-            Err(e) if Instant::now() > until => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(300)),
-        }
     }
 }
 

@@ -30,6 +30,19 @@ pub fn must(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// Retries `f` every 300 ms until it succeeds or `within` passes; the
+/// last error.
+pub fn retry<T>(within: Duration, mut f: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+    let until = std::time::Instant::now() + within;
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(e) if std::time::Instant::now() > until => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(300)),
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch (the history's clock).
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
